@@ -1,0 +1,182 @@
+"""Immutable configuration objects and the library's named defaults.
+
+Nothing here performs I/O. Every object validates itself on construction so a
+bad setting fails where it is written, not on the first request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ._errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_RETRY_AFTER",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_TIMEOUT",
+    "MAX_PAGE_SIZE",
+    "RateLimit",
+    "RetryPolicy",
+    "Timeout",
+    "mask_key",
+    "resolve_api_key",
+    "resolve_base_url",
+]
+
+DEFAULT_BASE_URL = "https://api.polysimulator.com"
+#: Overall budget, in seconds, for one call: every attempt, backoff and limiter wait together.
+DEFAULT_DEADLINE = 120.0
+#: Automatic repeats after the first attempt for 429, 425/502/503/504 and transport errors.
+DEFAULT_MAX_RETRIES = 3
+#: A 429 asking to wait longer than this (seconds) is raised at once instead of waited out.
+DEFAULT_MAX_RETRY_AFTER = 60.0
+#: Repeats of close/reset while the server answers 409 ORDERS_NOT_CANCELLED.
+DEFAULT_DRAIN_RETRIES = 10
+#: Connections kept per client (aiohttp connector limit).
+DEFAULT_POOL_SIZE = 100
+#: Trade-feed page size requested by the iterators (the server's maximum).
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 500
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None:
+        if not allow_none:
+            raise InvalidArgumentError(f"{name} must be a number, not None")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Per-attempt timeouts in seconds; ``None`` disables one.
+
+    Attributes:
+        connect: time to open a connection (DNS, TCP, TLS).
+        read: time to wait for each chunk of the response.
+        total: time for one whole attempt, from sending to the last byte.
+    """
+
+    connect: float | None = 5.0
+    read: float | None = 30.0
+    total: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            _check_positive(f"Timeout.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A client-side request budget: sliding windows of one second and one minute.
+
+    ``None`` for a window means that window is not limited. The partner API
+    allows 50 requests per second and 3,000 per minute per tenant (API.md §7.1).
+    """
+
+    per_second: int | None = 50
+    per_minute: int | None = 3000
+
+    def __post_init__(self) -> None:
+        for name in ("per_second", "per_minute"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(
+                    f"RateLimit.{name} must be a positive integer or None, got {value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a call is repeated. Built by :class:`~polysim_async.Client` from its keyword options.
+
+    Attributes:
+        max_retries: repeats after the first attempt for 429, 425/502/503/504 and
+            transport errors; ``0`` disables every automatic repeat, draining included.
+        max_retry_after: a ``Retry-After`` longer than this raises at once.
+        backoff_base: first backoff in seconds; doubles per attempt, full jitter.
+        backoff_max: ceiling of one backoff.
+        drain_retries: repeats of close/reset on 409 ``ORDERS_NOT_CANCELLED``.
+        drain_wait: pause between drain attempts when the server sends no ``Retry-After``.
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    drain_retries: int = DEFAULT_DRAIN_RETRIES
+    drain_wait: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "drain_retries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgumentError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("max_retry_after", "backoff_base", "backoff_max", "drain_wait"):
+            _check_positive(name, getattr(self, name), allow_none=False)
+
+
+DEFAULT_TIMEOUT = Timeout()
+DEFAULT_RATE_LIMIT = RateLimit()
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(base_url: str | None, *, allow_insecure: bool) -> str:
+    """Return the base URL to use: the argument, else ``POLYSIM_BASE_URL``, else production.
+
+    Raises:
+        InvalidArgumentError: the URL is not http(s), has no host, or is plain
+            ``http`` to a non-loopback host without ``allow_insecure=True``.
+    """
+    url = base_url or os.environ.get("POLYSIM_BASE_URL") or DEFAULT_BASE_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgumentError(f"base_url must be an http(s) URL with a host, got {url!r}")
+    if parts.query or parts.fragment:
+        raise InvalidArgumentError(f"base_url must not carry a query or fragment, got {url!r}")
+    if parts.scheme == "http" and not allow_insecure and not _is_loopback(parts.hostname):
+        raise InvalidArgumentError(
+            f"refusing to send an API key over plain http to {parts.hostname!r}; "
+            "use https, a loopback address, or pass allow_insecure=True"
+        )
+    return url.rstrip("/")
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    """Return the key: the argument, else ``POLYSIM_TENANT_KEY``, else ``POLYSIM_API_KEY``."""
+    key = api_key or os.environ.get("POLYSIM_TENANT_KEY") or os.environ.get("POLYSIM_API_KEY")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise InvalidArgumentError("api_key must be a non-empty string")
+    return key.strip() if key else None
+
+
+def mask_key(key: str | None) -> str:
+    """Show at most the first four characters of a key, for reprs and messages."""
+    if not key:
+        return "None"
+    return f"{key[:4]}…" if len(key) > 8 else "…"

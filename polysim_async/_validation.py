@@ -1,0 +1,110 @@
+"""Argument checks run before anything is sent; each failure is an InvalidArgumentError."""
+
+from __future__ import annotations
+
+import decimal
+import enum
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+from ._errors import InvalidArgumentError
+
+__all__ = [
+    "check_enum",
+    "check_int",
+    "check_mapping",
+    "check_str",
+    "check_url",
+    "path_id",
+    "to_money",
+]
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def check_str(name: str, value: object, *, min_len: int = 1, max_len: int = 255) -> str:
+    """Return ``value`` if it is a string of ``min_len``..``max_len`` characters."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a string, got {type(value).__name__}")
+    if not min_len <= len(value) <= max_len:
+        raise InvalidArgumentError(
+            f"{name} must be {min_len} to {max_len} characters long, got {len(value)}"
+        )
+    return value
+
+
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` if it is an int (not a bool) within ``low``..``high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
+        raise InvalidArgumentError(f"{name} must be within {bounds}, got {value}")
+    return value
+
+
+def check_enum(name: str, value: object, enum_type: type[E]) -> E:
+    """Return the member of ``enum_type`` named by ``value`` (a member, or its value, any case)."""
+    if isinstance(value, enum_type):
+        return value
+    if isinstance(value, str):
+        for candidate in (value, value.upper(), value.lower()):
+            try:
+                return enum_type(candidate)
+            except ValueError:
+                continue
+    allowed = ", ".join(repr(member.value) for member in enum_type)
+    raise InvalidArgumentError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def to_money(name: str, value: object, *, positive: bool = True) -> Decimal:
+    """Return ``value`` as an exact finite Decimal; floats are refused (they are not exact)."""
+    if isinstance(value, float):
+        raise InvalidArgumentError(
+            f"{name} must be a Decimal, int or decimal string, not float ({value!r} is inexact)"
+        )
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        raise InvalidArgumentError(
+            f"{name} must be a Decimal, int or decimal string, got {value!r}"
+        )
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except decimal.InvalidOperation:
+        raise InvalidArgumentError(f"{name} is not a decimal number: {value!r}") from None
+    if not amount.is_finite():
+        raise InvalidArgumentError(f"{name} must be finite, got {value!r}")
+    if positive and amount <= 0:
+        raise InvalidArgumentError(f"{name} must be greater than zero, got {value!r}")
+    return amount
+
+
+def check_mapping(name: str, value: object) -> dict[str, Any] | None:
+    """Return a plain dict copy of a JSON-object argument (``None`` passes through)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidArgumentError(f"{name} must be a mapping with string keys, got {value!r}")
+    return dict(value)
+
+
+def check_url(name: str, value: object) -> str:
+    """Return ``value`` if it is an absolute http(s) URL."""
+    url = check_str(name, value, max_len=2048)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidArgumentError(f"{name} must be an absolute http(s) URL, got {url!r}")
+    return url
+
+
+def path_id(name: str, value: object) -> str:
+    """Return an id (int or non-blank string) quoted for use as one path segment."""
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be an id, got {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    text = check_str(name, value, max_len=255)
+    if not text.strip() or text != text.strip():
+        raise InvalidArgumentError(f"{name} must not be blank or padded with spaces: {value!r}")
+    return quote(text, safe="")

@@ -1,0 +1,68 @@
+"""msgspec Structs for every wire shape, by API area. Shared by the client and the sandbox."""
+
+from .account import Balance, EquityPoint, Position
+from .common import AccountStatus, Money, Side, Stage, UTCDateTime
+from .executions import ConnectedFrame, Fill, FillFrame, PongFrame
+from .orders import (
+    CancelAllResult,
+    Order,
+    OrderPage,
+    OrderPosition,
+    OrderRow,
+    OrderStatus,
+    OrderType,
+    PlaceOrderRequest,
+    TimeInForce,
+    WsToken,
+)
+from .partner import (
+    AccountState,
+    CreateAccountRequest,
+    LoginLink,
+    LoginLinkRequest,
+    OpenPosition,
+    PartnerAccount,
+    PartnerUser,
+    RegisterUserRequest,
+    Rules,
+    Trade,
+    TradePage,
+    UpdateAccountRequest,
+)
+
+__all__ = [
+    "AccountState",
+    "AccountStatus",
+    "Balance",
+    "CancelAllResult",
+    "ConnectedFrame",
+    "CreateAccountRequest",
+    "EquityPoint",
+    "Fill",
+    "FillFrame",
+    "LoginLink",
+    "LoginLinkRequest",
+    "Money",
+    "OpenPosition",
+    "Order",
+    "OrderPage",
+    "OrderPosition",
+    "OrderRow",
+    "OrderStatus",
+    "OrderType",
+    "PartnerAccount",
+    "PartnerUser",
+    "PlaceOrderRequest",
+    "PongFrame",
+    "Position",
+    "RegisterUserRequest",
+    "Rules",
+    "Side",
+    "Stage",
+    "TimeInForce",
+    "Trade",
+    "TradePage",
+    "UTCDateTime",
+    "UpdateAccountRequest",
+    "WsToken",
+]

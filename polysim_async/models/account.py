@@ -1,0 +1,47 @@
+"""Wire shapes of the trader account reads (``/v1/account/*``), API.md §4.3 and the equity seed."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .common import Money, UTCDateTime
+
+__all__ = ["Balance", "EquityPoint", "Position"]
+
+
+class EquityPoint(msgspec.Struct, kw_only=True, frozen=True):
+    """One hourly equity snapshot; ``pnl`` is relative to the wallet's starting balance."""
+
+    timestamp: UTCDateTime
+    cash_balance: Money
+    position_value: Money
+    total_value: Money
+    pnl: Money
+
+
+class Balance(msgspec.Struct, kw_only=True, frozen=True):
+    """The API wallet's balance (``GET /v1/account/balance``).
+
+    ``unrealized_pnl`` is, as documented, the *total* P&L: ``total_value - starting_balance``.
+    """
+
+    balance: Money
+    currency: str = "USD"
+    starting_balance: Money | None = None
+    unrealized_pnl: Money | None = None
+    total_value: Money | None = None
+
+
+class Position(msgspec.Struct, kw_only=True, frozen=True):
+    """One position row (``GET /v1/account/positions``); mark fields are null without a price."""
+
+    id: int
+    market_id: str
+    outcome: str
+    quantity: Money
+    avg_entry_price: Money
+    status: str
+    current_price: Money | None = None
+    market_value: Money | None = None
+    unrealized_pnl: Money | None = None
+    market_question: str | None = None
