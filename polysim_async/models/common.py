@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import enum
 from datetime import datetime
 from decimal import Decimal
@@ -9,12 +10,29 @@ from typing import Annotated, TypeAlias
 
 import msgspec
 
-__all__ = ["AccountStatus", "Money", "Side", "Stage", "UTCDateTime"]
+from .._errors import DecodeError
+
+__all__ = ["AccountStatus", "Money", "Side", "Stage", "UTCDateTime", "to_decimal"]
 
 #: Money, prices and quantities: exact decimals, sent and received as JSON strings.
 Money: TypeAlias = Decimal
 #: An ISO-8601 timestamp that must carry a timezone (``Z`` and ``+00:00`` both accepted).
 UTCDateTime: TypeAlias = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+def to_decimal(raw: str, field: str) -> Decimal:
+    """Convert a wire decimal string to an exact Decimal.
+
+    Raises:
+        DecodeError: ``raw`` is not a finite decimal number.
+    """
+    try:
+        value = Decimal(raw)
+    except decimal.InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise DecodeError(f"{field} is not a decimal number: {raw!r}")
+    return value
 
 
 class Side(str, enum.Enum):

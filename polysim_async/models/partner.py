@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from .common import AccountStatus, Money, Side, Stage, UTCDateTime
+from .common import AccountStatus, Money, Side, Stage, UTCDateTime, to_decimal
 
 __all__ = [
     "AccountState",
@@ -100,20 +101,54 @@ class AccountState(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Trade(msgspec.Struct, kw_only=True, frozen=True):
-    """One filled trade from an account's feed (P6)."""
+    """One filled trade from an account's feed (P6).
+
+    Bulk pulls decode millions of these, so the money fields keep the exact
+    decimal strings of the wire (``raw_price`` ...) and the properties
+    (``price``, ``quantity``, ``notional``, ``fee``, ``realized_pnl``) turn them
+    into :class:`~decimal.Decimal` only when read: exact, never ``float``, and
+    about 2.3x cheaper to decode than eager Decimals (see benchmarks/README.md).
+    Equality compares the wire strings.
+    """
 
     trade_id: int
     order_id: int
     market_id: str
     side: Side
     outcome: str
-    price: Money
-    quantity: Money
-    notional: Money
-    fee: Money
+    raw_price: str = msgspec.field(name="price")
+    raw_quantity: str = msgspec.field(name="quantity")
+    raw_notional: str = msgspec.field(name="notional")
+    raw_fee: str = msgspec.field(name="fee")
     filled_at: UTCDateTime
     client_order_id: str | None = None
-    realized_pnl: Money | None = None
+    raw_realized_pnl: str | None = msgspec.field(default=None, name="realized_pnl")
+
+    @property
+    def price(self) -> Decimal:
+        """Fill price (4 dp on the wire)."""
+        return to_decimal(self.raw_price, "price")
+
+    @property
+    def quantity(self) -> Decimal:
+        """Filled shares."""
+        return to_decimal(self.raw_quantity, "quantity")
+
+    @property
+    def notional(self) -> Decimal:
+        """``price * quantity`` in USD, as the server rounded it (2 dp)."""
+        return to_decimal(self.raw_notional, "notional")
+
+    @property
+    def fee(self) -> Decimal:
+        """Fee charged in USD."""
+        return to_decimal(self.raw_fee, "fee")
+
+    @property
+    def realized_pnl(self) -> Decimal | None:
+        """Realized P&L of a closing fill, else ``None``."""
+        raw = self.raw_realized_pnl
+        return None if raw is None else to_decimal(raw, "realized_pnl")
 
 
 class TradePage(msgspec.Struct, kw_only=True, frozen=True):
