@@ -7,7 +7,6 @@ answered with 429s. Waiters are served first come, first served.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,10 +32,16 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
 
 
 class RateLimiter:
-    """Paces request starts to a :class:`RateLimit`.
+    """Paces request starts to a :class:`RateLimit` by handing out start times.
+
+    Each caller reserves the earliest start that keeps every window within
+    budget, in arrival order, then sleeps until it. Because a caller knows its
+    wait before sleeping, one whose slot lies past its deadline fails at once
+    without taking the slot. A slot reserved by a caller that is then
+    cancelled stays spent, which can only make pacing more conservative.
 
     Args:
-        limit: the budget; ``None`` turns the limiter off.
+        limit: the budget; ``None`` turns the windows off (429 pauses still apply).
         clock: monotonic clock in seconds (injectable for tests).
         sleep: coroutine function that waits (injectable for tests).
         wall_clock: epoch clock, to read ``X-RateLimit-Reset`` given as epoch seconds.
@@ -54,59 +59,63 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
+        # Start times handed out (past and future), ascending.
         self._second: collections.deque[float] = collections.deque()
         self._minute: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-        #: Total seconds spent waiting for the budget, for applications to read.
+        #: Total seconds callers spent waiting for the budget, for applications to read.
         self.waited = 0.0
 
-    def _delay(self, now: float) -> float:
-        """Seconds until one more request fits every window (0 when it fits now)."""
-        delay = max(0.0, self._paused_until - now)
+    def _reserve(self, now: float) -> float:
+        """The earliest start at or after ``now`` that fits every window (not recorded)."""
+        start = max(now, self._paused_until)
         limit = self.limit
         if limit is None:
-            return delay
+            return start
+        if self._second:
+            start = max(start, self._second[-1])
         while self._second and self._second[0] <= now - 1.0:
             self._second.popleft()
         while self._minute and self._minute[0] <= now - 60.0:
             self._minute.popleft()
         if limit.per_second is not None and len(self._second) >= limit.per_second:
-            delay = max(delay, self._second[-limit.per_second] + 1.0 - now)
+            start = max(start, self._second[-limit.per_second] + 1.0)
         if limit.per_minute is not None and len(self._minute) >= limit.per_minute:
-            delay = max(delay, self._minute[-limit.per_minute] + 60.0 - now)
-        return delay
+            start = max(start, self._minute[-limit.per_minute] + 60.0)
+        return start
 
     async def acquire(self, deadline: float | None = None) -> None:
-        """Wait until one more request fits the budget, then record it.
+        """Wait for this request's turn in the budget.
 
         Args:
             deadline: clock time by which the request must start.
 
         Raises:
-            DeadlineExceededError: the wait would pass ``deadline``.
+            DeadlineExceededError: the turn (or a 429 pause) lies past ``deadline``;
+                raised before waiting, and no turn is taken.
 
-        Cancellation while waiting gives up the place in line and records nothing.
+        Cancellation while waiting propagates; the reserved turn stays spent.
         """
-        if self.limit is None and self._paused_until <= self._clock():
-            return
-        async with self._lock:
-            while True:
-                now = self._clock()
-                delay = self._delay(now)
-                if delay <= 0:
-                    break
-                if deadline is not None and now + delay > deadline:
-                    raise DeadlineExceededError(
-                        f"rate limiter wait of {delay:.3f}s would pass the call's deadline"
-                    )
-                self.waited += delay
-                await self._sleep(delay)
-            if self.limit is not None:
-                if self.limit.per_second is not None:
-                    self._second.append(now)
-                if self.limit.per_minute is not None:
-                    self._minute.append(now)
+        now = self._clock()
+        start = self._reserve(now)
+        if deadline is not None and start > deadline:
+            raise DeadlineExceededError(
+                f"rate limiter wait of {start - now:.3f}s would pass the call's deadline"
+            )
+        if self.limit is not None:
+            if self.limit.per_second is not None:
+                self._second.append(start)
+            if self.limit.per_minute is not None:
+                self._minute.append(start)
+        while start > now:
+            self.waited += start - now
+            await self._sleep(start - now)
+            now = self._clock()
+            # A 429 seen while this caller slept pauses it too.
+            if self._paused_until > now:
+                if deadline is not None and self._paused_until > deadline:
+                    raise DeadlineExceededError("a rate-limit pause would pass the call's deadline")
+                start = self._paused_until
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (after a 429's ``Retry-After``)."""
