@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
 import time
 import warnings
@@ -34,6 +35,9 @@ from ._retry import ClientStats
 from ._transport import AiohttpTransport
 from ._version import __version__
 from .account import AccountAPI
+from .executions import ExecutionsAPI
+from .keys import KeysAPI
+from .orders import OrdersAPI
 from .partner import PartnerAPI
 
 __all__ = ["Client"]
@@ -102,7 +106,9 @@ class Client:
         if not isinstance(timeout, Timeout):
             timeout = Timeout(total=timeout)
         if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline <= 0
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not 0 < deadline < math.inf  # also refuses NaN
         ):
             raise InvalidArgumentError(
                 f"deadline must be a positive number or None, got {deadline!r}"
@@ -144,6 +150,17 @@ class Client:
         self.partner = PartnerAPI(self._requester)
         #: Trader account reads (personal key): equity, balance, positions.
         self.account = AccountAPI(self._requester)
+        #: Trader orders (personal key): place, get, list, cancel, cancel-all.
+        self.orders = OrdersAPI(self._requester)
+        #: Trader key services (personal key): WebSocket tokens.
+        self.keys = KeysAPI(self._requester)
+        #: The trader's fills as a reconnecting, gap-free stream (personal key).
+        self.executions = ExecutionsAPI(
+            self._requester,
+            mint=self.keys.ws_token,
+            session=lambda: self.session,
+            base_url=self.base_url,
+        )
 
     def __repr__(self) -> str:
         return (

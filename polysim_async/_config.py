@@ -172,7 +172,16 @@ def resolve_api_key(api_key: str | None) -> str | None:
     key = api_key or os.environ.get("POLYSIM_TENANT_KEY") or os.environ.get("POLYSIM_API_KEY")
     if key is not None and (not isinstance(key, str) or not key.strip()):
         raise InvalidArgumentError("api_key must be a non-empty string")
-    return key.strip() if key else None
+    if key is None:
+        return None
+    key = key.strip()
+    # Keys are printable ASCII without spaces; anything else would make aiohttp raise a
+    # bare ValueError (header injection guard) on the first request. Never echo the key.
+    if not all("!" <= ch <= "~" for ch in key):
+        raise InvalidArgumentError(
+            "api_key contains whitespace, control or non-ASCII characters; check how it was loaded"
+        )
+    return key
 
 
 def mask_key(key: str | None) -> str:

@@ -194,7 +194,8 @@ class APIStatusError(PolySimError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.body = body[:2048]
-        self.headers: Mapping[str, str] = dict(headers or {})
+        # Kept as given (the transport passes a read-only, case-insensitive mapping).
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
 
     def __str__(self) -> str:
         code = f" {self.code}" if self.code else ""

@@ -91,11 +91,13 @@ class Requester:
         deadline = None if self.deadline is None else self.clock() + self.deadline
 
         async def attempt() -> Response:
-            before = self.limiter.waited
+            # Time this call's own wait: the limiter's ``waited`` total also grows with
+            # every concurrent caller's wait, so a before/after difference of it is not ours.
+            before = self.clock()
             try:
                 await self.limiter.acquire(deadline)
             finally:
-                self.stats.limiter_wait += self.limiter.waited - before
+                self.stats.limiter_wait += self.clock() - before
             timeout = self._attempt_timeout(deadline)
             self.stats.attempts += 1
             response = await self.transport.send(request, timeout)

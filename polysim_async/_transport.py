@@ -54,6 +54,15 @@ class Response:
         return self.headers.get("X-Request-Id")
 
 
+def _describe(exc: BaseException) -> str:
+    """Name an exception for a message without its ``repr``.
+
+    The ``repr`` of :class:`aiohttp.ClientResponseError` (raised for a malformed
+    response) includes the request headers, and with them the API key.
+    """
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Transport(Protocol):
     """What the request path needs from an HTTP stack."""
 
@@ -145,15 +154,17 @@ class AiohttpTransport:
             raise InvalidArgumentError(f"invalid URL {url!r}") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise NetworkError(
-                f"connection lost during {request.method} {request.path}: {exc!r}"
+                f"connection lost during {request.method} {request.path}: {_describe(exc)}"
             ) from exc
         except aiohttp.ClientError as exc:
-            raise NetworkError(f"{request.method} {request.path} failed: {exc!r}") from exc
+            raise NetworkError(f"{request.method} {request.path} failed: {_describe(exc)}") from exc
         except asyncio.TimeoutError as exc:
             # aiohttp's ``total`` timeout; distinct from cancellation, which is not caught.
             raise ReadTimeoutError(f"{request.method} {request.path} exceeded its timeout") from exc
         except OSError as exc:
-            raise TransportError(f"{request.method} {request.path} failed: {exc!r}") from exc
+            raise TransportError(
+                f"{request.method} {request.path} failed: {_describe(exc)}"
+            ) from exc
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; safe to call twice."""

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import msgspec
+
 from ._errors import InvalidArgumentError
 
 __all__ = [
@@ -86,7 +88,13 @@ def check_mapping(name: str, value: object) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidArgumentError(f"{name} must be a mapping with string keys, got {value!r}")
-    return dict(value)
+    result = dict(value)
+    try:
+        # Refuse now what the request encoder would refuse later with a bare TypeError.
+        msgspec.json.encode(result)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
+        raise InvalidArgumentError(f"{name} must be JSON-serialisable: {exc}") from None
+    return result
 
 
 def check_url(name: str, value: object) -> str:

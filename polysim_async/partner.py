@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,8 @@ import msgspec
 from ._codec import decode, encode_rules
 from ._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ._errors import InvalidArgumentError
-from ._pagination import walk_cursor
+from ._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
+from ._pagination import flatten, walk_cursor, walk_cursor_prefetch
 from ._requester import Requester
 from ._validation import (
     check_enum,
@@ -22,6 +23,7 @@ from ._validation import (
     path_id,
     to_money,
 )
+from ._watch import DEFAULT_WATCH_CONCURRENCY, DEFAULT_WATCH_INTERVAL, TradeWatch
 from .models.common import Side, Stage
 from .models.partner import (
     AccountState,
@@ -36,6 +38,7 @@ from .models.partner import (
     TradePage,
     UpdateAccountRequest,
 )
+from .models.streams import Watermark
 
 __all__ = ["PartnerAPI", "PartnerAccounts", "PartnerUsers"]
 
@@ -54,10 +57,12 @@ def _rules(value: Rules | Mapping[str, Any] | None) -> Rules | None:
     return Rules(**{k: to_money(f"rules.{k}", v) for k, v in mapping.items() if v is not None})
 
 
-async def _flatten(pages: AsyncIterator[TradePage]) -> AsyncIterator[Trade]:
-    async for page in pages:
-        for trade in page.data:
-            yield trade
+def _page_data(page: TradePage) -> list[Trade]:
+    return page.data
+
+
+def _page_cursor(page: TradePage) -> str | None:
+    return page.next_cursor
 
 
 class PartnerUsers:
@@ -90,7 +95,12 @@ class PartnerUsers:
             external_id=external_id, email=email, metadata=check_mapping("metadata", metadata)
         )
         response = await self._r.send("POST", "/v1/partner/users", json=body, idempotent=True)
-        user = decode(PartnerUser, response.content, status=response.status)
+        user = decode(
+            PartnerUser,
+            response.content,
+            status=response.status,
+            request_id=response.request_id,
+        )
         if response.status == 201 and not user.created:
             user = msgspec.structs.replace(user, created=True)
         return user
@@ -120,7 +130,9 @@ class PartnerUsers:
         response = await self._r.send("POST", f"/v1/partner/users/{uid}/login-link", json=body)
         if not response.content.strip():
             return LoginLink()
-        return decode(LoginLink, response.content, status=response.status)
+        return decode(
+            LoginLink, response.content, status=response.status, request_id=response.request_id
+        )
 
 
 class PartnerAccounts:
@@ -203,12 +215,16 @@ class PartnerAccounts:
         market_id: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
+        prefetch: bool = True,
     ) -> AsyncIterator[TradePage]:
         """Iterate over the account's fill feed page by page, newest first.
 
         Pass a saved ``next_cursor`` as ``cursor`` (with the same filters) to
-        resume. Nothing is held open between pages, so ``break`` is safe; use
-        ``contextlib.aclosing`` for deterministic cleanup of the generator.
+        resume. With ``prefetch`` (the default) the next page is requested while
+        you work through the current one, at most one page ahead; stopping early
+        then costs one unused request, so pass ``prefetch=False`` for short
+        incremental syncs. ``break`` is safe; use ``contextlib.aclosing`` to
+        cancel the prefetch deterministically, else the generator's finalizer does it.
 
         Raises:
             InvalidArgumentError: bad filters or ``page_size`` outside 1..500,
@@ -230,7 +246,8 @@ class PartnerAccounts:
             query = params if cur is None else {**params, "cursor": cur}
             return await self._r.request(TradePage, "GET", path, params=query)
 
-        return walk_cursor(fetch, lambda page: page.next_cursor, cursor)
+        walker = walk_cursor_prefetch if prefetch else walk_cursor
+        return walker(fetch, _page_cursor, cursor)
 
     def trades(
         self,
@@ -240,15 +257,144 @@ class PartnerAccounts:
         market_id: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
+        prefetch: bool = True,
     ) -> AsyncIterator[Trade]:
         """Iterate over every fill of the account, newest first, across pages.
 
         Same arguments and errors as :meth:`trade_pages`.
         """
         pages = self.trade_pages(
-            account_id, side=side, market_id=market_id, page_size=page_size, cursor=cursor
+            account_id,
+            side=side,
+            market_id=market_id,
+            page_size=page_size,
+            cursor=cursor,
+            prefetch=prefetch,
         )
-        return _flatten(pages)
+        return flatten(pages, _page_data)
+
+    def trades_many(
+        self,
+        account_ids: Iterable[str],
+        *,
+        concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
+        side: Side | str | None = None,
+        market_id: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        cursors: Mapping[str, str | None] | None = None,
+        on_error: OnError = "raise",
+    ) -> AsyncIterator[tuple[str, Trade]]:
+        """Pull the fills of many accounts at once, as ``(account_id, trade)`` pairs.
+
+        ``concurrency`` accounts are walked at a time, each newest first; pairs of
+        different accounts interleave. Every request goes through the client's
+        shared rate limiter, so the budget is kept busy but never exceeded.
+
+        Args:
+            account_ids: distinct account ids.
+            concurrency: accounts in progress at once.
+            side, market_id, page_size: as for :meth:`trade_pages`, for every account.
+            cursors: account id → cursor to resume from (e.g. ``FanOutError.resume_cursors``).
+            on_error: ``"raise"``: the first account that fails (after the usual
+                retries) cancels the rest and raises. ``"continue"``: every other
+                account is pulled to the end first, then the failures are raised.
+
+        Returns:
+            An async iterator of ``(account_id, Trade)``.
+
+        Raises:
+            InvalidArgumentError: a bad or duplicate id or option, raised by this
+                call before anything is sent.
+            FanOutError: accounts failed; ``failures`` maps each to its error and
+                ``resume_cursors`` says where to resume it (raised while iterating).
+
+        Cancellation and early exit (``aclose()``, ``contextlib.aclosing``,
+        cancelling the consumer) cancel and await every worker; nothing is left running.
+        """
+        if isinstance(account_ids, (str, bytes)):
+            raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
+        ids = list(account_ids)
+        for aid in ids:
+            path_id("account_id", aid)
+        if len(set(ids)) != len(ids):
+            raise InvalidArgumentError("account_ids contains duplicates")
+        starts = dict(cursors or {})
+
+        def walk(aid: str) -> AsyncIterator[TradePage]:
+            return self.trade_pages(
+                aid,
+                side=side,
+                market_id=market_id,
+                page_size=page_size,
+                cursor=starts.get(aid),
+                prefetch=False,  # the workers already overlap requests
+            )
+
+        if ids:
+            walk(ids[0])  # validates the filters now; a walk sends nothing until iterated
+        return fan_out(
+            ids,
+            walk,
+            items=_page_data,
+            checkpoint=_page_cursor,
+            start=starts.get,
+            concurrency=concurrency,
+            on_error=on_error,
+        )
+
+    def watch_trades(
+        self,
+        account_ids: Iterable[str],
+        *,
+        interval: float = DEFAULT_WATCH_INTERVAL,
+        since: Mapping[str, Watermark] | None = None,
+        concurrency: int = DEFAULT_WATCH_CONCURRENCY,
+        page_size: int = 100,
+        queue_size: int = 1000,
+    ) -> TradeWatch:
+        """Watch many accounts for new fills; each fill is yielded exactly once, as it appears.
+
+        ``async with client.partner.accounts.watch_trades(ids) as watch: async for t in watch:``
+        yields :class:`AccountTrade` items. Each account's feed is polled newest
+        first and read down to the newest fill already seen; the fills found are
+        yielded oldest first. Polls are spread over the client's shared rate
+        budget, one page per turn in due-time order, so a busy account cannot
+        starve the rest, and a 429 only delays the account it hit.
+
+        Args:
+            account_ids: distinct account ids (thousands are fine).
+            interval: seconds between polls of one account (longer when the
+                rate budget cannot serve every account that often).
+            since: saved :attr:`TradeWatch.watermarks`: account id → the newest
+                fill already handled (``Watermark.beginning()`` for "every fill
+                is new"). An account not in it starts at its newest fill when
+                first polled.
+            concurrency: requests in flight at once.
+            page_size: fills per page when catching up (1..500).
+            queue_size: fills buffered for a slow consumer before polling pauses.
+
+        Returns:
+            The watch: an async iterator and async context manager with
+            ``watermarks`` (what to save) and ``stats``.
+
+        Raises:
+            InvalidArgumentError: a bad or duplicate id or option (at once).
+            While iterating: AuthenticationError, PermissionDeniedError,
+            NotFoundError or ValidationError for a permanent refusal, which ends
+            the watch; transient failures (429, 5xx, network) are retried quietly.
+
+        Cancellation: leaving the ``async with`` or cancelling the consumer
+        cancels and awaits every polling task.
+        """
+        return TradeWatch(
+            self._r,
+            account_ids,
+            interval=interval,
+            since=since,
+            concurrency=concurrency,
+            page_size=page_size,
+            queue_size=queue_size,
+        )
 
     async def close(self, account_id: str) -> AccountState:
         """Close (archive) the account and freeze its wallet. Idempotent.

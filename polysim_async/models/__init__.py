@@ -1,6 +1,6 @@
 """msgspec Structs for every wire shape, by API area. Shared by the client and the sandbox."""
 
-from .account import Balance, EquityPoint, Position
+from .account import Balance, EquityPoint, HistoryPage, HistoryRow, Position
 from .common import AccountStatus, Money, Side, Stage, UTCDateTime
 from .executions import ConnectedFrame, Fill, FillFrame, PongFrame
 from .orders import (
@@ -29,10 +29,12 @@ from .partner import (
     TradePage,
     UpdateAccountRequest,
 )
+from .streams import AccountTrade, StreamGap, Watermark
 
 __all__ = [
     "AccountState",
     "AccountStatus",
+    "AccountTrade",
     "Balance",
     "CancelAllResult",
     "ConnectedFrame",
@@ -40,6 +42,8 @@ __all__ = [
     "EquityPoint",
     "Fill",
     "FillFrame",
+    "HistoryPage",
+    "HistoryRow",
     "LoginLink",
     "LoginLinkRequest",
     "Money",
@@ -59,10 +63,12 @@ __all__ = [
     "Rules",
     "Side",
     "Stage",
+    "StreamGap",
     "TimeInForce",
     "Trade",
     "TradePage",
     "UTCDateTime",
     "UpdateAccountRequest",
+    "Watermark",
     "WsToken",
 ]

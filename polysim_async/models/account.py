@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from .common import Money, UTCDateTime
+from .common import Money, Side, UTCDateTime
 
-__all__ = ["Balance", "EquityPoint", "Position"]
+__all__ = ["Balance", "EquityPoint", "HistoryPage", "HistoryRow", "Position"]
 
 
 class EquityPoint(msgspec.Struct, kw_only=True, frozen=True):
@@ -45,3 +45,31 @@ class Position(msgspec.Struct, kw_only=True, frozen=True):
     market_value: Money | None = None
     unrealized_pnl: Money | None = None
     market_question: str | None = None
+
+
+class HistoryRow(msgspec.Struct, kw_only=True, frozen=True):
+    """One filled order from ``GET /v1/account/history`` (newest ``filled_at`` first).
+
+    ``status`` is always ``FILLED``; ``price_source`` is a diagnostic label, not an enum.
+    """
+
+    order_id: int
+    market_id: str
+    side: Side
+    outcome: str
+    price: Money
+    quantity: Money
+    notional: Money
+    fee: Money
+    status: str = "FILLED"
+    price_source: str | None = None
+    price_age_ms: int | None = None
+    filled_at: UTCDateTime | None = None
+    created_at: UTCDateTime | None = None
+
+
+class HistoryPage(msgspec.Struct, kw_only=True, frozen=True):
+    """``GET /v1/account/history?envelope=true``: ``next_cursor`` is the next offset or ``""``."""
+
+    data: list[HistoryRow]
+    next_cursor: str = ""

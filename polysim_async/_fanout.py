@@ -1,0 +1,208 @@
+"""Walk many cursor feeds at once and merge their items into one async iterator.
+
+It knows no API area: a resource method hands it a key list and a function that
+opens one key's page walk. Every request still goes through the client's one
+request path, so the shared rate limiter paces all workers together: with
+enough workers the budget stays saturated, and it is never exceeded.
+
+Shape::
+
+    keys ──► N worker tasks ──► bounded queue of pages ──► consumer yields (key, item)
+
+* Memory is bounded: at most ``concurrency`` pages wait in the queue, one more
+  per worker is blocked on a full queue, and the consumer holds one.
+* Items of one key arrive in feed order; keys interleave.
+* A key's failure is never dropped: ``on_error="raise"`` stops everything and
+  raises :class:`FanOutError` at once; ``on_error="continue"`` finishes every
+  other key first, then raises :class:`FanOutError` naming every failed key with
+  the cursor to resume it from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from ._errors import InvalidArgumentError, PolySimError
+
+__all__ = ["DEFAULT_FAN_OUT_CONCURRENCY", "FanOutError", "OnError", "fan_out"]
+
+K = TypeVar("K")
+P = TypeVar("P")
+T = TypeVar("T")
+
+#: Accounts pulled at once by ``trades_many`` unless told otherwise.
+DEFAULT_FAN_OUT_CONCURRENCY = 8
+#: What ``trades_many`` does when one account's feed fails.
+OnError = Literal["raise", "continue"]
+
+
+class FanOutError(PolySimError):
+    """One or more feeds of a fan-out failed; ``failures`` maps each key to its error.
+
+    Attributes:
+        failures: key (account id) → the library error that ended its walk,
+            after the request path's own retries. The first one is also ``__cause__``.
+        resume_cursors: key → the cursor after the last page whose items were all
+            delivered (``None``: start over), to resume that key without gaps or repeats.
+    """
+
+    def __init__(
+        self,
+        failures: Mapping[str, PolySimError],
+        resume_cursors: Mapping[str, str | None],
+    ) -> None:
+        self.failures = dict(failures)
+        self.resume_cursors = dict(resume_cursors)
+        shown = "; ".join(f"{k}: {e}" for k, e in list(self.failures.items())[:3])
+        more = len(self.failures) - 3
+        super().__init__(
+            f"{len(self.failures)} feed(s) failed: {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Page(Generic[K, P]):
+    key: K
+    page: P
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed(Generic[K]):
+    key: K
+    error: PolySimError
+
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    error: Exception
+
+
+_DONE = object()
+
+
+async def _close(pages: AsyncIterator[Any]) -> None:
+    aclose = getattr(pages, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _worker(
+    keys: Iterator[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    queue: asyncio.Queue[object],
+) -> None:
+    try:
+        # ``keys`` is shared: each worker takes the next key when it is free.
+        for key in keys:
+            pages = walk(key)
+            try:
+                async for page in pages:
+                    await queue.put(_Page(key, page))
+            except PolySimError as exc:
+                await queue.put(_Failed(key, exc))
+            finally:
+                await _close(pages)
+    except Exception as exc:
+        # A bug rather than an API failure: stop the fan-out with it, unwrapped.
+        await queue.put(_Crashed(exc))
+        return
+    await queue.put(_DONE)
+
+
+def _reap(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def fan_out(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    *,
+    items: Callable[[P], Iterable[T]],
+    checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None] = lambda key: None,
+    concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
+    on_error: OnError = "raise",
+) -> AsyncIterator[tuple[K, T]]:
+    """Walk ``walk(key)`` for every key with ``concurrency`` workers; yield ``(key, item)``.
+
+    Args:
+        keys: the feeds to walk, each once, in order of starting.
+        walk: opens one key's page walk (an async generator; it is closed when done).
+        items: the items of a page, yielded in order.
+        checkpoint: a page's next cursor, recorded once all its items were yielded.
+        start: the cursor each key's walk starts from (for ``resume_cursors``).
+        concurrency: walks in progress at once (1 or more).
+        on_error: ``"raise"`` or ``"continue"``; see the module docstring.
+
+    Returns:
+        An async iterator of ``(key, item)`` pairs.
+
+    Raises:
+        InvalidArgumentError: bad ``concurrency`` or ``on_error``, raised by this
+            call before anything starts.
+        FanOutError: a walk raised a :class:`PolySimError`. Any other exception
+            from a walk stops the fan-out and is re-raised unchanged.
+
+    Cancellation and early exit: closing the iterator (``aclose()``, leaving
+    ``contextlib.aclosing``) or cancelling the consumer cancels every worker and
+    waits for them, so no task survives the fan-out. Cancellation propagates.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if on_error not in ("raise", "continue"):
+        raise InvalidArgumentError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+    return _run(keys, walk, items, checkpoint, start, concurrency, on_error)
+
+
+async def _run(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    items: Callable[[P], Iterable[T]],
+    checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None],
+    concurrency: int,
+    on_error: OnError,
+) -> AsyncIterator[tuple[K, T]]:
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
+    shared = iter(keys)
+    tasks = [
+        asyncio.create_task(_worker(shared, walk, queue))
+        for _ in range(min(concurrency, len(keys)))
+    ]
+    failures: dict[K, PolySimError] = {}
+    progress: dict[K, str | None] = {}
+    try:
+        live = len(tasks)
+        while live:
+            item = await queue.get()
+            if item is _DONE:
+                live -= 1
+            elif isinstance(item, _Page):
+                key = item.key
+                for value in items(item.page):
+                    yield key, value
+                progress[key] = checkpoint(item.page)
+            elif isinstance(item, _Failed):
+                failures[item.key] = item.error
+                if on_error == "raise":
+                    break
+            elif isinstance(item, _Crashed):
+                raise item.error
+        if failures:
+            first = next(iter(failures.values()))
+            raise FanOutError(
+                {str(k): e for k, e in failures.items()},
+                {str(k): progress[k] if k in progress else start(k) for k in failures},
+            ) from first
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
+            _reap(task)

@@ -1,0 +1,318 @@
+"""Watching many partner accounts for new fills by polling their keyset trade feeds.
+
+Partners get no push channel, so each account's feed (newest first by
+``(filled_at, order_id)``, API.md §8.1) is polled and read down to the newest
+fill already seen. Scheduling, fairness and budget:
+
+* Every account is a job in one due-time heap; a dispatcher moves due jobs to a
+  FIFO ready queue and ``concurrency`` workers run them. An account is in at
+  most one place at a time, so its polls never overlap.
+* One *turn* is one request (one page). An account with a backlog keeps its
+  place in the walk (the keyset cursor) and goes to the back of the ready queue
+  after each page, so the busiest account costs one request per round, like
+  every other, and cannot starve the rest.
+* Every request goes through the client's shared limiter (FIFO), so the watch
+  stays within the rate budget alongside the application's other calls. A 429
+  that outlasts the request path's own retries, and any other transient
+  failure, only delays that account (with backoff); it never reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final
+
+from ._errors import (
+    APIStatusError,
+    ClientClosedError,
+    InvalidArgumentError,
+    RateLimitError,
+    UsageError,
+)
+from ._requester import Requester
+from ._validation import check_int, path_id
+from .models.partner import Trade, TradePage
+from .models.streams import AccountTrade, Watermark
+
+__all__ = [
+    "DEFAULT_WATCH_CONCURRENCY",
+    "DEFAULT_WATCH_INTERVAL",
+    "TradeWatch",
+    "WatchStats",
+]
+
+logger = logging.getLogger("polysim_async")
+
+#: Seconds between two polls of one account when it has nothing new.
+DEFAULT_WATCH_INTERVAL = 5.0
+#: Requests a watch keeps in flight at once.
+DEFAULT_WATCH_CONCURRENCY = 8
+_MIN_PROBE = 10
+_MAX_BACKOFF = 60.0
+
+
+class _Unset:
+    """Marks an account whose starting point has not been read yet."""
+
+
+_UNSET: Final = _Unset()
+
+
+@dataclass
+class _Account:
+    id: str
+    path: str
+    mark: Watermark | _Unset  # newest fill queued
+    walk: list[Trade] = field(default_factory=list)  # this poll's new fills, newest first
+    cursor: str | None = None  # where this poll's walk continues
+    last_new: int = 0  # new fills found by the previous poll, to size the first page
+    failures: int = 0
+
+
+@dataclass
+class WatchStats:
+    """Counters of one watch.
+
+    Attributes:
+        requests: trade-feed pages requested.
+        polls: polls completed (walks that reached the newest fill already seen).
+        trades: fills queued for the consumer.
+        retries: transient failures that delayed an account (429s included).
+    """
+
+    requests: int = 0
+    polls: int = 0
+    trades: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class _End:
+    error: BaseException | None
+
+
+class TradeWatch:
+    """New fills on many partner accounts, each exactly once; see ``watch_trades``.
+
+    Iterate it with ``async for``; use ``async with`` (or ``await aclose()``)
+    so its tasks stop deterministically. Save :attr:`watermarks` to resume.
+
+    Backpressure: at most ``queue_size`` fills wait for the consumer; when the
+    queue is full, polling pauses. Nothing is dropped.
+
+    Cancellation: cancelling the consumer or leaving the ``async with`` cancels
+    and awaits every task of the watch.
+    """
+
+    def __init__(
+        self,
+        requester: Requester,
+        account_ids: Iterable[str],
+        *,
+        interval: float,
+        since: Mapping[str, Watermark] | None,
+        concurrency: int,
+        page_size: int,
+        queue_size: int,
+    ) -> None:
+        if isinstance(account_ids, (str, bytes)):
+            raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
+        ids = list(account_ids)
+        if len(set(ids)) != len(ids):
+            raise InvalidArgumentError("account_ids contains duplicates")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise InvalidArgumentError(f"interval must be a positive number, got {interval!r}")
+        self._interval = float(interval)
+        self._concurrency = check_int("concurrency", concurrency, low=1)
+        self._page_size = check_int("page_size", page_size, low=1, high=500)
+        start = dict(since or {})
+        for aid, mark in start.items():
+            if not isinstance(mark, Watermark):
+                raise InvalidArgumentError(f"since[{aid!r}] must be a Watermark, got {mark!r}")
+        self._r = requester
+        self._accounts = [
+            _Account(
+                aid,
+                f"/v1/partner/accounts/{path_id('account_id', aid)}/trades",
+                start.get(aid, _UNSET),
+            )
+            for aid in ids
+        ]
+        self._delivered: dict[str, Watermark] = {aid: start[aid] for aid in ids if aid in start}
+        self._out: asyncio.Queue[AccountTrade | _End] = asyncio.Queue(
+            maxsize=check_int("queue_size", queue_size, low=1)
+        )
+        self._ready: asyncio.Queue[_Account] = asyncio.Queue()
+        self._heap: list[tuple[float, int, _Account]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finished = False
+        self._rng = random.Random()
+        #: Counters; read them, don't write them.
+        self.stats = WatchStats()
+
+    @property
+    def watermarks(self) -> dict[str, Watermark]:
+        """Per account, the newest fill handed to the consumer; pass it as ``since`` to resume.
+
+        An account that had no fill when the watch started on it shows
+        :meth:`Watermark.beginning` (every fill it gets is new). Accounts whose
+        starting point was not read yet are absent: on a restart they start
+        from their newest fill then.
+        """
+        return dict(self._delivered)
+
+    def _start(self) -> None:
+        if self._tasks or self._finished:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for acc in self._accounts:
+            self._schedule(acc, now)
+        self._tasks.append(loop.create_task(self._dispatch()))
+        self._tasks += [loop.create_task(self._work()) for _ in range(self._concurrency)]
+
+    async def __aenter__(self) -> TradeWatch:
+        if self._finished:
+            raise ClientClosedError("a trade watch cannot be restarted; create a new one")
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel and await every task of the watch; idempotent.
+
+        If the caller is cancelled while waiting, the tasks are already
+        cancelled and finish on their own.
+        """
+        self._finished = True
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def __aiter__(self) -> TradeWatch:
+        return self
+
+    async def __anext__(self) -> AccountTrade:
+        """Return the next new fill, waiting for it.
+
+        Raises:
+            StopAsyncIteration: the watch was closed.
+            AuthenticationError, PermissionDeniedError, NotFoundError,
+            ValidationError: a permanent refusal (bad key, scope, or account id);
+                the watch is closed first.
+        """
+        if self._finished:
+            raise StopAsyncIteration
+        self._start()
+        item = await self._out.get()
+        if isinstance(item, _End):
+            await self.aclose()
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        self._delivered[item.account_id] = Watermark.of(item.trade)
+        return item
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _schedule(self, acc: _Account, due: float) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), acc))
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._heap and self._heap[0][0] <= now:
+                self._ready.put_nowait(heapq.heappop(self._heap)[2])
+            delay = self._heap[0][0] - now if self._heap else None
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                acc = await self._ready.get()
+                delay = await self._turn(acc)
+                self._schedule(acc, loop.time() + delay)
+        except Exception as exc:  # a permanent error; CancelledError propagates
+            await self._out.put(_End(exc))
+
+    async def _turn(self, acc: _Account) -> float:
+        """Run one request for ``acc``; return the seconds until its next turn."""
+        try:
+            delay = await self._poll(acc)
+        except Exception as exc:
+            if isinstance(exc, UsageError) or (
+                isinstance(exc, APIStatusError)
+                and 400 <= exc.status < 500
+                and exc.status not in (408, 425, 429)
+            ):
+                raise
+            acc.failures += 1
+            self.stats.retries += 1
+            ceiling = min(_MAX_BACKOFF, self._interval * 2.0 ** (acc.failures - 1))
+            delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+            if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            logger.warning("watch: account %s delayed %.2fs after %s", acc.id, delay, exc)
+            return delay
+        acc.failures = 0
+        return delay
+
+    async def _page(self, acc: _Account, limit: int) -> TradePage:
+        params = {"limit": str(limit)}
+        if acc.cursor is not None:
+            params["cursor"] = acc.cursor
+        self.stats.requests += 1
+        return await self._r.request(TradePage, "GET", acc.path, params=params)
+
+    async def _poll(self, acc: _Account) -> float:
+        mark = acc.mark
+        if isinstance(mark, _Unset):
+            page = await self._page(acc, 1)
+            acc.mark = Watermark.of(page.data[0]) if page.data else Watermark.beginning()
+            self._delivered[acc.id] = acc.mark
+            return self._interval
+        first = acc.cursor is None
+        probe = min(self._page_size, max(_MIN_PROBE, 2 * acc.last_new + 1))
+        page = await self._page(acc, probe if first else self._page_size)
+        reached = False
+        for trade in page.data:
+            if Watermark.of(trade) <= mark:
+                reached = True
+                break
+            acc.walk.append(trade)
+        if not reached and page.next_cursor:
+            acc.cursor = page.next_cursor
+            return 0.0  # continue the walk, behind every account already due
+        found, acc.walk, acc.cursor = acc.walk, [], None
+        acc.last_new = len(found)
+        self.stats.polls += 1
+        if found:
+            acc.mark = Watermark.of(found[0])
+            for trade in reversed(found):
+                self.stats.trades += 1
+                await self._out.put(AccountTrade(account_id=acc.id, trade=trade))
+        return self._interval

@@ -1,0 +1,133 @@
+"""The execution feed (``/v1/ws/executions``, personal key): ``client.executions``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal, overload
+
+from ._fills import HISTORY_PAGE_MAX
+from ._requester import Requester
+from ._stream import FillStream, ReconnectPolicy, SessionFactory
+from ._validation import check_int
+from .account import wallet_param
+from .models.executions import Fill
+from .models.orders import WsToken
+from .models.streams import StreamGap, Watermark
+
+__all__ = ["DEFAULT_QUEUE_SIZE", "DEFAULT_RECONNECT", "ExecutionsAPI", "ws_url"]
+
+#: Fills buffered between the socket reader and a slow consumer.
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_RECONNECT = ReconnectPolicy()
+
+
+def ws_url(base_url: str, path: str) -> str:
+    """Turn the REST base URL into a WebSocket URL: ``https→wss``, ``http→ws``, plus ``path``."""
+    scheme, sep, rest = base_url.partition("://")
+    ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
+    return f"{ws_scheme}{sep}{rest.rstrip('/')}{path}"
+
+
+class ExecutionsAPI:
+    """``client.executions``: the key owner's fills as one reconnecting, gap-free stream."""
+
+    def __init__(
+        self,
+        requester: Requester,
+        *,
+        mint: Callable[[], Awaitable[WsToken]],
+        session: SessionFactory,
+        base_url: str,
+    ) -> None:
+        self._r = requester
+        self._mint = mint
+        self._session = session
+        self._url = ws_url(base_url, "/v1/ws/executions")
+
+    @overload
+    def stream(
+        self,
+        *,
+        since: Watermark | None = ...,
+        gaps: Literal[False] = ...,
+        queue_size: int = ...,
+        reconnect: ReconnectPolicy = ...,
+        wallet_id: int | str | None = ...,
+    ) -> FillStream[Fill]: ...
+
+    @overload
+    def stream(
+        self,
+        *,
+        since: Watermark | None = ...,
+        gaps: Literal[True],
+        queue_size: int = ...,
+        reconnect: ReconnectPolicy = ...,
+        wallet_id: int | str | None = ...,
+    ) -> FillStream[Fill | StreamGap]: ...
+
+    def stream(
+        self,
+        *,
+        since: Watermark | None = None,
+        gaps: bool = False,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
+        wallet_id: int | str | None = None,
+    ) -> FillStream[Fill] | FillStream[Fill | StreamGap]:
+        """Stream every fill of the key's owner, exactly once, in order, across drops.
+
+        ``async with client.executions.stream() as fills: async for fill in fills: ...``
+
+        On entering, a token is minted (``POST /v1/keys/ws-token``) and the
+        socket opened at the base URL with ``https→wss`` / ``http→ws`` and
+        path ``/v1/ws/executions?token=``. All three documented frame shapes
+        become :class:`Fill`; ``connected`` and ``pong`` frames are ignored; a
+        JSON ping is sent when the socket is idle. After every reconnect, the
+        fills missed meanwhile are read from ``GET /v1/account/history`` (the
+        source of truth) and delivered before live frames resume; duplicates
+        between the two are dropped by ``(order_id, filled_at)``.
+
+        Args:
+            since: resume after this position (a saved :attr:`FillStream.position`):
+                only later fills are delivered, the missed ones read from REST
+                first; ``Watermark.beginning()`` replays the whole history.
+                ``None`` starts at the newest fill REST shows on entering.
+            gaps: also yield a :class:`StreamGap` before the fills recovered
+                after each reconnect (and after resuming from ``since``).
+            queue_size: fills buffered for a slow consumer before the socket
+                reader pauses (backpressure; nothing is ever dropped).
+            reconnect: backoff, ping and dedupe settings.
+            wallet_id: history scope for the backfill (``"all"``, ``"api"`` or a
+                wallet id); omitted means the API wallet, where API-key orders
+                trade. Use ``"all"`` if fills on other wallets reach the socket too.
+
+        Returns:
+            The stream, to be entered with ``async with``. Its ``position`` is
+            what to save; its ``stats`` count reconnects, recoveries and duplicates.
+
+        Raises:
+            InvalidArgumentError: bad ``queue_size`` or ``wallet_id`` (at once).
+            While iterating: AuthenticationError or PermissionDeniedError when a
+            token is refused (401/403), StreamClosedError after
+            ``reconnect.max_failures`` consecutive failures. Other errors are
+            retried with backoff.
+
+        Cancellation: cancelling the consumer, ``break`` or an error inside the
+        ``async with`` closes the socket and stops the reader task before the
+        block exits.
+        """
+        size = check_int("queue_size", queue_size, low=1)
+        scope = wallet_param(wallet_id)
+        return FillStream(
+            requester=self._r,
+            mint=self._mint,
+            session=self._session,
+            url=self._url,
+            since=since,
+            gaps=gaps,
+            queue_size=size,
+            policy=reconnect,
+            page_size=HISTORY_PAGE_MAX,
+            scope={} if scope is None else {"wallet_id": scope},
+        )

@@ -1,0 +1,72 @@
+"""Positions and events of the fill streams: the executions stream and the partner trade watch.
+
+A fill's identity is ``(order_id, filled_at)``; fills are ordered by
+``(filled_at, order_id)``, the order the partner trade feed pages in (API.md §8.1).
+A :class:`Watermark` is one point in that order: "every fill up to and including
+this one has been handled". It is what a caller saves to resume after a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+
+from .common import UTCDateTime
+from .executions import Fill
+from .partner import Trade
+
+__all__ = ["AccountTrade", "StreamGap", "Watermark"]
+
+
+class Watermark(msgspec.Struct, kw_only=True, frozen=True, order=True):
+    """A position in the fill order: the newest fill already handled.
+
+    Watermarks compare by ``(filled_at, order_id)``, so ``a < b`` means ``a``
+    comes first. Encode one with ``msgspec.json.encode`` to save it and decode it
+    with ``msgspec.json.decode(data, type=Watermark)`` to resume.
+    """
+
+    filled_at: UTCDateTime
+    order_id: int
+
+    @classmethod
+    def of(cls, fill: Fill | Trade) -> Watermark:
+        """Return the position of ``fill`` (an executions ``Fill`` or a partner ``Trade``)."""
+        return cls(filled_at=fill.filled_at, order_id=fill.order_id)
+
+    @classmethod
+    def beginning(cls) -> Watermark:
+        """Return the position before every fill: resuming from it replays the whole history."""
+        return cls(filled_at=_EPOCH, order_id=0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class StreamGap(msgspec.Struct, kw_only=True, frozen=True):
+    """Marker yielded (when asked for) after the stream healed a gap from REST.
+
+    It comes just before the fills it recovered, which follow in order.
+
+    Attributes:
+        after: the newest fill the stream had handed over before the gap
+            (``None`` when it had none yet).
+        until: the newest fill recovered from REST, or ``None`` if none was missing.
+        recovered: how many fills were recovered from REST (they follow this marker).
+        reason: why the live feed was interrupted (a close code, an error, ``"resume"``).
+        offline_seconds: time from losing the live feed to having healed the gap.
+    """
+
+    after: Watermark | None
+    until: Watermark | None
+    recovered: int
+    reason: str
+    offline_seconds: float
+
+
+class AccountTrade(msgspec.Struct, kw_only=True, frozen=True):
+    """One new fill on one watched partner account."""
+
+    account_id: str
+    trade: Trade

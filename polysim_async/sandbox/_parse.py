@@ -1,0 +1,165 @@
+"""Request parsing shared by every route: JSON bodies, fields and query values.
+
+Every failure here is ``422 VALIDATION_FAILED`` with a message naming the field
+(a body that is not JSON, not an object, a wrong type, an out-of-range number or
+an overlong string). Routes raise the more specific 400 codes themselves.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ._errors import ApiError, validation
+
+__all__ = [
+    "decimal_field",
+    "json_object",
+    "optional_object",
+    "query_bool",
+    "query_int",
+    "string_field",
+]
+
+_decoder = msgspec.json.Decoder()
+#: Cap on request bodies we bother to parse (the app also caps the socket read).
+MAX_BODY = 1 << 20
+
+
+async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """Read and decode a JSON object body.
+
+    Raises:
+        ApiError: 422 when the body is missing (unless ``allow_empty``), not JSON,
+            or not an object.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise validation("request body is required (a JSON object)")
+    try:
+        data = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise validation(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise validation("request body must be a JSON object")
+    return data
+
+
+def string_field(
+    data: dict[str, Any], name: str, *, required: bool, min_len: int = 1, max_len: int = 255
+) -> str | None:
+    """A string field with length bounds (``None`` when absent/null and optional).
+
+    Raises:
+        ApiError: 422 when missing, not a string, or out of bounds.
+    """
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise validation(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise validation(f"{name} must be a string")
+    if not min_len <= len(value) <= max_len:
+        raise validation(f"{name} must be {min_len} to {max_len} characters long")
+    return value
+
+
+def decimal_field(
+    data: dict[str, Any],
+    name: str,
+    *,
+    required: bool,
+    low: Decimal | None = None,
+    high: Decimal | None = None,
+    places: int | None = None,
+    inclusive_low: bool = True,
+) -> Decimal | None:
+    """A decimal given as a string (or, tolerated, a JSON number).
+
+    Raises:
+        ApiError: 422 when missing, not a finite decimal, out of range, or too precise.
+    """
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise validation(f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise validation(f'{name} must be a decimal string such as "10.00"')
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise validation(f'{name} must be a decimal string such as "10.00"') from None
+    if not number.is_finite():
+        raise validation(f"{name} must be a finite number")
+    if low is not None and (number < low or (not inclusive_low and number == low)):
+        raise validation(f"{name} must be {'at least' if inclusive_low else 'above'} {low}")
+    if high is not None and number > high:
+        raise validation(f"{name} must be at most {high}")
+    exponent = number.as_tuple().exponent
+    if places is not None and isinstance(exponent, int) and exponent < -places:
+        raise validation(f"{name} must have at most {places} decimal places")
+    return number
+
+
+def optional_object(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A free-form JSON object field (``None`` when absent or null).
+
+    Raises:
+        ApiError: 422 when present but not an object.
+    """
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise validation(f"{name} must be a JSON object")
+    return value
+
+
+def query_int(
+    request: web.Request, name: str, *, default: int, low: int, high: int | None = None
+) -> int:
+    """An integer query parameter within bounds.
+
+    Raises:
+        ApiError: 422 when not an integer or out of range.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise validation(f"{name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise validation(f"{name} must be {bound}")
+    return value
+
+
+def query_bool(request: web.Request, name: str, *, default: bool = False) -> bool:
+    """A boolean query parameter (``true/false/1/0/yes/no``, any case).
+
+    Raises:
+        ApiError: 422 for any other value.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    low = raw.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise validation(f"{name} must be true or false")
+
+
+def error_for(exc: Exception) -> ApiError:
+    """Wrap a stray ``ValueError`` from a parser as 422 (never a 500)."""
+    return ApiError(422, "VALIDATION_FAILED", str(exc))

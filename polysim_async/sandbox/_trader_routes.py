@@ -1,0 +1,213 @@
+"""Trader account reads and the WebSocket token (API.md §4.2, §4.3).
+
+Choices where the docs are silent (in API terms):
+
+* ``wallet_id`` (positions, history, equity): omitted or ``api`` = the API wallet,
+  ``all`` = every wallet of the caller (its API wallet and partner-account
+  wallets), an integer = that wallet if the caller owns it, else ``404
+  WALLET_NOT_FOUND``; anything else ``422``. A caller without an API wallet gets
+  ``404 ACCOUNT_NOT_FOUND`` on the default scope.
+* positions ``status``: ``OPEN`` or ``CLOSED`` (any case; ``CLOSED`` includes
+  ``CLOSED_BY_RESET``); anything else is ``422``. ``envelope`` takes true/false.
+* history: ``limit`` 1..200 (default 50), ``offset`` >= 0, ``side``, ``market_id``;
+  with ``wallet_id=all`` the wallets' fills are merged newest first.
+* equity: one snapshot per wallet per simulated hour, at the hour; ``wallet_id=all``
+  sums the wallets' snapshots hour by hour (``pnl`` against the summed baselines).
+* ``POST /v1/keys/ws-token`` needs any valid key (no ``trade`` scope) and returns a
+  reusable 60-second token; it counts against the REST rate limit.
+"""
+
+from __future__ import annotations
+
+import heapq
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from ..models import EquityPoint, HistoryPage, HistoryRow, Side, WsToken
+from ._clock import HOUR_US, to_datetime
+from ._core import CONTEXT, CORE, WS_TOKEN_TTL, Core
+from ._errors import ApiError, not_found, validation
+from ._exchange import q2
+from ._feed import TradeRow
+from ._parse import query_bool, query_int
+from ._state import TraderKey, User, Wallet
+from ._views import balance, encode, positions
+
+__all__ = ["routes", "scoped_wallets"]
+
+routes = web.RouteTableDef()
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=encode(data), content_type="application/json")
+
+
+def caller(request: web.Request) -> tuple[Core, TraderKey, User]:
+    """The core, the authenticated key and its user."""
+    core = request.app[CORE]
+    key = CONTEXT.get().trader_key
+    assert key is not None
+    return core, key, core.state.users[key.user_id]
+
+
+def api_wallet(core: Core, user: User) -> Wallet:
+    """The caller's API wallet.
+
+    Raises:
+        ApiError: 404 ACCOUNT_NOT_FOUND when there is none.
+    """
+    if user.api_wallet_id is None:
+        raise not_found("ACCOUNT_NOT_FOUND", "no API wallet for this user")
+    return core.state.wallets[user.api_wallet_id]
+
+
+def scoped_wallets(core: Core, user: User, raw: str | None) -> list[Wallet]:
+    """Resolve a ``wallet_id`` query value to wallets.
+
+    Raises:
+        ApiError: 422 for an unreadable value, 404 WALLET_NOT_FOUND for a foreign id.
+    """
+    value = (raw or "api").strip().lower()
+    if value == "api":
+        return [api_wallet(core, user)]
+    if value == "all":
+        return [core.state.wallets[w] for w in user.wallet_ids]
+    try:
+        wallet_id = int(value)
+    except ValueError:
+        raise validation("wallet_id must be all, api or an integer wallet id") from None
+    wallet = core.state.wallets.get(wallet_id)
+    if wallet is None or wallet.user_id != user.user_id:
+        raise not_found("WALLET_NOT_FOUND", "wallet not found")
+    return [wallet]
+
+
+@routes.get("/v1/account/balance")
+async def get_balance(request: web.Request) -> web.Response:
+    """The API wallet's cash, baseline and total value."""
+    core, _, user = caller(request)
+    return _json(balance(core.exchange, api_wallet(core, user)))
+
+
+@routes.get("/v1/account/positions")
+async def get_positions(request: web.Request) -> web.Response:
+    """Position rows (bare array, or the envelope form)."""
+    core, _, user = caller(request)
+    status = request.query.get("status")
+    if status is not None:
+        status = status.strip().upper()
+        if status not in ("OPEN", "CLOSED"):
+            raise validation("status must be OPEN or CLOSED")
+    envelope = query_bool(request, "envelope")
+    wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
+    rows = positions(core.exchange, wallets, status)
+    if envelope:
+        return _json({"limit": len(rows), "count": len(rows), "next_cursor": "", "data": rows})
+    return _json(rows)
+
+
+def _history_row(core: Core, filled_us: int, row: TradeRow) -> HistoryRow:
+    order = core.state.orders.get(row.order_id)
+    created = order.created_us if order is not None else filled_us
+    source = "generated"
+    if order is not None:
+        resting = order.order_type == "limit" and order.fill_price == order.limit_price
+        source = "resting_limit" if resting else ("best_ask" if row.side == "BUY" else "best_bid")
+    return HistoryRow(
+        order_id=row.order_id,
+        market_id=row.market_id,
+        side=Side(row.side),
+        outcome=row.outcome,
+        price=Decimal(row.price),
+        quantity=Decimal(row.quantity),
+        notional=Decimal(row.notional),
+        fee=Decimal(row.fee),
+        status="FILLED",
+        price_source=source,
+        price_age_ms=0,
+        filled_at=to_datetime(filled_us),
+        created_at=to_datetime(created),
+    )
+
+
+@routes.get("/v1/account/history")
+async def get_history(request: web.Request) -> web.Response:
+    """Filled orders, newest ``filled_at`` first, by limit/offset."""
+    core, _, user = caller(request)
+    limit = query_int(request, "limit", default=50, low=1, high=200)
+    offset = query_int(request, "offset", default=0, low=0)
+    side = request.query.get("side")
+    if side is not None:
+        side = side.strip().upper()
+        if side not in ("BUY", "SELL"):
+            raise validation("side must be BUY or SELL")
+    market_id = request.query.get("market_id") or None
+    envelope = query_bool(request, "envelope")
+    wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
+    if len(wallets) == 1:
+        picked = wallets[0].fills.newest(offset=offset, limit=limit, side=side, market_id=market_id)
+    else:
+        merged = heapq.merge(
+            *(w.fills.iter_newest(side=side, market_id=market_id) for w in wallets),
+            key=lambda item: (item[0], item[1].order_id),
+            reverse=True,
+        )
+        picked = []
+        for i, item in enumerate(merged):
+            if i >= offset + limit:
+                break
+            if i >= offset:
+                picked.append(item)
+    rows = [_history_row(core, f, r) for f, r in picked]
+    if envelope:
+        next_cursor = str(offset + limit) if len(rows) == limit else ""
+        return _json(HistoryPage(data=rows, next_cursor=next_cursor))
+    return _json(rows)
+
+
+@routes.get("/v1/account/equity")
+async def get_equity(request: web.Request) -> web.Response:
+    """Hourly snapshots of the last ``days`` days, oldest first."""
+    core, _, user = caller(request)
+    days = query_int(request, "days", default=7, low=1, high=90)
+    wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
+    since = core.clock.now_us() - days * 24 * HOUR_US
+    by_hour: dict[int, list[Decimal]] = {}
+    for wallet in wallets:
+        for hour, cash, value, start in reversed(wallet.snapshots):
+            if hour <= since:
+                break
+            acc = by_hour.setdefault(hour, [Decimal(0), Decimal(0), Decimal(0)])
+            acc[0] += cash
+            acc[1] += value
+            acc[2] += start
+    points = [
+        EquityPoint(
+            timestamp=to_datetime(hour),
+            cash_balance=q2(cash),
+            position_value=q2(value),
+            total_value=q2(cash + value),
+            pnl=q2(cash + value - start),
+        )
+        for hour, (cash, value, start) in sorted(by_hour.items())
+    ]
+    return _json(points)
+
+
+@routes.post("/v1/keys/ws-token")
+async def ws_token(request: web.Request) -> web.Response:
+    """Mint a 60-second, reusable WebSocket token."""
+    core, key, user = caller(request)
+    return _json(WsToken(token=core.mint_ws_token(user.user_id, key.tier), expires_in=WS_TOKEN_TTL))
+
+
+def require_trade(key: TraderKey) -> None:
+    """Check the ``trade`` permission.
+
+    Raises:
+        ApiError: 403 INSUFFICIENT_PERMISSION.
+    """
+    if "trade" not in key.permissions:
+        raise ApiError(403, "INSUFFICIENT_PERMISSION", "this API key lacks the trade permission")

@@ -1,0 +1,248 @@
+"""The client-side limiter: sliding windows shared by every call, pauses, hints and deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aioresponses import CallbackResult, aioresponses
+
+import polysim_async as ps
+from polysim_async._ratelimit import RateLimiter
+
+from ._helpers import (
+    BASE,
+    SECRET,
+    USER_201,
+    FakeClock,
+    VirtualTimeLoop,
+    calls,
+    make_client,
+    run_virtual,
+    url,
+)
+
+WALL = 1_800_000_000.0
+
+
+def limiter(clock: FakeClock, limit: ps.RateLimit | None = ps.DEFAULT_RATE_LIMIT) -> RateLimiter:
+    return RateLimiter(limit, clock=clock, sleep=clock.sleep, wall_clock=lambda: WALL)
+
+
+def max_in_window(starts: list[float], width: float) -> int:
+    """The most starts any half-open window [t, t + width) holds."""
+    starts = sorted(starts)
+    return max(
+        bisect.bisect_left(starts, t + width) - i for i, t in enumerate(starts)
+    )  # windows beginning at a start are the fullest ones
+
+
+def record_starts(mock: aioresponses, clock: Callable[[], float], starts: list[float]) -> None:
+    """Answer every user GET, noting the clock when the request reached the "server"."""
+
+    def answer(u: Any, **kwargs: Any) -> CallbackResult:
+        starts.append(clock())
+        return CallbackResult(payload=USER_201)
+
+    mock.get(url("/v1/partner/users/12345"), callback=answer, repeat=True)
+
+
+def gather_users(n: int, **options: Any) -> tuple[list[float], ps.Client]:
+    """On virtual time, gather ``n`` calls of one client; return the request start times."""
+    starts: list[float] = []
+
+    async def main(loop: VirtualTimeLoop) -> ps.Client:
+        with aioresponses() as mock:
+            record_starts(mock, loop.time, starts)
+            client = ps.Client(
+                SECRET, BASE, clock=loop.time, sleep=asyncio.sleep, deadline=None, **options
+            )
+            async with client:
+                users = await asyncio.gather(*(client.partner.users.get(12345) for _ in range(n)))
+            assert len(users) == n
+            return client
+
+    client = run_virtual(main)
+    assert len(starts) == n
+    return starts, client
+
+
+class TestGatherIsPaced:
+    """Many concurrent calls on virtual time: every sleeper wakes at its exact deadline."""
+
+    def test_200_concurrent_calls_never_exceed_50_per_second(self) -> None:
+        starts, client = gather_users(200)
+        assert max_in_window(starts, 1.0) == 50
+        # Paced, not serialised: 200 starts at 50/s begin within three seconds.
+        assert max(starts) - min(starts) == pytest.approx(3.0)
+        # Calls 51-100 waited 1 s each, 101-150 2 s, 151-200 3 s.
+        assert client.stats.limiter_wait == pytest.approx(50 * (1 + 2 + 3))
+
+    def test_the_minute_budget_holds_too(self) -> None:
+        starts, _ = gather_users(300, rate_limit=ps.RateLimit(per_second=50, per_minute=120))
+        assert max_in_window(starts, 1.0) == 50
+        assert max_in_window(starts, 60.0) == 120
+        # Batches of 120 start at 0 s, 60 s and 120 s: paced, never later than needed.
+        assert max(starts) - min(starts) == pytest.approx(121.0)
+
+    def test_rate_limit_none_turns_pacing_off(self) -> None:
+        starts, client = gather_users(200, rate_limit=None)
+        assert set(starts) == {1000.0}
+        assert client.stats.limiter_wait == 0
+
+    async def test_calls_made_one_after_another_share_the_budget(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        starts: list[float] = []
+        record_starts(mock, clock, starts)
+        async with make_client(clock, rate_limit=ps.RateLimit(per_second=3)) as client:
+            for _ in range(7):
+                await client.partner.users.get(12345)
+        assert max_in_window(starts, 1.0) == 3
+        assert starts[3] - starts[0] == pytest.approx(1.0)
+        assert starts[6] - starts[3] == pytest.approx(1.0)
+
+
+class TestLimiterUnit:
+    async def test_third_request_in_a_second_waits_for_the_first_to_leave(
+        self, clock: FakeClock
+    ) -> None:
+        lim = limiter(clock, ps.RateLimit(per_second=2, per_minute=None))
+        await lim.acquire()
+        clock.now += 0.25
+        await lim.acquire()
+        assert clock.sleeps == []
+        await lim.acquire()
+        assert clock.sleeps == [pytest.approx(0.75)]
+        assert clock.now == pytest.approx(1001.0)
+        assert lim.waited == pytest.approx(0.75)
+
+    async def test_old_starts_slide_out_of_the_window(self, clock: FakeClock) -> None:
+        lim = limiter(clock, ps.RateLimit(per_second=2, per_minute=None))
+        await lim.acquire()
+        await lim.acquire()
+        clock.now += 5
+        await lim.acquire()
+        await lim.acquire()
+        assert clock.sleeps == []
+
+    async def test_a_wait_past_the_deadline_fails_at_once(self, clock: FakeClock) -> None:
+        lim = limiter(clock, ps.RateLimit(per_second=1, per_minute=None))
+        await lim.acquire()
+        with pytest.raises(ps.DeadlineExceededError) as info:
+            await lim.acquire(deadline=clock() + 0.5)
+        assert isinstance(info.value, TimeoutError)
+        assert clock.sleeps == []
+        # The refused caller took no turn: the next one starts one second after the first.
+        await lim.acquire()
+        assert clock.sleeps == [pytest.approx(1.0)]
+
+    async def test_pause_holds_everyone_even_with_the_windows_off(self, clock: FakeClock) -> None:
+        lim = limiter(clock, None)
+        lim.pause(3)
+        await asyncio.gather(lim.acquire(), lim.acquire())
+        assert clock.now == pytest.approx(1003.0)
+
+    async def test_a_pause_that_passes_the_deadline_fails(self, clock: FakeClock) -> None:
+        lim = limiter(clock)
+        lim.pause(10)
+        with pytest.raises(ps.DeadlineExceededError):
+            await lim.acquire(deadline=clock() + 5)
+        assert clock.sleeps == []
+
+    async def test_a_pause_arriving_while_waiting_extends_the_wait(self, clock: FakeClock) -> None:
+        lim = limiter(clock, ps.RateLimit(per_second=1, per_minute=None))
+        await lim.acquire()
+        waiter = asyncio.create_task(lim.acquire())
+        await asyncio.sleep(0)  # the waiter reserved t+1 and is sleeping
+        lim.pause(4)
+        await waiter
+        assert clock.now >= 1004.0
+
+    async def test_cancelling_a_waiter_propagates(self) -> None:
+        started = asyncio.Event()
+
+        async def blocking_sleep(seconds: float) -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        lim = RateLimiter(
+            ps.RateLimit(per_second=1, per_minute=None),
+            clock=lambda: 0.0,
+            sleep=blocking_sleep,
+            wall_clock=lambda: WALL,
+        )
+        await lim.acquire()
+        task = asyncio.create_task(lim.acquire())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+class TestServerHints:
+    @pytest.mark.parametrize(
+        ("headers", "pause"),
+        [
+            ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "7"}, 7.0),
+            ({"X-Polysim-RateLimit-Remaining": "0", "X-Polysim-RateLimit-Reset": "4"}, 4.0),
+            ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(WALL + 12)}, 12.0),
+            ({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "7"}, 0.0),
+            ({"X-RateLimit-Remaining": "0"}, 0.0),
+            ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"}, 0.0),
+            ({"X-RateLimit-Remaining": "zero", "X-RateLimit-Reset": "7"}, 0.0),
+            ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3600"}, 0.0),
+        ],
+    )
+    async def test_exhausted_window_pauses_until_reset(
+        self, clock: FakeClock, headers: dict[str, str], pause: float
+    ) -> None:
+        lim = limiter(clock)
+        lim.observe(headers)
+        await lim.acquire()
+        assert clock.now - 1000.0 == pytest.approx(pause)
+
+    async def test_client_reads_the_headers_of_every_response(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        hint = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "7"}
+        mock.get(url("/v1/partner/users/12345"), payload=USER_201, headers=hint)
+        mock.get(url("/v1/partner/users/12345"), payload=USER_201)
+        async with make_client(clock) as client:
+            await client.partner.users.get(12345)
+            assert clock.now == 1000.0
+            await client.partner.users.get(12345)
+        assert clock.now == pytest.approx(1007.0)
+        assert client.stats.limiter_wait == pytest.approx(7.0)
+
+    async def test_a_429_pauses_every_other_call(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        mock.get(
+            url("/v1/partner/users/1"),
+            status=429,
+            payload={"error": "RATE_LIMIT_EXCEEDED", "message": "slow down"},
+            headers={"Retry-After": "3"},
+        )
+        mock.get(url("/v1/partner/users/12345"), payload=USER_201)
+        async with make_client(clock, max_retries=0) as client:
+            with pytest.raises(ps.RateLimitError):
+                await client.partner.users.get(1)
+            await client.partner.users.get(12345)  # another endpoint, another call
+        assert clock.now == pytest.approx(1003.0)
+
+    async def test_limiter_waits_count_against_the_deadline(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        mock.get(url("/v1/partner/users/12345"), payload=USER_201, repeat=True)
+        async with make_client(
+            clock, rate_limit=ps.RateLimit(per_second=1), deadline=0.5
+        ) as client:
+            await client.partner.users.get(12345)
+            with pytest.raises(ps.DeadlineExceededError):
+                await client.partner.users.get(12345)
+        assert len(calls(mock)) == 1
+        assert clock.now == 1000.0

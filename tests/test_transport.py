@@ -1,0 +1,254 @@
+"""The aiohttp seam: loopback servers for socket behaviour, aioresponses for exception mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import types
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+import tenacity
+from aiohttp import web
+from aioresponses import aioresponses
+
+import polysim_async as ps
+from polysim_async._transport import AiohttpTransport, Request
+
+from ._helpers import SECRET, base_of, calls, make_client, serve, url
+
+FOREIGN = (aiohttp.ClientError, msgspec.MsgspecError, tenacity.RetryError)
+
+
+def transport_for(base: str) -> AiohttpTransport:
+    return AiohttpTransport(base, headers={"X-API-Key": SECRET}, pool_size=4)
+
+
+def routes(**handlers: Any) -> Any:
+    def add(app: web.Application) -> None:
+        for name, handler in handlers.items():
+            app.router.add_route("*", "/" + name, handler)
+
+    return add
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(5)  # cancelled when the client gives up (handler_cancellation)
+    return web.json_response({})
+
+
+async def drop(request: web.Request) -> web.Response:
+    assert request.transport is not None
+    request.transport.close()  # close without answering
+    return web.json_response({})
+
+
+async def partial(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Length": "100"})
+    await resp.prepare(request)
+    await resp.write(b'{"user_id":')
+    assert request.transport is not None
+    request.transport.close()
+    return resp
+
+
+async def echo(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"method": request.method, "query": dict(request.query), "body": await request.text()},
+        headers={"X-Request-Id": "rid-1", "x-polysim-code": "OK"},
+    )
+
+
+async def redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/echo")
+
+
+class TestRealSockets:
+    async def test_fully_reads_the_response(self) -> None:
+        async with serve(routes(echo=echo)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                resp = await transport.send(
+                    Request("POST", "/echo", {"a": "1"}, b'{"x":1}'), ps.Timeout()
+                )
+            finally:
+                await transport.aclose()
+        assert resp.status == 200
+        assert msgspec.json.decode(resp.content) == {
+            "method": "POST",
+            "query": {"a": "1"},
+            "body": '{"x":1}',
+        }
+        assert resp.request_id == "rid-1"
+        assert resp.headers["X-POLYSIM-CODE"] == "OK"  # case-insensitive
+
+    async def test_read_timeout(self) -> None:
+        async with serve(routes(slow=slow)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                with pytest.raises(ps.ReadTimeoutError) as info:
+                    await transport.send(Request("GET", "/slow"), ps.Timeout(read=0.05))
+            finally:
+                await transport.aclose()
+        assert isinstance(info.value, TimeoutError)
+        assert info.value.request_sent is True
+
+    async def test_total_timeout(self) -> None:
+        async with serve(routes(slow=slow)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                with pytest.raises(ps.ReadTimeoutError):
+                    await transport.send(Request("GET", "/slow"), ps.Timeout(read=None, total=0.05))
+            finally:
+                await transport.aclose()
+
+    async def test_server_disconnect_without_answer(self) -> None:
+        async with serve(routes(drop=drop)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                with pytest.raises(ps.NetworkError) as info:
+                    await transport.send(Request("POST", "/drop", body=b"{}"), ps.Timeout())
+            finally:
+                await transport.aclose()
+        assert info.value.request_sent is True
+        assert not isinstance(info.value, FOREIGN)
+        assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
+
+    async def test_server_disconnect_mid_body(self) -> None:
+        async with serve(routes(partial=partial)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                with pytest.raises(ps.NetworkError) as info:
+                    await transport.send(Request("GET", "/partial"), ps.Timeout())
+            finally:
+                await transport.aclose()
+        assert isinstance(info.value.__cause__, aiohttp.ClientPayloadError)
+
+    async def test_connection_refused(self) -> None:
+        with socket.socket() as sock:  # reserve a loopback port, then free it: nothing listens
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        transport = transport_for(f"http://127.0.0.1:{port}")
+        try:
+            with pytest.raises(ps.ConnectError) as info:
+                await transport.send(Request("GET", "/x"), ps.Timeout())
+        finally:
+            await transport.aclose()
+        assert info.value.request_sent is False
+
+    async def test_garbage_response_does_not_leak_the_key(self) -> None:
+        async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"this is not HTTP\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = transport_for(f"http://127.0.0.1:{port}")
+        try:
+            with pytest.raises(ps.NetworkError) as info:
+                await transport.send(Request("GET", "/x"), ps.Timeout())
+        finally:
+            await transport.aclose()
+            server.close()
+            await server.wait_closed()
+        assert SECRET not in str(info.value)
+        assert SECRET not in repr(info.value)
+        assert "ClientResponseError" in str(info.value)
+
+    async def test_redirects_are_not_followed(self) -> None:
+        async with serve(routes(redirect=redirect, echo=echo)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                resp = await transport.send(Request("GET", "/redirect"), ps.Timeout())
+            finally:
+                await transport.aclose()
+        assert resp.status == 302
+
+    async def test_cancelling_an_attempt_in_flight_propagates(self) -> None:
+        arrived = asyncio.Event()
+
+        async def hang(request: web.Request) -> web.Response:
+            arrived.set()
+            await asyncio.sleep(5)
+            return web.json_response({})
+
+        async with serve(routes(hang=hang)) as server:
+            transport = transport_for(base_of(server))
+            try:
+                task = asyncio.create_task(transport.send(Request("GET", "/hang"), ps.Timeout()))
+                await asyncio.wait_for(arrived.wait(), 2)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert task.cancelled()
+            finally:
+                await transport.aclose()
+
+
+class TestLifecycle:
+    async def test_session_is_created_lazily_once_and_closed(self) -> None:
+        transport = transport_for("https://api.test")
+        assert transport._session is None
+        session = transport.session
+        assert transport.session is session
+        await transport.aclose()
+        assert session.closed
+        await transport.aclose()  # twice is fine
+        with pytest.raises(ps.ClientClosedError):
+            await transport.send(Request("GET", "/x"), ps.Timeout())
+
+    async def test_an_injected_session_is_not_closed(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            transport = AiohttpTransport(
+                "https://api.test", headers={}, pool_size=1, session=session
+            )
+            assert transport.session is session
+            await transport.aclose()
+            assert not session.closed
+
+
+def _connector_error(cls: type[aiohttp.ClientConnectorError]) -> Exception:
+    key = types.SimpleNamespace(host="api.test", port=443, ssl=True)
+    return cls(key, OSError(111, "Connection refused"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "sent"),
+    [
+        (aiohttp.ConnectionTimeoutError("slow connect"), ps.ConnectTimeoutError, False),
+        (aiohttp.SocketTimeoutError("slow read"), ps.ReadTimeoutError, True),
+        (aiohttp.ServerTimeoutError("slow"), ps.ReadTimeoutError, True),
+        (asyncio.TimeoutError(), ps.ReadTimeoutError, True),
+        (_connector_error(aiohttp.ClientConnectorError), ps.ConnectError, False),
+        (_connector_error(aiohttp.ClientConnectorDNSError), ps.ConnectError, False),
+        (aiohttp.ServerDisconnectedError(), ps.NetworkError, True),
+        (aiohttp.ClientPayloadError("truncated"), ps.NetworkError, True),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), ps.NetworkError, True),
+        (aiohttp.ClientConnectionError("boom"), ps.NetworkError, True),
+        (ConnectionResetError(104, "reset"), ps.TransportError, True),
+    ],
+)
+async def test_aiohttp_exceptions_are_translated(
+    mock: aioresponses, exc: Exception, expected: type[ps.TransportError], sent: bool
+) -> None:
+    mock.get(url("/v1/partner/users/1"), exception=exc)
+    async with make_client(max_retries=0) as client:
+        with pytest.raises(ps.TransportError) as info:
+            await client.partner.users.get(1)
+    assert type(info.value) is expected
+    assert info.value.request_sent is sent
+    assert info.value.__cause__ is exc
+    assert not isinstance(info.value, FOREIGN)
+    assert SECRET not in str(info.value)
+
+
+async def test_invalid_url_is_an_argument_error(mock: aioresponses) -> None:
+    mock.get(url("/v1/partner/users/1"), exception=aiohttp.InvalidURL("bad://"))
+    async with make_client(max_retries=0) as client:
+        with pytest.raises(ps.InvalidArgumentError):
+            await client.partner.users.get(1)
+    assert len(calls(mock)) == 1
