@@ -44,7 +44,7 @@ from ._errors import (
 )
 from ._fanout import FanOutError
 from ._retry import ClientStats
-from ._stream import FillStream, ReconnectPolicy, StreamStats
+from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__
 from ._watch import TradeWatch, WatchStats
 from .models import (
@@ -129,7 +129,6 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
-    "ReconnectPolicy",
     "RetryPolicy",
     "Rules",
     "ServerError",
@@ -137,6 +136,7 @@ __all__ = [
     "Stage",
     "StreamClosedError",
     "StreamGap",
+    "StreamPolicy",
     "StreamStats",
     "TimeInForce",
     "Timeout",

@@ -85,12 +85,27 @@ class RateLimit:
 
     ``None`` for a window means that window is not limited. The partner API
     allows 50 requests per second and 3,000 per minute per tenant (API.md §7.1).
+
+    ``margin`` (seconds) stretches both windows: the server counts a request when
+    it arrives, not when it was sent, so two requests sent exactly one window
+    apart can land less than a window apart. The default 0.05 s absorbs loopback
+    and LAN jitter at the cost of about 5% of the per-second budget; raise it
+    over slow links, or set 0 for exact pacing.
     """
 
     per_second: int | None = 50
     per_minute: int | None = 3000
+    margin: float = 0.05
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.margin, bool)
+            or not isinstance(self.margin, (int, float))
+            or not 0 <= self.margin < 1
+        ):
+            raise InvalidArgumentError(
+                f"RateLimit.margin must be seconds in [0, 1), got {self.margin!r}"
+            )
         for name in ("per_second", "per_minute"):
             value = getattr(self, name)
             if value is None:

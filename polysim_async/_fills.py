@@ -1,16 +1,20 @@
-"""Fill identity, ordering and de-duplication for the executions stream, and its REST backfill.
+"""The executions stream minus its socket: settings, counters, frames, dedupe, REST heals.
 
-Nothing here touches a socket. Rules (see :mod:`polysim_async.models.streams`):
+Nothing here touches a socket (that is :mod:`._stream`). The rules (see
+:mod:`polysim_async.models.streams`):
 
 * A fill is identified by ``(order_id, filled_at)`` and ordered by
   ``(filled_at, order_id)``; :class:`Watermark` is that key.
-* The tracker's ``mark`` is the newest fill already queued for the consumer.
-  A fill above it is new. A fill at or below it is a duplicate if the tracker
-  has seen its key (delivered, or read from REST at or below the mark);
-  otherwise it is *late* (it became visible after newer fills) and is still
-  delivered, out of order, with a warning: a fill is never dropped silently.
+* The tracker's ``floor`` is where the stream started (a saved position, or the
+  newest fill when it started): nothing at or below it is delivered. Its
+  ``mark`` is the newest fill already queued for the consumer: a fill above it
+  is new. A fill between the two is a duplicate if it was queued (the keys of
+  a recent window are remembered); otherwise it is *late* (it became visible
+  after newer ones, e.g. it never reached the socket) and is still delivered,
+  out of order, with a warning: a fill is never dropped silently.
 * REST (``GET /v1/account/history``, newest ``filled_at`` first) is the source of
-  truth: after every reconnect the fills above the mark are read from it.
+  truth: after every reconnect, and periodically while connected, the fills
+  from the window below the mark upward are re-read from it.
 """
 
 from __future__ import annotations
@@ -18,23 +22,125 @@ from __future__ import annotations
 import enum
 import heapq
 import logging
+import random
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import msgspec
 
+from ._config import RetryPolicy
+from ._errors import InvalidArgumentError
 from ._requester import Requester
 from .models.account import HistoryPage, HistoryRow
 from .models.common import Money, Side, UTCDateTime
 from .models.executions import Fill
 from .models.streams import Watermark
 
-__all__ = ["FillTracker", "FrameError", "Verdict", "decode_frame", "fetch_head", "fetch_since"]
+__all__ = [
+    "FillTracker",
+    "FrameError",
+    "StreamPolicy",
+    "StreamStats",
+    "Verdict",
+    "decode_frame",
+    "fetch_head",
+    "fetch_recent",
+]
 
 logger = logging.getLogger("polysim_async")
 
 #: Largest page ``GET /v1/account/history`` serves (API.md §4.3).
 HISTORY_PAGE_MAX = 200
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """How the executions stream reconnects, keeps its socket alive and checks REST.
+
+    Attributes:
+        backoff_base: first wait after a drop, in seconds; doubles per
+            consecutive failure, each wait shortened at random by up to half.
+        backoff_max: ceiling of one wait.
+        stable_after: a connection that stayed up this long resets the backoff.
+        max_failures: consecutive failed connections (without a stable one in
+            between) after which the stream ends with :class:`StreamClosedError`;
+            ``None`` retries forever.
+        ping_interval: idle seconds before a JSON ping is sent.
+        ping_timeout: seconds to wait for any frame after a ping before the
+            socket is taken for dead and replaced.
+        open_timeout: seconds allowed for the WebSocket handshake.
+        reconcile_interval: seconds between REST checks while connected, which
+            catch fills that never reached the socket; ``None`` checks only after
+            reconnects.
+        lookback: seconds of fill time below the newest fill that every REST
+            check re-reads, and for which delivered fills are remembered to tell
+            a duplicate from a fill that became visible late.
+    """
+
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    stable_after: float = 10.0
+    max_failures: int | None = None
+    ping_interval: float = 20.0
+    ping_timeout: float = 10.0
+    open_timeout: float = 10.0
+    reconcile_interval: float | None = 30.0
+    lookback: float = 60.0
+
+    def __post_init__(self) -> None:
+        positive = ["stable_after", "ping_interval", "ping_timeout", "open_timeout"]
+        if self.reconcile_interval is not None:
+            positive.append("reconcile_interval")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidArgumentError(f"StreamPolicy.{name} must be > 0, got {value!r}")
+        # RetryPolicy validates the backoff numbers the same way; reuse its checks.
+        RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_max)
+        if isinstance(self.lookback, bool) or not isinstance(self.lookback, (int, float)):
+            raise InvalidArgumentError("StreamPolicy.lookback must be a number of seconds")
+        if self.lookback < 0:
+            raise InvalidArgumentError("StreamPolicy.lookback must be >= 0")
+        failures = self.max_failures
+        if failures is not None and (
+            isinstance(failures, bool) or not isinstance(failures, int) or failures < 0
+        ):
+            raise InvalidArgumentError("StreamPolicy.max_failures must be an int >= 0 or None")
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (>= 1), with equal jitter."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, failures - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, for applications and tests to read.
+
+    Attributes:
+        connects: sockets opened.
+        token_mints: tokens minted.
+        token_rejections: closes 4001 and handshakes refused with 401/403.
+        live: fills queued from live frames.
+        recovered: fills queued from the REST backfill.
+        duplicates: frames or rows dropped because their fill was already queued.
+        late: fills queued out of order because they became visible late.
+        stale: unseen fills older than the dedupe window, dropped with a warning.
+        unreadable: frames that could not be read (each triggers a REST check).
+        reconciles: REST checks made while connected.
+    """
+
+    connects: int = 0
+    token_mints: int = 0
+    token_rejections: int = 0
+    live: int = 0
+    recovered: int = 0
+    duplicates: int = 0
+    late: int = 0
+    stale: int = 0
+    unreadable: int = 0
+    reconciles: int = 0
 
 
 class FrameError(ValueError):
@@ -114,44 +220,49 @@ class Verdict(enum.Enum):
 
 
 class FillTracker:
-    """The queued watermark plus the keys seen near it.
+    """The stream's starting point, the queued watermark, and the keys seen near it.
 
     Args:
-        mark: the newest fill already handled (``None``: every fill is new).
-        window: seconds of ``filled_at`` below the mark for which seen keys are
-            kept; an unseen fill older than that is :attr:`Verdict.STALE`.
+        floor: where the stream started; fills at or below it are never delivered.
+        window: seconds of ``filled_at`` below the mark for which queued keys are
+            remembered; an unseen fill above the floor but older than that is
+            :attr:`Verdict.STALE`.
         max_keys: cap on the remembered keys.
     """
 
-    def __init__(self, mark: Watermark | None, *, window: float, max_keys: int = 100_000) -> None:
-        self.mark = mark
-        self._window = timedelta(seconds=window)
+    def __init__(self, floor: Watermark, *, window: float, max_keys: int = 100_000) -> None:
+        self.floor = floor
+        self.mark = floor
+        self.window = timedelta(seconds=window)
         self._max_keys = max_keys
         self._seen: set[Watermark] = set()
         self._heap: list[Watermark] = []
 
     def verdict(self, key: Watermark) -> Verdict:
         """Classify ``key`` without recording it."""
-        mark = self.mark
-        if mark is None or key > mark:
+        if key > self.mark:
             return Verdict.NEW
-        if key in self._seen:
+        if key <= self.floor or key in self._seen:
             return Verdict.DUPLICATE
-        if key.filled_at < mark.filled_at - self._window:
+        if key.filled_at < self.mark.filled_at - self.window:
             return Verdict.STALE
         return Verdict.LATE
 
     def remember(self, key: Watermark) -> None:
-        """Record ``key`` as handled; the mark moves up to it if it is newer."""
+        """Record ``key`` as queued; the mark moves up to it if it is newer."""
         if key in self._seen:
             return
         self._seen.add(key)
         heapq.heappush(self._heap, key)
-        if self.mark is None or key > self.mark:
+        if key > self.mark:
             self.mark = key
-        cutoff = self.mark.filled_at - self._window
+        cutoff = self.mark.filled_at - self.window
         while self._heap and (self._heap[0].filled_at < cutoff or len(self._heap) > self._max_keys):
             self._seen.discard(heapq.heappop(self._heap))
+
+    def lower_bound(self) -> datetime:
+        """Oldest ``filled_at`` a heal re-reads: the window below the mark, not below the floor."""
+        return max(self.floor.filled_at, self.mark.filled_at - self.window)
 
 
 def _fill(row: HistoryRow) -> Fill | None:
@@ -176,41 +287,32 @@ async def _history(
     return await requester.request(HistoryPage, "GET", "/v1/account/history", params=params)
 
 
-async def fetch_head(
-    requester: Requester, tracker: FillTracker, *, page_size: int, scope: Mapping[str, str]
-) -> None:
-    """Start the tracker at the newest fill REST shows now (used when no position is given).
-
-    Every fill on the first page is remembered, so a live frame for one of
-    them is recognised as having happened before the start.
-    """
-    page = await _history(requester, 0, page_size, scope)
-    for row in page.data:
-        fill = _fill(row)
-        if fill is not None:
-            tracker.remember(Watermark.of(fill))
-
-
-async def fetch_since(
-    requester: Requester, tracker: FillTracker, *, page_size: int, scope: Mapping[str, str]
-) -> list[Fill]:
-    """Read from REST every fill above the tracker's mark.
-
-    Walks the history newest first, page by page, until a page reaches a fill
-    older than the mark's ``filled_at`` (ties on ``filled_at`` are read in full,
-    since their order within a page is not documented) or the history ends.
-    Fills that land on top while walking shift rows to later offsets, so a row
-    may be read twice but never skipped. Rows at or below the mark are
-    remembered as seen; nothing is recorded for the new ones, the caller does
-    that as it delivers them.
-
-    Returns:
-        The new fills, oldest first, without duplicates.
+async def fetch_head(requester: Requester, *, scope: Mapping[str, str]) -> Watermark | None:
+    """Return the newest fill REST shows now, or ``None`` when there is none.
 
     Raises:
         Whatever the request path raises (APIStatusError, TransportError, DecodeError).
     """
-    mark = tracker.mark
+    page = await _history(requester, 0, 1, scope)
+    fills = [fill for fill in map(_fill, page.data) if fill is not None]
+    return Watermark.of(fills[0]) if fills else None
+
+
+async def fetch_recent(
+    requester: Requester, lower: datetime, *, page_size: int, scope: Mapping[str, str]
+) -> list[Fill]:
+    """Read from REST every fill with ``filled_at`` at or after ``lower``.
+
+    Walks the history newest first, page by page, until a page reaches an
+    older fill or the history ends. Fills that land on top while walking shift
+    rows to later offsets, so a row may be read twice but never skipped.
+
+    Returns:
+        The fills, oldest first by ``(filled_at, order_id)``, without duplicates.
+
+    Raises:
+        Whatever the request path raises (APIStatusError, TransportError, DecodeError).
+    """
     found: dict[Watermark, Fill] = {}
     offset = 0
     while True:
@@ -220,12 +322,10 @@ async def fetch_since(
             fill = _fill(row)
             if fill is None:
                 continue
-            key = Watermark.of(fill)
-            if mark is not None and key <= mark:
-                tracker.remember(key)
-                reached = reached or fill.filled_at < mark.filled_at
+            if fill.filled_at < lower:
+                reached = True
             else:
-                found[key] = fill
+                found[Watermark.of(fill)] = fill
         if reached or len(page.data) < page_size or not page.next_cursor:
             break
         cursor = page.next_cursor

@@ -74,14 +74,15 @@ class RateLimiter:
             return start
         if self._second:
             start = max(start, self._second[-1])
-        while self._second and self._second[0] <= now - 1.0:
+        second, minute = 1.0 + limit.margin, 60.0 + limit.margin
+        while self._second and self._second[0] <= now - second:
             self._second.popleft()
-        while self._minute and self._minute[0] <= now - 60.0:
+        while self._minute and self._minute[0] <= now - minute:
             self._minute.popleft()
         if limit.per_second is not None and len(self._second) >= limit.per_second:
-            start = max(start, self._second[-limit.per_second] + 1.0)
+            start = max(start, self._second[-limit.per_second] + second)
         if limit.per_minute is not None and len(self._minute) >= limit.per_minute:
-            start = max(start, self._minute[-limit.per_minute] + 60.0)
+            start = max(start, self._minute[-limit.per_minute] + minute)
         return start
 
     async def acquire(self, deadline: float | None = None) -> None:

@@ -206,6 +206,21 @@ async def run_with_retries(
         The last attempt's error, or DeadlineExceededError chained to it.
         Cancellation propagates at once, including during a backoff sleep.
     """
+    # Fast path: most calls succeed first time, and building tenacity's loop costs
+    # more than a small request. Enter it only after a first repeatable failure,
+    # which it then sees as attempt 1, so the rules and budgets are unchanged.
+    try:
+        return await attempt()
+    except (APIStatusError, TransportError) as exc:
+        if policy.max_retries == 0 or retry_reason(exc, kind) is None:
+            raise
+        first: list[BaseException] = [exc]
+
+    async def replay_then_attempt() -> T:
+        if first:
+            raise first.pop()
+        return await attempt()
+
     decider = _Decider(
         policy=policy,
         kind=kind,
@@ -224,7 +239,7 @@ async def run_with_retries(
         reraise=True,
     )
     try:
-        return await retrying(attempt)
+        return await retrying(replay_then_attempt)
     except (APIStatusError, TransportError) as exc:
         if decider.deadline_hit:
             raise DeadlineExceededError(

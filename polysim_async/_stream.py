@@ -5,7 +5,8 @@ classes; their exceptions are translated here. One supervisor task per stream
 owns the socket and feeds a bounded queue; the consumer reads the queue.
 
 Connection cycle: mint a token (reused while fresh) → open the socket → heal
-from REST (the fills above the queued watermark) → read live frames. Any drop
+from REST (the fills from the lookback window below the queued watermark
+upward) → read live frames, re-checking REST every ``reconcile_interval``. Any drop
 goes round again: at once with a new token after close 4001, else after a
 jittered exponential backoff that resets once a connection stayed up
 ``stable_after`` seconds. A permanent error (401/403 minting, a missing
@@ -24,24 +25,31 @@ from typing import Generic, TypeVar
 
 import aiohttp
 
-from ._config import RetryPolicy
 from ._errors import (
     APIStatusError,
     ClientClosedError,
     ConnectError,
     ConnectTimeoutError,
-    InvalidArgumentError,
     NetworkError,
     StreamClosedError,
     UsageError,
 )
-from ._fills import FillTracker, FrameError, Verdict, decode_frame, fetch_head, fetch_since
+from ._fills import (
+    FillTracker,
+    FrameError,
+    StreamPolicy,
+    StreamStats,
+    Verdict,
+    decode_frame,
+    fetch_head,
+    fetch_recent,
+)
 from ._requester import Requester
 from .models.executions import Fill
 from .models.orders import WsToken
 from .models.streams import StreamGap, Watermark
 
-__all__ = ["FillStream", "ReconnectPolicy", "SessionFactory", "StreamStats"]
+__all__ = ["FillStream", "SessionFactory", "StreamPolicy", "StreamStats"]
 
 logger = logging.getLogger("polysim_async")
 
@@ -52,84 +60,7 @@ Socket = aiohttp.ClientWebSocketResponse[bool]
 _PING = '{"action":"ping"}'
 _TOKEN_INVALID = 4001
 _CLOSE_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """How the executions stream reconnects and keeps its socket alive.
-
-    Attributes:
-        backoff_base: first wait after a drop, in seconds; doubles per
-            consecutive failure, each wait shortened at random by up to half.
-        backoff_max: ceiling of one wait.
-        stable_after: a connection that stayed up this long resets the backoff.
-        max_failures: consecutive failed connections (without a stable one in
-            between) after which the stream ends with :class:`StreamClosedError`;
-            ``None`` retries forever.
-        ping_interval: idle seconds before a JSON ping is sent.
-        ping_timeout: seconds to wait for any frame after a ping before the
-            socket is taken for dead and replaced.
-        open_timeout: seconds allowed for the WebSocket handshake.
-        dedupe_window: seconds of fill time below the newest fill for which seen
-            fills are remembered, to tell a duplicate from a late fill.
-    """
-
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    stable_after: float = 10.0
-    max_failures: int | None = None
-    ping_interval: float = 20.0
-    ping_timeout: float = 10.0
-    open_timeout: float = 10.0
-    dedupe_window: float = 600.0
-
-    def __post_init__(self) -> None:
-        # RetryPolicy validates the same kind of numbers; reuse its messages.
-        RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_max)
-        for name in ("stable_after", "ping_interval", "ping_timeout", "open_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise InvalidArgumentError(f"ReconnectPolicy.{name} must be > 0, got {value!r}")
-        if not isinstance(self.dedupe_window, (int, float)) or self.dedupe_window < 0:
-            raise InvalidArgumentError("ReconnectPolicy.dedupe_window must be >= 0")
-        if self.max_failures is not None and (
-            isinstance(self.max_failures, bool)
-            or not isinstance(self.max_failures, int)
-            or self.max_failures < 0
-        ):
-            raise InvalidArgumentError("ReconnectPolicy.max_failures must be an int >= 0 or None")
-
-    def backoff(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait after ``failures`` consecutive failures (>= 1), with equal jitter."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, failures - 1))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-@dataclass
-class StreamStats:
-    """Counters of one stream, for applications and tests to read.
-
-    Attributes:
-        connects: sockets opened.
-        token_mints: tokens minted.
-        token_rejections: closes 4001 and handshakes refused with 401/403.
-        live: fills queued from live frames.
-        recovered: fills queued from the REST backfill.
-        duplicates: frames or rows dropped because their fill was already queued.
-        late: fills queued out of order because they became visible late.
-        stale: unseen fills older than the dedupe window, dropped with a warning.
-        unreadable: frames that could not be read (each triggers a REST heal).
-    """
-
-    connects: int = 0
-    token_mints: int = 0
-    token_rejections: int = 0
-    live: int = 0
-    recovered: int = 0
-    duplicates: int = 0
-    late: int = 0
-    stale: int = 0
-    unreadable: int = 0
+_DELIVER = (Verdict.NEW, Verdict.LATE)
 
 
 class _NoEndpoint(StreamClosedError):
@@ -200,7 +131,7 @@ class FillStream(Generic[E]):
         since: Watermark | None,
         gaps: bool,
         queue_size: int,
-        policy: ReconnectPolicy,
+        policy: StreamPolicy,
         page_size: int,
         scope: Mapping[str, str],
         rng: random.Random | None = None,
@@ -214,10 +145,10 @@ class FillStream(Generic[E]):
         self._page_size = page_size
         self._scope = dict(scope)
         self._rng = rng or random.Random()
-        self._tracker = FillTracker(since, window=policy.dedupe_window)
+        self._tracker: FillTracker | None = None
         self._position = since
-        # The first connection after a start without ``since`` heals quietly.
-        self._quiet_heal = since is None
+        # The first heal after a start without ``since`` is announced only if it finds fills.
+        self._fresh_start = since is None
         self._queue: asyncio.Queue[Fill | StreamGap | _End] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._finished = False
@@ -248,12 +179,11 @@ class FillStream(Generic[E]):
         if self._task is not None or self._finished:
             raise ClientClosedError("a fill stream can be entered only once")
         self._finished = True  # until the task runs: a failed entry cannot be retried
-        if self._position is None:
-            tracker = self._tracker
-            await fetch_head(self._r, tracker, page_size=self._page_size, scope=self._scope)
-            if tracker.mark is None:  # no fill yet: every fill to come is new
-                tracker.mark = Watermark.beginning()
-            self._position = tracker.mark
+        floor = self._position
+        if floor is None:
+            floor = await fetch_head(self._r, scope=self._scope) or Watermark.beginning()
+            self._position = floor
+        self._tracker = FillTracker(floor, window=self._policy.lookback)
         self._finished = False
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
@@ -329,7 +259,8 @@ class FillStream(Generic[E]):
                 opened = clock()
                 self.stats.connects += 1
                 try:
-                    await self._heal(reason, offline_since)
+                    fresh, self._fresh_start = self._fresh_start, False
+                    await self._heal(reason, offline_since, announce=not fresh)
                     drop = await self._pump(ws)
                 finally:
                     await ws.close()
@@ -394,22 +325,35 @@ class FillStream(Generic[E]):
             raise NetworkError(f"cannot open the executions WebSocket: {exc!r}") from exc
 
     async def _pump(self, ws: Socket) -> _Drop:
-        """Read frames until the socket ends; return why it ended."""
-        policy = self._policy
-        pinged = False
+        """Read frames until the socket ends, pinging when idle and checking REST periodically."""
+        policy, loop = self._policy, asyncio.get_running_loop()
+        every = policy.reconcile_interval
+        next_check = None if every is None else loop.time() + every
+        ping_due, answer_due = loop.time() + policy.ping_interval, None
         while True:
+            now = loop.time()
+            if next_check is not None and now >= next_check:
+                self.stats.reconciles += 1
+                await self._heal("reconcile", self._r.clock(), announce=False)
+                now = loop.time()
+                next_check = now + (every or 0.0)
+            deadline = answer_due if answer_due is not None else ping_due
+            if next_check is not None:
+                deadline = min(deadline, next_check)
             try:
-                msg = await ws.receive(policy.ping_timeout if pinged else policy.ping_interval)
+                msg = await ws.receive(max(0.0, deadline - now) or 1e-6)
             except asyncio.TimeoutError:
-                if pinged:
+                now = loop.time()
+                if answer_due is not None and now >= answer_due:
                     return _Drop(None, "no frame within ping_timeout after a ping")
-                pinged = True
-                try:
-                    await ws.send_str(_PING)
-                except (aiohttp.ClientError, OSError) as exc:
-                    return _Drop(None, f"ping failed: {exc!r}", NetworkError(str(exc)))
+                if answer_due is None and now >= ping_due:
+                    answer_due = now + policy.ping_timeout
+                    try:
+                        await ws.send_str(_PING)
+                    except (aiohttp.ClientError, OSError) as exc:
+                        return _Drop(None, f"ping failed: {exc!r}", NetworkError(str(exc)))
                 continue
-            pinged = False
+            ping_due, answer_due = loop.time() + policy.ping_interval, None
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 await self._on_frame(msg.data)
             elif msg.type is aiohttp.WSMsgType.ERROR:
@@ -424,38 +368,48 @@ class FillStream(Generic[E]):
             fill = decode_frame(data)
         except FrameError as exc:
             self.stats.unreadable += 1
-            logger.warning("unreadable executions frame (%s); healing from REST", exc)
-            await self._heal("unreadable frame", self._r.clock())
+            logger.warning("unreadable executions frame (%s); checking REST", exc)
+            await self._heal("unreadable frame", self._r.clock(), announce=False)
             return
         if fill is not None:
             await self._offer(fill, live=True)
 
-    async def _heal(self, reason: str, offline_since: float) -> None:
+    async def _heal(self, reason: str, offline_since: float, *, announce: bool) -> None:
+        """Queue the fills REST shows in the window below the mark and above it.
+
+        Args:
+            announce: yield a gap marker even if nothing was missing (reconnects).
+        """
         tracker = self._tracker
+        assert tracker is not None
         after = tracker.mark
-        fills = await fetch_since(self._r, tracker, page_size=self._page_size, scope=self._scope)
-        quiet, self._quiet_heal = self._quiet_heal, False
-        if self._gaps and not quiet:
+        rows = await fetch_recent(
+            self._r, tracker.lower_bound(), page_size=self._page_size, scope=self._scope
+        )
+        fresh = [f for f in rows if tracker.verdict(Watermark.of(f)) in _DELIVER]
+        if self._gaps and (announce or fresh):
             gap = StreamGap(
                 after=after,
-                until=Watermark.of(fills[-1]) if fills else None,
-                recovered=len(fills),
+                until=max(map(Watermark.of, fresh)) if fresh else None,
+                recovered=len(fresh),
                 reason=reason,
                 offline_seconds=max(0.0, self._r.clock() - offline_since),
             )
             await self._queue.put(gap)
-        for fill in fills:
+        for fill in fresh:
             await self._offer(fill, live=False)
 
     async def _offer(self, fill: Fill, *, live: bool) -> None:
+        tracker = self._tracker
+        assert tracker is not None
         key = Watermark.of(fill)
-        verdict = self._tracker.verdict(key)
+        verdict = tracker.verdict(key)
         if verdict is Verdict.DUPLICATE:
             self.stats.duplicates += 1
             return
         if verdict is Verdict.STALE:
             self.stats.stale += 1
-            logger.warning("fill %s is older than the dedupe window; taken as seen", key)
+            logger.warning("fill %s is older than the lookback window; taken as seen", key)
             return
         if verdict is Verdict.LATE:
             self.stats.late += 1
@@ -464,5 +418,5 @@ class FillStream(Generic[E]):
             self.stats.live += 1
         else:
             self.stats.recovered += 1
-        self._tracker.remember(key)
+        tracker.remember(key)
         await self._queue.put(fill)

@@ -7,18 +7,18 @@ from typing import Literal, overload
 
 from ._fills import HISTORY_PAGE_MAX
 from ._requester import Requester
-from ._stream import FillStream, ReconnectPolicy, SessionFactory
+from ._stream import FillStream, SessionFactory, StreamPolicy
 from ._validation import check_int
 from .account import wallet_param
 from .models.executions import Fill
 from .models.orders import WsToken
 from .models.streams import StreamGap, Watermark
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "DEFAULT_RECONNECT", "ExecutionsAPI", "ws_url"]
+__all__ = ["DEFAULT_QUEUE_SIZE", "DEFAULT_STREAM_POLICY", "ExecutionsAPI", "ws_url"]
 
 #: Fills buffered between the socket reader and a slow consumer.
 DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_RECONNECT = ReconnectPolicy()
+DEFAULT_STREAM_POLICY = StreamPolicy()
 
 
 def ws_url(base_url: str, path: str) -> str:
@@ -51,7 +51,7 @@ class ExecutionsAPI:
         since: Watermark | None = ...,
         gaps: Literal[False] = ...,
         queue_size: int = ...,
-        reconnect: ReconnectPolicy = ...,
+        policy: StreamPolicy = ...,
         wallet_id: int | str | None = ...,
     ) -> FillStream[Fill]: ...
 
@@ -62,7 +62,7 @@ class ExecutionsAPI:
         since: Watermark | None = ...,
         gaps: Literal[True],
         queue_size: int = ...,
-        reconnect: ReconnectPolicy = ...,
+        policy: StreamPolicy = ...,
         wallet_id: int | str | None = ...,
     ) -> FillStream[Fill | StreamGap]: ...
 
@@ -72,8 +72,8 @@ class ExecutionsAPI:
         since: Watermark | None = None,
         gaps: bool = False,
         queue_size: int = DEFAULT_QUEUE_SIZE,
-        reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
-        wallet_id: int | str | None = None,
+        policy: StreamPolicy = DEFAULT_STREAM_POLICY,
+        wallet_id: int | str | None = "all",
     ) -> FillStream[Fill] | FillStream[Fill | StreamGap]:
         """Stream every fill of the key's owner, exactly once, in order, across drops.
 
@@ -97,10 +97,11 @@ class ExecutionsAPI:
                 after each reconnect (and after resuming from ``since``).
             queue_size: fills buffered for a slow consumer before the socket
                 reader pauses (backpressure; nothing is ever dropped).
-            reconnect: backoff, ping and dedupe settings.
-            wallet_id: history scope for the backfill (``"all"``, ``"api"`` or a
-                wallet id); omitted means the API wallet, where API-key orders
-                trade. Use ``"all"`` if fills on other wallets reach the socket too.
+            policy: backoff, ping, REST-check and lookback settings.
+            wallet_id: history scope of the backfill. The socket carries the fills
+                of every wallet of the user, so the default ``"all"`` matches it;
+                ``"api"`` or a wallet id narrows the backfill only (``None``
+                sends no scope: the server's default, the API wallet).
 
         Returns:
             The stream, to be entered with ``async with``. Its ``position`` is
@@ -110,7 +111,7 @@ class ExecutionsAPI:
             InvalidArgumentError: bad ``queue_size`` or ``wallet_id`` (at once).
             While iterating: AuthenticationError or PermissionDeniedError when a
             token is refused (401/403), StreamClosedError after
-            ``reconnect.max_failures`` consecutive failures. Other errors are
+            ``policy.max_failures`` consecutive failures. Other errors are
             retried with backoff.
 
         Cancellation: cancelling the consumer, ``break`` or an error inside the
@@ -127,7 +128,7 @@ class ExecutionsAPI:
             since=since,
             gaps=gaps,
             queue_size=size,
-            policy=reconnect,
+            policy=policy,
             page_size=HISTORY_PAGE_MAX,
             scope={} if scope is None else {"wallet_id": scope},
         )

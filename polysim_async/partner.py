@@ -349,7 +349,7 @@ class PartnerAccounts:
         interval: float = DEFAULT_WATCH_INTERVAL,
         since: Mapping[str, Watermark] | None = None,
         concurrency: int = DEFAULT_WATCH_CONCURRENCY,
-        page_size: int = 100,
+        page_size: int = MAX_PAGE_SIZE,
         queue_size: int = 1000,
     ) -> TradeWatch:
         """Watch many accounts for new fills; each fill is yielded exactly once, as it appears.
@@ -370,7 +370,8 @@ class PartnerAccounts:
                 is new"). An account not in it starts at its newest fill when
                 first polled.
             concurrency: requests in flight at once.
-            page_size: fills per page when catching up (1..500).
+            page_size: fills per page when catching up on a backlog (1..500);
+                a routine poll asks for about twice the fills the account had last time.
             queue_size: fills buffered for a slow consumer before polling pauses.
 
         Returns:

@@ -255,7 +255,7 @@ async def test_the_shared_budget_is_saturated_but_never_exceeded() -> None:
     grants: list[float] = []
     pages = feeds(accounts=20, pages=3, per_page=2)
     feed = FeedServer(pages)
-    budget = RateLimit(per_second=5, per_minute=40)
+    budget = RateLimit(margin=0, per_second=5, per_minute=40)
     async with client(rate_limit=budget, clock=t.clock, sleep=t.sleep, deadline=None) as c:
         acquire = c.limiter.acquire
 

@@ -74,15 +74,30 @@ class TestGatherIsPaced:
     """Many concurrent calls on virtual time: every sleeper wakes at its exact deadline."""
 
     def test_200_concurrent_calls_never_exceed_50_per_second(self) -> None:
-        starts, client = gather_users(200)
+        starts, client = gather_users(200, rate_limit=ps.RateLimit(margin=0))
         assert max_in_window(starts, 1.0) == 50
         # Paced, not serialised: 200 starts at 50/s begin within three seconds.
         assert max(starts) - min(starts) == pytest.approx(3.0)
         # Calls 51-100 waited 1 s each, 101-150 2 s, 151-200 3 s.
         assert client.stats.limiter_wait == pytest.approx(50 * (1 + 2 + 3))
 
+    def test_the_default_margin_stretches_each_window_against_arrival_jitter(self) -> None:
+        starts, client = gather_users(200)  # DEFAULT_RATE_LIMIT: 50/s with a 0.05 s margin
+        # Even if every request arrived up to 50 ms late, no 1.05 s span holds more than 50.
+        assert max_in_window(starts, 1.05) == 50
+        assert max(starts) - min(starts) == pytest.approx(3 * 1.05)
+        assert client.stats.limiter_wait == pytest.approx(50 * 1.05 * (1 + 2 + 3))
+
+    def test_a_margin_outside_zero_to_one_second_is_refused(self) -> None:
+        with pytest.raises(ps.InvalidArgumentError, match="margin"):
+            ps.RateLimit(margin=-0.1)
+        with pytest.raises(ps.InvalidArgumentError, match="margin"):
+            ps.RateLimit(margin=1.5)
+
     def test_the_minute_budget_holds_too(self) -> None:
-        starts, _ = gather_users(300, rate_limit=ps.RateLimit(per_second=50, per_minute=120))
+        starts, _ = gather_users(
+            300, rate_limit=ps.RateLimit(margin=0, per_second=50, per_minute=120)
+        )
         assert max_in_window(starts, 1.0) == 50
         assert max_in_window(starts, 60.0) == 120
         # Batches of 120 start at 0 s, 60 s and 120 s: paced, never later than needed.
@@ -98,7 +113,7 @@ class TestGatherIsPaced:
     ) -> None:
         starts: list[float] = []
         record_starts(mock, clock, starts)
-        async with make_client(clock, rate_limit=ps.RateLimit(per_second=3)) as client:
+        async with make_client(clock, rate_limit=ps.RateLimit(margin=0, per_second=3)) as client:
             for _ in range(7):
                 await client.partner.users.get(12345)
         assert max_in_window(starts, 1.0) == 3
@@ -110,7 +125,7 @@ class TestLimiterUnit:
     async def test_third_request_in_a_second_waits_for_the_first_to_leave(
         self, clock: FakeClock
     ) -> None:
-        lim = limiter(clock, ps.RateLimit(per_second=2, per_minute=None))
+        lim = limiter(clock, ps.RateLimit(margin=0, per_second=2, per_minute=None))
         await lim.acquire()
         clock.now += 0.25
         await lim.acquire()
@@ -121,7 +136,7 @@ class TestLimiterUnit:
         assert lim.waited == pytest.approx(0.75)
 
     async def test_old_starts_slide_out_of_the_window(self, clock: FakeClock) -> None:
-        lim = limiter(clock, ps.RateLimit(per_second=2, per_minute=None))
+        lim = limiter(clock, ps.RateLimit(margin=0, per_second=2, per_minute=None))
         await lim.acquire()
         await lim.acquire()
         clock.now += 5
@@ -130,7 +145,7 @@ class TestLimiterUnit:
         assert clock.sleeps == []
 
     async def test_a_wait_past_the_deadline_fails_at_once(self, clock: FakeClock) -> None:
-        lim = limiter(clock, ps.RateLimit(per_second=1, per_minute=None))
+        lim = limiter(clock, ps.RateLimit(margin=0, per_second=1, per_minute=None))
         await lim.acquire()
         with pytest.raises(ps.DeadlineExceededError) as info:
             await lim.acquire(deadline=clock() + 0.5)
@@ -154,7 +169,7 @@ class TestLimiterUnit:
         assert clock.sleeps == []
 
     async def test_a_pause_arriving_while_waiting_extends_the_wait(self, clock: FakeClock) -> None:
-        lim = limiter(clock, ps.RateLimit(per_second=1, per_minute=None))
+        lim = limiter(clock, ps.RateLimit(margin=0, per_second=1, per_minute=None))
         await lim.acquire()
         waiter = asyncio.create_task(lim.acquire())
         await asyncio.sleep(0)  # the waiter reserved t+1 and is sleeping
@@ -170,7 +185,7 @@ class TestLimiterUnit:
             await asyncio.Event().wait()
 
         lim = RateLimiter(
-            ps.RateLimit(per_second=1, per_minute=None),
+            ps.RateLimit(margin=0, per_second=1, per_minute=None),
             clock=lambda: 0.0,
             sleep=blocking_sleep,
             wall_clock=lambda: WALL,
@@ -239,7 +254,7 @@ class TestServerHints:
     ) -> None:
         mock.get(url("/v1/partner/users/12345"), payload=USER_201, repeat=True)
         async with make_client(
-            clock, rate_limit=ps.RateLimit(per_second=1), deadline=0.5
+            clock, rate_limit=ps.RateLimit(margin=0, per_second=1), deadline=0.5
         ) as client:
             await client.partner.users.get(12345)
             with pytest.raises(ps.DeadlineExceededError):

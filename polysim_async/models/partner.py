@@ -100,7 +100,7 @@ class AccountState(msgspec.Struct, kw_only=True, frozen=True):
     updated_at: UTCDateTime | None = None
 
 
-class Trade(msgspec.Struct, kw_only=True, frozen=True):
+class Trade(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """One filled trade from an account's feed (P6).
 
     Bulk pulls decode millions of these, so the money fields keep the exact
@@ -108,7 +108,9 @@ class Trade(msgspec.Struct, kw_only=True, frozen=True):
     (``price``, ``quantity``, ``notional``, ``fee``, ``realized_pnl``) turn them
     into :class:`~decimal.Decimal` only when read: exact, never ``float``, and
     about 2.3x cheaper to decode than eager Decimals (see benchmarks/README.md).
-    Equality compares the wire strings.
+    Equality compares the wire strings. Trades hold no containers, so they are
+    not tracked by the garbage collector (``gc=False``): fewer GC passes while
+    millions stream through.
     """
 
     trade_id: int

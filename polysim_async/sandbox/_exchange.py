@@ -84,6 +84,7 @@ class Exchange:
         #: Also report taker (immediate) fills to ``on_fill``, not only resting ones.
         self.push_taker_fills = True
         self._resting: dict[str, dict[int, Order]] = {}
+        self._gtd: dict[int, Order] = {}
         self._next_hour = (state.clock.now_us() // HOUR_US + 1) * HOUR_US
 
     # -- valuation ---------------------------------------------------------------------
@@ -202,6 +203,8 @@ class Exchange:
             wallet.positions[(order.market_id, order.outcome)].reserved += order.quantity
         wallet.pending[order.order_id] = order
         self._resting.setdefault(order.market_id, {})[order.order_id] = order
+        if order.expiration_us is not None:
+            self._gtd[order.order_id] = order
 
     def _unreserve(self, wallet: Wallet, order: Order) -> None:
         if order.side == "BUY":
@@ -214,6 +217,7 @@ class Exchange:
         order.reserved = ZERO
         wallet.pending.pop(order.order_id, None)
         self._resting.get(order.market_id, {}).pop(order.order_id, None)
+        self._gtd.pop(order.order_id, None)
 
     def cancel(
         self, order: Order, *, reason: str = "user_cancelled", status: str = "CANCELLED"
@@ -279,6 +283,7 @@ class Exchange:
                 wallet.closed_positions.append(pos)
         wallet.pending.pop(order.order_id, None)
         self._resting.get(order.market_id, {}).pop(order.order_id, None)
+        self._gtd.pop(order.order_id, None)
         order.status = "FILLED"
         order.filled_us = at_us
         order.fill_price = price
@@ -369,10 +374,11 @@ class Exchange:
         self._expire(now)
 
     def _expire(self, at_us: int) -> None:
-        for resting in self._resting.values():
-            for order in list(resting.values()):
-                if order.expiration_us is not None and order.expiration_us <= at_us:
-                    self.cancel(order, reason="gtd_expired", status="EXPIRED")
+        if not self._gtd:
+            return
+        for order in list(self._gtd.values()):
+            if order.expiration_us is not None and order.expiration_us <= at_us:
+                self.cancel(order, reason="gtd_expired", status="EXPIRED")
 
     def _walk(self, at_us: int) -> None:
         rng = self.state.rng

@@ -4,7 +4,8 @@ Partner (``/v1/partner/*``): two sliding windows, 50 per second and 3,000 per
 minute, kept both per tenant and per key; the tenant buckets are checked first and
 every one must pass. A rejected request is not counted. ``Retry-After`` is ``1``
 for the per-second cap and the whole seconds until the oldest request leaves the
-minute window for the per-minute cap (the larger wait when both are reached). Headers: ``X-RateLimit-Limit`` /
+minute window for the per-minute cap (the larger wait when both are reached).
+Headers: ``X-RateLimit-Limit`` /
 ``-Remaining`` / ``-Reset`` (minute window; reset = seconds until the oldest
 counted request leaves it, 0 when empty), ``-Limit-Per-Second`` /
 ``-Remaining-Per-Second``, each also as ``X-Polysim-RateLimit-*``. The values are

@@ -105,7 +105,7 @@ async def test_history_newest_first_with_offset(api: Api, sb: Sandbox) -> None:
     await sb.place_order(
         market_id=sb.market_id, side="SELL", outcome="Yes", quantity="5", price="0.40"
     )
-    status, _, rows = await api.trader("GET", "/account/history")
+    _status, _, rows = await api.trader("GET", "/account/history")
     parsed = msgspec.json.decode(msgspec.json.encode(rows), type=list[HistoryRow])
     assert [r.quantity for r in parsed] == [Decimal(5), Decimal(7), Decimal(6), Decimal(5)]
     assert all(r.status == "FILLED" for r in parsed)

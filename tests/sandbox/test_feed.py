@@ -36,7 +36,7 @@ async def test_feed_pages_newest_first_without_gaps(api: Api, sb: Sandbox) -> No
     keys = [(r["filled_at"], r["order_id"]) for r in rows]
     assert keys == sorted(keys, reverse=True)
     assert len(set(keys)) == 1001
-    status, _, page = await api.partner("GET", f"/accounts/{account_id}/trades")
+    _status, _, page = await api.partner("GET", f"/accounts/{account_id}/trades")
     assert len(page["data"]) == 100  # default limit
     msgspec.json.decode(msgspec.json.encode(page), type=TradePage)
 

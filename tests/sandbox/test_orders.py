@@ -201,7 +201,7 @@ async def test_idempotency_in_flight_conflict(api: Api, sb: Sandbox) -> None:
 
 async def test_list_orders_cursor_paging(api: Api, sb: Sandbox) -> None:
     ids = []
-    for i in range(7):
+    for _i in range(7):
         _, _, body = await api.trader(
             "POST", "/orders", json=_order(sb, order_type="limit", price="0.30")
         )
@@ -212,7 +212,7 @@ async def test_list_orders_cursor_paging(api: Api, sb: Sandbox) -> None:
         params = {"limit": "3"}
         if cursor:
             params["cursor"] = cursor
-        status, _, page = await api.trader("GET", "/orders", params=params)
+        _status, _, page = await api.trader("GET", "/orders", params=params)
         parsed = msgspec.json.decode(msgspec.json.encode(page), type=OrderPage)
         seen += [o.order_id for o in parsed.orders]
         if not parsed.has_more:

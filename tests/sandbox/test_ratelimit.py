@@ -24,7 +24,7 @@ def lapi(limited: Sandbox, http: aiohttp.ClientSession) -> Api:
 
 
 async def test_partner_per_second_cap(lapi: Api, limited: Sandbox) -> None:
-    for i in range(50):
+    for _i in range(50):
         status, headers, _ = await lapi.partner("GET", "/users/1")
         assert status == 404
     assert headers["X-RateLimit-Remaining-Per-Second"] == "0"
