@@ -124,7 +124,8 @@ class RetryPolicy:
         max_retries: repeats after the first attempt for 429, 425/502/503/504 and
             transport errors; ``0`` disables every automatic repeat, draining included.
         max_retry_after: a ``Retry-After`` longer than this raises at once.
-        backoff_base: first backoff in seconds; doubles per attempt, full jitter.
+        backoff_base: first backoff in seconds; doubles per attempt; each wait is
+            drawn between half and all of the step (equal jitter).
         backoff_max: ceiling of one backoff.
         drain_retries: repeats of close/reset on 409 ``ORDERS_NOT_CANCELLED``.
         drain_wait: pause between drain attempts when the server sends no ``Retry-After``.

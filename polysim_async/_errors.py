@@ -372,7 +372,8 @@ def from_response(
         retry_after = body_retry
     request_id = _text(headers.get("X-Request-Id"))
     cls: type[APIStatusError]
-    if code is None and _EDGE_BLOCK.search(body[:512]):
+    # A CDN page on a 429 (``error code: 1015``) is a rate limit, retried as one.
+    if code is None and status != 429 and _EDGE_BLOCK.search(body[:512]):
         cls = EdgeBlockedError
         code = "EDGE_BLOCKED"
         message = (

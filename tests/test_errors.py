@@ -276,3 +276,13 @@ class TestParseRetryAfter:
     def test_http_date_in_the_past_means_now(self) -> None:
         value = email.utils.formatdate(1_000_000_000, usegmt=True)
         assert parse_retry_after(value, now=1_800_000_000.0) == 0.0
+
+
+def test_a_cdn_page_on_a_429_is_a_rate_limit_not_an_edge_block() -> None:
+    from polysim_async._errors import from_response
+
+    err = from_response(429, {"Retry-After": "2"}, b"error code: 1015")
+    assert type(err).__name__ == "RateLimitError"
+    assert err.retry_after == 2.0
+    blocked = from_response(403, {}, b"error code: 1010")
+    assert type(blocked).__name__ == "EdgeBlockedError"
