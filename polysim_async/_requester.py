@@ -58,7 +58,9 @@ class Requester:
         if remaining <= 0:
             raise DeadlineExceededError("the call's deadline passed before the next attempt")
         total = self.timeout.total if self.timeout.total is not None else math.inf
-        return replace(self.timeout, total=min(total, remaining))
+        if remaining >= total:
+            return self.timeout  # the common case: no copy on the hot path
+        return replace(self.timeout, total=remaining)
 
     async def send(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 from ._config import Timeout
 from ._errors import (
@@ -92,6 +92,7 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -116,6 +117,16 @@ class AiohttpTransport:
         """The base URL every request path is joined to."""
         return self._base_url
 
+    def _client_timeout(self, timeout: Timeout) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(timeout)
+        if cached is None:
+            cached = aiohttp.ClientTimeout(
+                total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
+            )
+            if len(self._timeouts) < 64:  # deadline-clamped totals vary; keep the cache small
+                self._timeouts[timeout] = cached
+        return cached
+
     async def send(self, request: Request, timeout: Timeout) -> Response:
         """Send one request; see :class:`Transport`.
 
@@ -127,9 +138,7 @@ class AiohttpTransport:
         Cancellation propagates unchanged; the connection is released.
         """
         session = self._get_session()
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout.total, sock_connect=timeout.connect, sock_read=timeout.read
-        )
+        client_timeout = self._client_timeout(timeout)
         url = self._base_url + request.path
         try:
             async with session.request(
@@ -142,8 +151,9 @@ class AiohttpTransport:
                 allow_redirects=False,
             ) as resp:
                 content = await resp.read()
-                headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(resp.headers))
-                return Response(resp.status, headers, content, resp.reason)
+                # resp.headers is an immutable, case-insensitive view that stays
+                # valid after the connection is released: no copy needed.
+                return Response(resp.status, resp.headers, content, resp.reason)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectTimeoutError(f"timed out connecting to {self._base_url}") from exc
         except aiohttp.ServerTimeoutError as exc:
