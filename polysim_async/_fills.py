@@ -8,13 +8,14 @@ Nothing here touches a socket (that is :mod:`._stream`). The rules (see
 * The tracker's ``floor`` is where the stream started (a saved position, or the
   newest fill when it started): nothing at or below it is delivered. Its
   ``mark`` is the newest fill already queued for the consumer: a fill above it
-  is new. A fill between the two is a duplicate if it was queued (the keys of
-  a recent window are remembered); otherwise it is *late* (it became visible
-  after newer ones, e.g. it never reached the socket) and is still delivered,
-  out of order, with a warning: a fill is never dropped silently.
+  is new. A fill between the two is a duplicate if it was queued (keys are
+  remembered down to the oldest fill a heal re-reads); otherwise it is *late*
+  (e.g. it never reached the socket and newer fills did) and is still
+  delivered, out of order, with a warning: a fill is never dropped silently.
 * REST (``GET /v1/account/history``, newest ``filled_at`` first) is the source of
-  truth: after every reconnect, and periodically while connected, the fills
-  from the window below the mark upward are re-read from it.
+  truth: after every reconnect, and periodically while connected, a heal
+  re-reads it from the newest fill the previous heal saw (less a small
+  ``lookback`` for fills that become visible out of order) upward.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from datetime import datetime, timedelta
 import msgspec
 
 from ._config import RetryPolicy
-from ._errors import InvalidArgumentError
+from ._errors import APIStatusError, InvalidArgumentError, UsageError
 from ._requester import Requester
+from ._retry import _backoff
 from .models.account import HistoryPage, HistoryRow
 from .models.common import Money, Side, UTCDateTime
 from .models.executions import Fill
@@ -46,12 +48,29 @@ __all__ = [
     "decode_frame",
     "fetch_head",
     "fetch_recent",
+    "is_permanent",
 ]
 
 logger = logging.getLogger("polysim_async")
 
 #: Largest page ``GET /v1/account/history`` serves (API.md §4.3).
 HISTORY_PAGE_MAX = 200
+_TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a long-running loop (stream, watch) should end on ``exc`` rather than retry.
+
+    Misuse and 4xx answers other than 408/425/429 (bad key, missing scope,
+    unknown id) are permanent; 429, 5xx, transport and decode errors are not.
+    """
+    if isinstance(exc, UsageError):
+        return True
+    return (
+        isinstance(exc, APIStatusError)
+        and 400 <= exc.status < 500
+        and exc.status not in _TRANSIENT_4XX
+    )
 
 
 @dataclass(frozen=True)
@@ -73,9 +92,9 @@ class StreamPolicy:
         reconcile_interval: seconds between REST checks while connected, which
             catch fills that never reached the socket; ``None`` checks only after
             reconnects.
-        lookback: seconds of fill time below the newest fill that every REST
-            check re-reads, and for which delivered fills are remembered to tell
-            a duplicate from a fill that became visible late.
+        lookback: seconds of fill time below the newest fill REST showed at the
+            previous check that the next check re-reads, to catch fills that
+            became visible in REST after newer ones.
     """
 
     backoff_base: float = 0.5
@@ -86,7 +105,7 @@ class StreamPolicy:
     ping_timeout: float = 10.0
     open_timeout: float = 10.0
     reconcile_interval: float | None = 30.0
-    lookback: float = 60.0
+    lookback: float = 10.0
 
     def __post_init__(self) -> None:
         positive = ["stable_after", "ping_interval", "ping_timeout", "open_timeout"]
@@ -96,8 +115,7 @@ class StreamPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidArgumentError(f"StreamPolicy.{name} must be > 0, got {value!r}")
-        # RetryPolicy validates the backoff numbers the same way; reuse its checks.
-        RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_max)
+        self.backoff(1, random.Random())  # RetryPolicy validates the backoff numbers
         if isinstance(self.lookback, bool) or not isinstance(self.lookback, (int, float)):
             raise InvalidArgumentError("StreamPolicy.lookback must be a number of seconds")
         if self.lookback < 0:
@@ -110,8 +128,9 @@ class StreamPolicy:
 
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait after ``failures`` consecutive failures (>= 1), with equal jitter."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, failures - 1))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        # The request path's formula: base doubling up to the ceiling, equal jitter.
+        retry = RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_max)
+        return _backoff(retry, max(0, failures - 1), rng)
 
 
 @dataclass
@@ -126,7 +145,7 @@ class StreamStats:
         recovered: fills queued from the REST backfill.
         duplicates: frames or rows dropped because their fill was already queued.
         late: fills queued out of order because they became visible late.
-        stale: unseen fills older than the dedupe window, dropped with a warning.
+        stale: unseen fills older than the remembered keys, dropped with a warning.
         unreadable: frames that could not be read (each triggers a REST check).
         reconciles: REST checks made while connected.
     """
@@ -215,28 +234,40 @@ class Verdict(enum.Enum):
     NEW = "new"
     LATE = "late"
     DUPLICATE = "duplicate"
-    #: Unseen, but older than the remembered window: taken for a duplicate, with a warning.
+    #: Unseen, but older than the remembered keys: taken for a duplicate, with a warning.
     STALE = "stale"
 
 
 class FillTracker:
-    """The stream's starting point, the queued watermark, and the keys seen near it.
+    """Where the stream started, what it queued, what REST showed, and the keys in between.
 
     Args:
         floor: where the stream started; fills at or below it are never delivered.
-        window: seconds of ``filled_at`` below the mark for which queued keys are
-            remembered; an unseen fill above the floor but older than that is
-            :attr:`Verdict.STALE`.
+        window: seconds of ``filled_at`` below the REST high-water mark that a heal
+            re-reads, for fills that became visible in REST after newer ones.
         max_keys: cap on the remembered keys.
+
+    Attributes:
+        mark: the newest fill queued for the consumer.
+        checked: the newest fill REST showed at the last heal (the floor at first).
+        keep_from: keys of fills from here on are remembered: the bound the last
+            heal re-read from, so a live frame still buffered for a fill that heal
+            delivered is recognised.
     """
 
-    def __init__(self, floor: Watermark, *, window: float, max_keys: int = 100_000) -> None:
+    def __init__(self, floor: Watermark, *, window: float, max_keys: int = 200_000) -> None:
         self.floor = floor
         self.mark = floor
+        self.checked = floor
+        self.keep_from = floor.filled_at
         self.window = timedelta(seconds=window)
         self._max_keys = max_keys
         self._seen: set[Watermark] = set()
         self._heap: list[Watermark] = []
+
+    def lower_bound(self) -> datetime:
+        """Oldest ``filled_at`` the next heal re-reads."""
+        return max(self.floor.filled_at, self.checked.filled_at - self.window)
 
     def verdict(self, key: Watermark) -> Verdict:
         """Classify ``key`` without recording it."""
@@ -244,7 +275,7 @@ class FillTracker:
             return Verdict.NEW
         if key <= self.floor or key in self._seen:
             return Verdict.DUPLICATE
-        if key.filled_at < self.mark.filled_at - self.window:
+        if key.filled_at < self.keep_from:
             return Verdict.STALE
         return Verdict.LATE
 
@@ -256,13 +287,20 @@ class FillTracker:
         heapq.heappush(self._heap, key)
         if key > self.mark:
             self.mark = key
-        cutoff = self.mark.filled_at - self.window
-        while self._heap and (self._heap[0].filled_at < cutoff or len(self._heap) > self._max_keys):
-            self._seen.discard(heapq.heappop(self._heap))
+        self._prune()
 
-    def lower_bound(self) -> datetime:
-        """Oldest ``filled_at`` a heal re-reads: the window below the mark, not below the floor."""
-        return max(self.floor.filled_at, self.mark.filled_at - self.window)
+    def checked_up_to(self, key: Watermark) -> None:
+        """Record that a heal read REST up to ``key`` (its newest fill)."""
+        if key > self.checked:
+            self.keep_from = self.lower_bound()
+            self.checked = key
+            self._prune()
+
+    def _prune(self) -> None:
+        cutoff = self.keep_from
+        heap = self._heap
+        while heap and (heap[0].filled_at < cutoff or len(heap) > self._max_keys):
+            self._seen.discard(heapq.heappop(heap))
 
 
 def _fill(row: HistoryRow) -> Fill | None:

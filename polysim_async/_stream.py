@@ -5,8 +5,8 @@ classes; their exceptions are translated here. One supervisor task per stream
 owns the socket and feeds a bounded queue; the consumer reads the queue.
 
 Connection cycle: mint a token (reused while fresh) → open the socket → heal
-from REST (the fills from the lookback window below the queued watermark
-upward) → read live frames, re-checking REST every ``reconcile_interval``. Any drop
+from REST (the fills since the previous check) → read live frames,
+re-checking REST every ``reconcile_interval``. Any drop
 goes round again: at once with a new token after close 4001, else after a
 jittered exponential backoff that resets once a connection stayed up
 ``stable_after`` seconds. A permanent error (401/403 minting, a missing
@@ -32,7 +32,6 @@ from ._errors import (
     ConnectTimeoutError,
     NetworkError,
     StreamClosedError,
-    UsageError,
 )
 from ._fills import (
     FillTracker,
@@ -43,6 +42,7 @@ from ._fills import (
     decode_frame,
     fetch_head,
     fetch_recent,
+    is_permanent,
 )
 from ._requester import Requester
 from .models.executions import Fill
@@ -89,19 +89,12 @@ class _Token:
     expires: float
 
 
-def _permanent(exc: BaseException) -> bool:
-    if isinstance(exc, (UsageError, _NoEndpoint)):
-        return True
-    return (
-        isinstance(exc, APIStatusError)
-        and 400 <= exc.status < 500
-        and exc.status
-        not in (
-            408,
-            425,
-            429,
-        )
-    )
+async def _discard(handshake: asyncio.Future[Socket]) -> None:
+    """Cancel a handshake, wait for it to end, and close the socket if it opened anyway."""
+    handshake.cancel()
+    await asyncio.wait({handshake})
+    if not handshake.cancelled() and handshake.exception() is None:
+        await handshake.result().close()
 
 
 class FillStream(Generic[E]):
@@ -249,7 +242,7 @@ class FillStream(Generic[E]):
         failures = 0
         token: _Token | None = None
         rejected_before = False
-        reason, offline_since = "resume", clock()
+        reason, offline_since = ("start" if self._fresh_start else "resume"), clock()
         while True:
             opened: float | None = None
             try:
@@ -265,7 +258,7 @@ class FillStream(Generic[E]):
                 finally:
                     await ws.close()
             except Exception as exc:
-                if _permanent(exc):
+                if is_permanent(exc) or isinstance(exc, _NoEndpoint):
                     raise
                 drop = _Drop(None, f"{type(exc).__name__}: {exc}", exc)
             offline_since = clock()
@@ -299,9 +292,11 @@ class FillStream(Generic[E]):
         return _Token(minted.token, self._r.clock() + 0.8 * max(0, minted.expires_in))
 
     async def _open(self, token: str) -> Socket:
-        session = self._session()
-        try:
-            connecting = session.ws_connect(
+        # The handshake runs as a child task bounded with asyncio.wait: on Python
+        # < 3.12, asyncio.wait_for can swallow a cancellation that coincides with
+        # completion, which would leave this task running after aclose().
+        handshake = asyncio.ensure_future(
+            self._session().ws_connect(
                 self._url,
                 params={"token": token},
                 decode_text=False,
@@ -309,20 +304,34 @@ class FillStream(Generic[E]):
                 autoclose=True,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_TIMEOUT),
             )
-            return await asyncio.wait_for(connecting, self._policy.open_timeout)
+        )
+        try:
+            await asyncio.wait({handshake}, timeout=self._policy.open_timeout)
+        except BaseException:
+            await _discard(handshake)
+            raise
+        if not handshake.done():
+            await _discard(handshake)
+            raise ConnectTimeoutError("the WebSocket handshake timed out")
+        try:
+            return handshake.result()
         except aiohttp.WSServerHandshakeError as exc:
-            # The message names the status only: the URL carries the token.
-            if exc.status in (401, 403):
-                raise _TokenRejected(f"handshake refused with HTTP {exc.status}") from exc
-            if exc.status == 404:
-                raise _NoEndpoint("no executions WebSocket at this base URL (HTTP 404)") from exc
-            raise NetworkError(f"handshake refused with HTTP {exc.status}") from exc
+            # Status only, and no chained error: aiohttp's text includes the URL, and
+            # with it the token.
+            status = exc.status
+            if status in (401, 403):
+                raise _TokenRejected(f"handshake refused with HTTP {status}") from None
+            if status == 404:
+                raise _NoEndpoint("no executions WebSocket at this base URL (HTTP 404)") from None
+            raise NetworkError(f"handshake refused with HTTP {status}") from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"cannot connect the executions WebSocket: {exc.os_error}") from exc
-        except asyncio.TimeoutError as exc:
+        except asyncio.TimeoutError as exc:  # aiohttp's own connect timeouts
             raise ConnectTimeoutError("the WebSocket handshake timed out") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise NetworkError(f"cannot open the executions WebSocket: {exc!r}") from exc
+            raise NetworkError(
+                f"cannot open the executions WebSocket: {type(exc).__name__}"
+            ) from exc
 
     async def _pump(self, ws: Socket) -> _Drop:
         """Read frames until the socket ends, pinging when idle and checking REST periodically."""
@@ -351,7 +360,8 @@ class FillStream(Generic[E]):
                     try:
                         await ws.send_str(_PING)
                     except (aiohttp.ClientError, OSError) as exc:
-                        return _Drop(None, f"ping failed: {exc!r}", NetworkError(str(exc)))
+                        failed = f"ping failed: {type(exc).__name__}"
+                        return _Drop(None, failed, NetworkError(failed))
                 continue
             ping_due, answer_due = loop.time() + policy.ping_interval, None
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
@@ -398,6 +408,8 @@ class FillStream(Generic[E]):
             await self._queue.put(gap)
         for fill in fresh:
             await self._offer(fill, live=False)
+        if rows:  # only now: raising the bound earlier could make a fresh fill look stale
+            tracker.checked_up_to(Watermark.of(rows[-1]))
 
     async def _offer(self, fill: Fill, *, live: bool) -> None:
         tracker = self._tracker
@@ -409,7 +421,7 @@ class FillStream(Generic[E]):
             return
         if verdict is Verdict.STALE:
             self.stats.stale += 1
-            logger.warning("fill %s is older than the lookback window; taken as seen", key)
+            logger.warning("fill %s is below what REST checks re-read; taken as seen", key)
             return
         if verdict is Verdict.LATE:
             self.stats.late += 1

@@ -20,7 +20,6 @@ fill already seen. Scheduling, fairness and budget:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -30,13 +29,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
-from ._errors import (
-    APIStatusError,
-    ClientClosedError,
-    InvalidArgumentError,
-    RateLimitError,
-    UsageError,
-)
+from ._errors import ClientClosedError, InvalidArgumentError, RateLimitError
+from ._fills import is_permanent
 from ._requester import Requester
 from ._validation import check_int, path_id
 from .models.partner import Trade, TradePage
@@ -92,6 +86,11 @@ class WatchStats:
     polls: int = 0
     trades: int = 0
     retries: int = 0
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class TradeWatch:
         self._ready: asyncio.Queue[_Account] = asyncio.Queue()
         self._heap: list[tuple[float, int, _Account]] = []
         self._seq = itertools.count()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._finished = False
         self._rng = random.Random()
@@ -236,18 +235,24 @@ class TradeWatch:
 
     def _schedule(self, acc: _Account, due: float) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), acc))
-        self._wake.set()
+        _wake(self._waiter)
 
     async def _dispatch(self) -> None:
+        # Sleeps on a plain future woken by a timer or by _schedule; asyncio.wait_for
+        # can swallow a cancellation on Python < 3.12 and would keep this task alive.
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             while self._heap and self._heap[0][0] <= now:
                 self._ready.put_nowait(heapq.heappop(self._heap)[2])
-            delay = self._heap[0][0] - now if self._heap else None
-            self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(self._heap[0][0], _wake, waiter) if self._heap else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,11 +269,7 @@ class TradeWatch:
         try:
             delay = await self._poll(acc)
         except Exception as exc:
-            if isinstance(exc, UsageError) or (
-                isinstance(exc, APIStatusError)
-                and 400 <= exc.status < 500
-                and exc.status not in (408, 425, 429)
-            ):
+            if is_permanent(exc):
                 raise
             acc.failures += 1
             self.stats.retries += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal, overload
 
+from ._errors import InvalidArgumentError
 from ._fills import HISTORY_PAGE_MAX
 from ._requester import Requester
 from ._stream import FillStream, SessionFactory, StreamPolicy
@@ -108,7 +109,8 @@ class ExecutionsAPI:
             what to save; its ``stats`` count reconnects, recoveries and duplicates.
 
         Raises:
-            InvalidArgumentError: bad ``queue_size`` or ``wallet_id`` (at once).
+            InvalidArgumentError: bad ``since``, ``queue_size``, ``policy`` or
+                ``wallet_id`` (at once).
             While iterating: AuthenticationError or PermissionDeniedError when a
             token is refused (401/403), StreamClosedError after
             ``policy.max_failures`` consecutive failures. Other errors are
@@ -119,6 +121,10 @@ class ExecutionsAPI:
         block exits.
         """
         size = check_int("queue_size", queue_size, low=1)
+        if since is not None and not isinstance(since, Watermark):
+            raise InvalidArgumentError(f"since must be a Watermark or None, got {since!r}")
+        if not isinstance(policy, StreamPolicy):
+            raise InvalidArgumentError("policy must be a StreamPolicy")
         scope = wallet_param(wallet_id)
         return FillStream(
             requester=self._r,

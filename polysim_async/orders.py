@@ -231,6 +231,9 @@ class OrdersAPI:
                 filled ids are separate sequences, so the same number can name two orders.
             wallet_id: a wallet the order must belong to.
 
+        Returns:
+            The order row; ``order_type`` tells which table matched.
+
         Raises:
             InvalidArgumentError: bad arguments (nothing sent).
             NotFoundError: ``ORDER_NOT_FOUND`` (or on another wallet).
@@ -265,6 +268,9 @@ class OrdersAPI:
             wallet_id: ``"all"``, ``"api"`` or a wallet id.
             page_size: 1 to 200.
             cursor: a saved ``next_cursor`` to resume from (same filters).
+
+        Returns:
+            An async iterator of pages; each page's ``next_cursor`` is where to resume.
 
         Raises:
             InvalidArgumentError: bad filters, raised by this call before anything is sent.
@@ -347,6 +353,9 @@ class OrdersAPI:
         """Iterate over every order across pages, newest first.
 
         Same arguments and errors as :meth:`pages`; ``break`` is safe.
+
+        Returns:
+            An async iterator of order rows.
         """
         return _rows(
             self.pages(

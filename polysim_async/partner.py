@@ -361,6 +361,11 @@ class PartnerAccounts:
         budget, one page per turn in due-time order, so a busy account cannot
         starve the rest, and a 429 only delays the account it hit.
 
+        Fills are yielded oldest first, so a walk holds an account's new fills
+        in memory until it reaches the watermark. To import a long history,
+        page it with :meth:`trades` or :meth:`trades_many` and start the watch
+        from its newest fill (``Watermark.of(trade)``).
+
         Args:
             account_ids: distinct account ids (thousands are fine).
             interval: seconds between polls of one account (longer when the

@@ -54,7 +54,10 @@ class StreamGap(msgspec.Struct, kw_only=True, frozen=True):
             (``None`` when it had none yet).
         until: the newest fill recovered from REST, or ``None`` if none was missing.
         recovered: how many fills were recovered from REST (they follow this marker).
-        reason: why the live feed was interrupted (a close code, an error, ``"resume"``).
+        reason: why REST was read: a close code or error after a drop, ``"resume"``
+            (started from a saved position), ``"start"`` (fills between entering
+            and the socket opening), ``"reconcile"`` (a periodic check found fills
+            the socket never carried), ``"unreadable frame"``.
         offline_seconds: time from losing the live feed to having healed the gap.
     """
 

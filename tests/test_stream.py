@@ -1,0 +1,726 @@
+"""``client.executions.stream()`` against an inline exchange on 127.0.0.1 (real sockets).
+
+The fake exchange mints tokens, serves the execution WebSocket and the REST
+history, and can drop sockets, close them with 4001/4002, push duplicates,
+odd frames, and fills without pushing them (fills the socket never sees).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import WSMsgType, web
+
+import polysim_async as ps
+from polysim_async._fills import FillTracker, FrameError, Verdict, decode_frame
+
+from ._helpers import base_of, serve
+
+T0 = datetime(2026, 2, 6, 12, 0, tzinfo=timezone.utc)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+FAST = ps.StreamPolicy(
+    backoff_base=0.001,
+    backoff_max=0.004,
+    ping_interval=5.0,
+    ping_timeout=5.0,
+    open_timeout=5.0,
+    reconcile_interval=None,
+)
+#: For the sandbox proofs: also re-check REST often, for fills that never reach the socket.
+CHECKING = ps.StreamPolicy(
+    backoff_base=0.001,
+    backoff_max=0.004,
+    ping_interval=5.0,
+    ping_timeout=5.0,
+    reconcile_interval=0.05,
+    lookback=0.01,  # the sandbox never makes a fill visible out of order
+)
+
+
+def iso(i: int) -> str:
+    return (T0 + timedelta(milliseconds=i)).isoformat()
+
+
+class Exchange:
+    """Fills ``1..n`` at ``T0 + i ms``; order id = i. Knobs are plain attributes."""
+
+    def __init__(self) -> None:
+        self.fills: list[dict[str, Any]] = []
+        self.sockets: list[web.WebSocketResponse] = []
+        self.tokens: set[str] = set()
+        self.minted = 0
+        self.mint_errors: list[tuple[int, str]] = []  # popped one per mint
+        self.reject_tokens = False  # close every new socket with 4001
+        self.close_new_with: int | None = None  # close every new socket with this code
+        self.answer_pings = True
+        self.pings = 0
+        self.history_calls = 0
+        self.connects = 0
+        self.handshake_status: int | None = None
+        self.max_open = 0
+        self.healed = False  # a history read came after the newest socket opened
+
+    @property
+    def live(self) -> bool:
+        """The client has an open socket and finished healing it: pushes now arrive live."""
+        return self.healed and any(not ws.closed for ws in self.sockets)
+
+    # -- knobs ------------------------------------------------------------------------
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {
+            "order_id": i,
+            "market_id": "0xabc",
+            "side": "BUY" if i % 2 else "SELL",
+            "outcome": "Yes",
+            "price": "0.65",
+            "quantity": "10.0",
+            "notional": "6.50",
+            "fee": "0.00",
+            "status": "FILLED",
+            "filled_at": iso(i),
+        }
+
+    async def fill(self, count: int = 1, *, push: bool = True) -> list[int]:
+        ids = []
+        for _ in range(count):
+            i = len(self.fills) + 1
+            self.fills.append(self.row(i))
+            ids.append(i)
+            if push:
+                await self.push({"type": "fill", **self.row(i)})
+        return ids
+
+    async def push(self, frame: Any) -> None:
+        data = frame if isinstance(frame, str) else json.dumps(frame)
+        for ws in list(self.sockets):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str(data)
+
+    async def close_all(self, code: int = 1001) -> None:
+        for ws in list(self.sockets):
+            await ws.close(code=code)
+
+    def abort_all(self) -> None:
+        for ws in list(self.sockets):
+            transport = ws._req.transport if ws._req is not None else None
+            if transport is not None:
+                transport.abort()
+
+    # -- routes -----------------------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/keys/ws-token", self.mint)
+        app.router.add_get("/v1/ws/executions", self.ws)
+        app.router.add_get("/v1/account/history", self.history)
+
+    async def mint(self, request: web.Request) -> web.Response:
+        if self.mint_errors:
+            status, code = self.mint_errors.pop(0)
+            return web.json_response({"error": code, "message": "no"}, status=status)
+        self.minted += 1
+        token = f"tok{self.minted}"
+        self.tokens.add(token)
+        return web.json_response({"token": token, "expires_in": 60})
+
+    async def ws(self, request: web.Request) -> web.StreamResponse:
+        if self.handshake_status is not None:
+            return web.json_response({"error": "NOPE"}, status=self.handshake_status)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.connects += 1
+        token = request.query.get("token", "")
+        if self.reject_tokens or token not in self.tokens:
+            await ws.close(code=4001, message=b"invalid or expired token")
+            return ws
+        if self.close_new_with is not None:
+            await ws.close(code=self.close_new_with, message=b"go away")
+            return ws
+        self.healed = False
+        self.sockets.append(ws)
+        self.max_open = max(self.max_open, sum(not s.closed for s in self.sockets))
+        await ws.send_json({"type": "connected", "user_id": 1, "protocol_version": "1.0"})
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT and json.loads(msg.data).get("action") == "ping":
+                    self.pings += 1
+                    if self.answer_pings:
+                        await ws.send_json({"type": "pong", "ts": 1})
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    async def history(self, request: web.Request) -> web.Response:
+        self.history_calls += 1
+        self.healed = True
+        limit = int(request.query["limit"])
+        offset = int(request.query.get("offset", "0"))
+        newest_first = self.fills[::-1]
+        rows = newest_first[offset : offset + limit]
+        nxt = str(offset + limit) if len(rows) == limit else ""
+        assert request.query.get("envelope") == "true"
+        return web.json_response({"data": rows, "next_cursor": nxt})
+
+
+@contextlib.asynccontextmanager
+async def running(
+    exchange: Exchange | None = None, **client_kwargs: Any
+) -> AsyncIterator[tuple[Exchange, ps.Client]]:
+    ex = exchange or Exchange()
+    async with serve(ex.routes) as server:
+        client_kwargs.setdefault("rate_limit", None)
+        async with ps.Client("ps_live_test", base_of(server), **client_kwargs) as client:
+            yield ex, client
+
+
+async def take(stream: AsyncIterator[Any], n: int, timeout: float = 5.0) -> list[Any]:
+    """Read until ``n`` fills came (gap markers on the way are kept too)."""
+    out: list[Any] = []
+
+    async def go() -> None:
+        count = 0
+        async for item in stream:
+            out.append(item)
+            count += isinstance(item, ps.Fill)
+            if count == n:
+                return
+
+    await asyncio.wait_for(go(), timeout)
+    return out
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    async def go() -> None:
+        while not predicate():  # noqa: ASYNC110 - polls a server-side condition
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(go(), timeout)
+
+
+def _server_task(task: asyncio.Task[Any]) -> bool:
+    return "RequestHandler" in getattr(task.get_coro(), "__qualname__", "")
+
+
+def ids(items: list[Any]) -> list[int]:
+    return [f.order_id for f in items if isinstance(f, ps.Fill)]
+
+
+# -- frame decoding (pure) -------------------------------------------------------------
+
+
+def test_three_documented_frame_shapes_become_one_fill() -> None:
+    flat = {
+        "type": "fill",
+        "order_id": 42,
+        "market_id": "0x1",
+        "side": "BUY",
+        "outcome": "Yes",
+        "price": "0.65",
+        "quantity": "10.0",
+        "filled_at": "2026-02-06T12:00:45Z",
+    }
+    nested = {"type": "execution", "data": {k: v for k, v in flat.items() if k != "type"}}
+    legacy = {
+        "type": "execution",
+        "order_id": "42",
+        "market_id": "0x1",
+        "side": "BUY",
+        "outcome": "Yes",
+        "price": "0.65",
+        "quantity": "10.0",
+        "status": "FILLED",
+        "timestamp": "2026-02-06T12:00:45+00:00",
+    }
+    fills = [decode_frame(json.dumps(f).encode()) for f in (flat, nested, legacy)]
+    assert fills[0] == fills[1] == fills[2]
+    assert fills[0] == ps.Fill(
+        order_id=42,
+        market_id="0x1",
+        side=ps.Side.BUY,
+        outcome="Yes",
+        price=Decimal("0.65"),
+        quantity=Decimal("10.0"),
+        filled_at=datetime(2026, 2, 6, 12, 0, 45, tzinfo=timezone.utc),
+    )
+
+
+def test_frames_without_fills_are_ignored_and_broken_fills_are_errors() -> None:
+    for frame in (
+        {"type": "connected", "user_id": 1},
+        {"type": "pong", "ts": 5},
+        {"type": "error", "message": "x"},
+        {"type": "subscribed"},
+        {"no": "type"},
+    ):
+        assert decode_frame(json.dumps(frame)) is None
+    with pytest.raises(FrameError):
+        decode_frame(b"not json")
+    with pytest.raises(FrameError):
+        decode_frame(json.dumps({"type": "fill", "order_id": 1}))
+    with pytest.raises(FrameError):  # a fill without any time cannot be placed in order
+        decode_frame(
+            json.dumps(
+                {
+                    "type": "fill",
+                    "order_id": 1,
+                    "market_id": "m",
+                    "side": "BUY",
+                    "outcome": "Yes",
+                    "price": "1",
+                    "quantity": "1",
+                }
+            )
+        )
+
+
+def test_tracker_tells_new_duplicate_late_and_stale_apart() -> None:
+    def key(ms: int, oid: int) -> ps.Watermark:
+        return ps.Watermark(filled_at=T0 + timedelta(milliseconds=ms), order_id=oid)
+
+    tracker = FillTracker(key(0, 1), window=1.0)  # the stream started after fill #1
+    assert tracker.verdict(key(0, 1)) is Verdict.DUPLICATE  # at or below the floor
+    assert tracker.verdict(key(-5, 0)) is Verdict.DUPLICATE
+    tracker.remember(key(3000, 10))
+    assert tracker.mark == key(3000, 10)
+    assert tracker.verdict(key(3000, 11)) is Verdict.NEW
+    assert tracker.verdict(key(3000, 10)) is Verdict.DUPLICATE  # queued already
+    assert tracker.verdict(key(500, 3)) is Verdict.LATE  # above the floor, never queued
+    assert tracker.lower_bound() == T0  # REST not read yet: down to the floor
+    tracker.checked_up_to(key(3000, 10))  # a heal read REST up to #10 (from the floor)
+    assert tracker.lower_bound() == T0 + timedelta(milliseconds=2000)  # the next heal's
+    assert tracker.verdict(key(500, 3)) is Verdict.LATE  # keys kept from the last heal's bound
+    tracker.remember(key(9000, 12))
+    tracker.checked_up_to(key(9000, 12))  # this heal re-read from 2000 ms
+    assert tracker.verdict(key(2500, 4)) is Verdict.LATE
+    assert tracker.verdict(key(3000, 10)) is Verdict.DUPLICATE
+    assert tracker.verdict(key(500, 3)) is Verdict.STALE  # REST showed that time twice
+
+
+def test_watermark_orders_by_time_then_id_and_round_trips() -> None:
+    a = ps.Watermark(filled_at=T0, order_id=9)
+    b = ps.Watermark(filled_at=T0, order_id=10)
+    c = ps.Watermark(filled_at=T0 + timedelta(microseconds=1), order_id=1)
+    assert a < b < c
+    assert msgspec.json.decode(msgspec.json.encode(b), type=ps.Watermark) == b
+
+
+# -- live stream -----------------------------------------------------------------------
+
+
+async def test_live_fills_in_order_after_starting_at_the_newest_rest_fill() -> None:
+    async with running() as (ex, client):
+        await ex.fill(3, push=False)  # history before the stream: not delivered
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.live)
+            assert fills.position == ps.Watermark(
+                filled_at=T0 + timedelta(milliseconds=3), order_id=3
+            )
+            await ex.fill(4)
+            got = await take(fills, 4)
+            assert ids(got) == [4, 5, 6, 7]
+            assert fills.position == ps.Watermark.of(got[-1])
+            assert got[0].price == Decimal("0.65")
+        await until(lambda: not ex.sockets)  # the server saw the close
+        assert fills.stats.connects == 1 and fills.stats.live == 4
+
+
+async def test_drop_is_healed_from_rest_exactly_once_in_order_with_a_gap_marker() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(gaps=True, policy=FAST) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(3)
+            first = await take(fills, 3)
+            before = fills.position
+            ex.close_new_with = 1011  # keep it down while fills happen
+            await ex.close_all(1001)
+            await ex.fill(5, push=False)  # missed by the socket
+            ex.close_new_with = None
+            await until(lambda: ex.live)
+            await ex.push({"type": "fill", **ex.row(8)})  # overlaps the backfill: a duplicate
+            await ex.fill(2)
+            rest = await take(fills, 5 + 2)
+        # every reconnect heals (the 1011 ones too); exactly one found the 5 missed fills
+        gaps = [g for g in rest if isinstance(g, ps.StreamGap)]
+        assert rest[0] is gaps[0] and sum(g.recovered for g in gaps) == 5
+        gap = next(g for g in gaps if g.recovered)
+        assert rest.index(gap) + 5 < len(rest) or rest[-1] is not gap
+        assert gap.after == before
+        assert gap.until == ps.Watermark(filled_at=T0 + timedelta(milliseconds=8), order_id=8)
+        assert "1001" in gap.reason or "1011" in gap.reason
+        assert ids(first + rest) == list(range(1, 11))
+        assert fills.stats.duplicates >= 1 and fills.stats.recovered == 5
+
+
+async def test_abrupt_connection_loss_reconnects_and_heals() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(2)
+            got = await take(fills, 2)
+            ex.abort_all()
+            await ex.fill(3, push=False)
+            await until(lambda: ex.connects >= 2 and ex.live)
+            await ex.fill(1)
+            got += await take(fills, 4)
+        assert ids(got) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_close_4001_mints_a_new_token_and_reconnects_without_backoff() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    policy = ps.StreamPolicy(backoff_base=60.0, backoff_max=60.0, stable_after=0.001)
+    async with running(sleep=sleep) as (ex, client):
+        async with client.executions.stream(policy=policy) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(1)
+            await take(fills, 1)
+            await asyncio.sleep(0.01)  # the connection has been stable
+            ex.tokens.clear()  # the token expired server-side
+            await ex.close_all(4001)
+            await until(lambda: ex.connects == 2 and ex.live)
+            await ex.fill(1)
+            assert ids(await take(fills, 1)) == [2]
+        assert ex.minted == 2 and sleeps == []
+        assert fills.stats.token_rejections == 1
+
+
+async def test_repeated_4001_backs_off_instead_of_spinning() -> None:
+    async with running() as (ex, client):
+        ex.reject_tokens = True
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.connects >= 6)
+            ex.reject_tokens = False
+            await until(lambda: ex.live)
+            await ex.fill(1)
+            assert ids(await take(fills, 1)) == [1]
+        # the first rejection is retried at once, later ones after a backoff
+        assert fills.stats.token_rejections >= 6 and ex.minted >= 6
+
+
+async def test_close_4002_backs_off_with_growing_jittered_waits() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    policy = ps.StreamPolicy(backoff_base=1.0, backoff_max=4.0)
+    async with running(sleep=sleep) as (ex, client):
+        ex.close_new_with = 4002
+        async with client.executions.stream(policy=policy):
+            await until(lambda: len(sleeps) >= 5)
+    assert 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0 and 2.0 <= sleeps[2] <= 4.0
+    assert all(2.0 <= s <= 4.0 for s in sleeps[3:5])
+
+
+async def test_mint_failures_back_off_and_a_401_ends_the_stream() -> None:
+    # max_retries=0: the stream's own backoff handles the 503s, not the request path's
+    async with running(max_retries=0) as (ex, client):
+        ex.mint_errors = [(503, "SERVER_BUSY")] * 5 + [(401, "INVALID_KEY")]
+        async with client.executions.stream(policy=FAST) as fills:
+            with pytest.raises(ps.AuthenticationError):
+                await take(fills, 1)
+            with pytest.raises(StopAsyncIteration):
+                await fills.__anext__()
+        assert ex.connects == 0 and not ex.mint_errors
+
+
+async def test_missing_endpoint_is_permanent_and_max_failures_gives_up() -> None:
+    async with running() as (ex, client):
+        ex.handshake_status = 404
+        async with client.executions.stream(policy=FAST) as fills:
+            with pytest.raises(ps.StreamClosedError, match="404") as info:
+                await take(fills, 1)
+        assert "tok" not in str(info.value) and info.value.__cause__ is None  # no token leak
+    policy = ps.StreamPolicy(backoff_base=0.001, backoff_max=0.001, max_failures=3)
+    async with running() as (ex, client):
+        ex.close_new_with = 1011
+        async with client.executions.stream(policy=policy) as fills:
+            with pytest.raises(ps.StreamClosedError, match="4 failed connections"):
+                await take(fills, 1)
+        assert ex.connects == 4
+
+
+async def test_idle_socket_is_pinged_and_a_silent_one_replaced() -> None:
+    policy = ps.StreamPolicy(
+        backoff_base=0.001, backoff_max=0.001, ping_interval=0.02, ping_timeout=0.02
+    )
+    async with running() as (ex, client), client.executions.stream(policy=policy) as fills:
+        await until(lambda: ex.pings >= 3)
+        assert ex.connects == 1  # pongs keep it alive
+        ex.answer_pings = False
+        await until(lambda: ex.connects >= 2)
+        ex.answer_pings = True
+        await until(lambda: ex.live)
+        await ex.fill(1)
+        assert ids(await take(fills, 1)) == [1]
+
+
+async def test_unreadable_fill_frame_is_healed_from_rest() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=FAST, gaps=True) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(1, push=False)
+            await ex.push({"type": "fill", "order_id": "garbled"})
+            got = await take(fills, 1)
+            await ex.push("not json at all")
+            await ex.fill(1)
+            got += await take(fills, 1)
+        assert isinstance(got[0], ps.StreamGap) and got[0].reason == "unreadable frame"
+        assert ids(got) == [1, 2] and fills.stats.unreadable == 2
+
+
+async def test_late_fill_is_delivered_not_dropped_and_duplicates_are() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(3, push=False)
+            await ex.push({"type": "fill", **ex.row(3)})
+            await ex.push({"type": "fill", **ex.row(3)})
+            await ex.push({"type": "fill", **ex.row(1)})  # became visible after #3
+            await ex.push({"type": "fill", **ex.row(2)})
+            await ex.push({"type": "fill", **ex.row(2)})
+            got = await take(fills, 3)
+        assert ids(got) == [3, 1, 2]
+        assert fills.stats.late == 2 and fills.stats.duplicates == 2
+        assert fills.position == ps.Watermark.of(got[0])
+
+
+async def test_fills_that_never_reach_the_socket_are_found_by_the_rest_check() -> None:
+    policy = ps.StreamPolicy(backoff_base=0.001, reconcile_interval=0.01, lookback=60.0)
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=policy, gaps=True) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(2, push=False)  # matched elsewhere: no frame ever comes
+            got = await take(fills, 2)
+            await ex.fill(1)
+            got += await take(fills, 1)
+            await ex.fill(1, push=False)  # missed, and overtaken by a live fill
+            await ex.push({"type": "fill", **ex.row(len(ex.fills) + 1)})
+            ex.fills.append(ex.row(len(ex.fills) + 1))
+            got += await take(fills, 2)
+        assert isinstance(got[0], ps.StreamGap) and got[0].reason == "reconcile"
+        assert got[0].recovered == 2 and ex.connects == 1
+        assert ids(got) == [1, 2, 3, 5, 4]  # #4 is late: delivered, out of order
+        assert fills.stats.late == 1 and fills.stats.reconciles >= 2
+        assert fills.position == ps.Watermark.of(next(f for f in got if ids([f]) == [5]))
+
+
+async def test_resume_from_a_saved_position_delivers_only_what_came_after() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.live)
+            await ex.fill(6)
+            await take(fills, 4)  # 5 and 6 are queued but never handed over
+            saved = msgspec.json.encode(fills.position)
+        await ex.fill(3, push=False)  # while the process is down
+        since = msgspec.json.decode(saved, type=ps.Watermark)
+        async with client.executions.stream(since=since, gaps=True, policy=FAST) as fills:
+            got = await take(fills, 5)
+            await ex.fill(1)
+            got += await take(fills, 1)
+        assert isinstance(got[0], ps.StreamGap) and got[0].reason == "resume"
+        assert got[0].recovered == 5
+        assert ids(got) == [5, 6, 7, 8, 9, 10]
+
+
+async def test_slow_consumer_gets_backpressure_not_loss() -> None:
+    async with running() as (ex, client):
+        async with client.executions.stream(queue_size=2, policy=FAST) as fills:
+            await until(lambda: ex.live)
+            pushing = asyncio.create_task(ex.fill(200))
+            got = []
+            async for fill in fills:
+                assert fills._queue.qsize() <= 2  # the bound holds
+                got.append(fill)
+                if len(got) % 50 == 0:
+                    await asyncio.sleep(0.01)
+                if len(got) == 200:
+                    break
+            await pushing
+        assert ids(got) == list(range(1, 201))
+
+
+async def test_cancelling_the_consumer_closes_the_socket_and_the_task() -> None:
+    async with running() as (ex, client):
+        before = asyncio.all_tasks()
+
+        async def consume() -> None:
+            async with client.executions.stream(policy=FAST) as fills:
+                async for _ in fills:
+                    pass
+
+        task = asyncio.create_task(consume())
+        await until(lambda: ex.live)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        left = {t for t in asyncio.all_tasks() - before if not _server_task(t)}
+        assert left == set()
+        await until(lambda: not ex.sockets)
+
+
+async def test_stream_must_be_entered_and_validates_arguments() -> None:
+    async with running() as (_, client):
+        stream = client.executions.stream()
+        with pytest.raises(ps.ClientClosedError):
+            await stream.__anext__()
+        with pytest.raises(ps.InvalidArgumentError):
+            client.executions.stream(queue_size=0)
+        with pytest.raises(ps.InvalidArgumentError):
+            client.executions.stream(wallet_id="mine")
+        with pytest.raises(ps.InvalidArgumentError):
+            ps.StreamPolicy(ping_interval=0)
+        async with stream:
+            pass
+        with pytest.raises(ps.ClientClosedError):
+            await stream.__aenter__()
+
+
+def test_ws_url_swaps_the_scheme_and_keeps_a_path_prefix() -> None:
+    from polysim_async.executions import ws_url
+
+    assert ws_url("https://api.polysimulator.com", "/v1/ws/executions") == (
+        "wss://api.polysimulator.com/v1/ws/executions"
+    )
+    assert ws_url("http://127.0.0.1:8080/base/", "/v1/x") == "ws://127.0.0.1:8080/base/v1/x"
+
+
+# -- proofs against the sandbox (real sockets, real server) ------------------------------
+
+ENTERPRISE = ps.RateLimit(per_second=100, per_minute=6000)
+
+
+@contextlib.asynccontextmanager
+async def sandboxed(seed: int) -> AsyncIterator[tuple[Any, ps.Client]]:
+    from polysim_async.sandbox import Sandbox
+
+    async with (
+        Sandbox(seed=seed, tier="enterprise") as sb,
+        ps.Client(sb.api_key, sb.url, rate_limit=ENTERPRISE) as client,
+    ):
+        yield sb, client
+
+
+async def test_sandbox_10000_fills_across_20_drops_and_3_token_expiries_exactly_once() -> None:
+    rng = random.Random(11)
+    got: list[ps.Fill] = []
+    expected: list[int] = []
+    async with sandboxed(11) as (sb, client), client.executions.stream(policy=CHECKING) as fills:
+
+        async def consume() -> None:
+            async for fill in fills:
+                got.append(fill)
+                if len(got) == 10_000:
+                    return
+
+        consumer = asyncio.create_task(consume())
+        sb.ws_chaos(0.006, seed=11)  # abort sockets at random fill frames
+        expiries = 0
+        while len(expected) < 10_000:
+            n = min(2 * rng.randint(20, 200), 10_000 - len(expected))
+            pushed = rng.random() < 0.85  # the others never reach any socket
+            first = sb.generate_fills(n, push=pushed)
+            expected += range(first, first + n)
+            if expiries < 3 and len(expected) >= 2_000 * (expiries + 1):
+                sb.expire_ws_tokens()
+                expiries += 1
+            # Let the consumer (nearly) catch up, so most fills go out live and get
+            # chaos-dropped. Fills that never reach a socket are found by the REST
+            # check; wait for all of them, else they would be overtaken (then they
+            # are still delivered, but late, and this test checks the order).
+            target = len(expected) - (rng.randint(0, 100) if pushed else 0)
+            await until(lambda target=target: len(got) >= target, timeout=10)
+        await asyncio.wait_for(consumer, 10)
+        stats = fills.stats
+    assert [f.order_id for f in got] == expected
+    keys = [ps.Watermark.of(f) for f in got]
+    assert all(a < b for a, b in itertools.pairwise(keys))
+    assert stats.connects >= 21, stats
+    assert stats.token_rejections >= 3, stats
+    assert stats.live + stats.recovered == 10_000 and stats.late == 0, stats
+
+
+@pytest.mark.parametrize("shape", ["fill", "execution_nested", "execution_flat"])
+async def test_sandbox_frame_shapes_and_malformed_frames(shape: str) -> None:
+    async with sandboxed(5) as (sb, client):
+        sb.set_fill_frame_shape(shape)
+        async with client.executions.stream(policy=FAST) as fills:
+            first = sb.generate_fills(10, push=True)
+            sb.ws_send_malformed(2)
+            second = sb.generate_fills(10, push=True)
+            got = await take(fills, 20)
+    assert ids(got) == [*range(first, first + 10), *range(second, second + 10)]
+
+
+async def test_sandbox_consumer_restarts_from_saved_position_and_misses_nothing() -> None:
+    async with sandboxed(3) as (sb, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            first = sb.generate_fills(300, push=True)
+            seen = await take(fills, 120)
+            saved = msgspec.json.encode(fills.position)  # what an app persists
+        second = sb.generate_fills(200)  # while the consumer is down
+        since = msgspec.json.decode(saved, type=ps.Watermark)
+        async with client.executions.stream(since=since, policy=FAST) as fills:
+            rest = await take(fills, 380)
+            third = sb.generate_fills(20, push=True)
+            rest += await take(fills, 20)
+    expected = [*range(first, first + 300), *range(second, second + 200), *range(third, third + 20)]
+    assert ids(seen) == expected[:120]
+    assert ids(rest) == expected[120:]
+
+
+async def test_example_fill_listener_resumes_after_a_restart(tmp_path: Path) -> None:
+    from polysim_async.sandbox import Sandbox
+
+    position = tmp_path / "position.json"
+    async with Sandbox(seed=21) as sb:
+        env = {**os.environ, "POLYSIM_API_KEY": sb.api_key, "POLYSIM_BASE_URL": sb.url}
+        env.pop("POLYSIM_TENANT_KEY", None)
+
+        async def run(max_fills: int, fills_after_start: int) -> tuple[list[str], int]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(EXAMPLES / "fill_listener.py"),
+                "--position", str(position), "--max", str(max_fills),
+                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            first = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert b"listening" in first, first + await proc.stdout.read()
+            start = sb.generate_fills(fills_after_start, push=True)
+            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 0, out.decode()
+            return out.decode().splitlines(), start
+
+        lines, first = await run(5, 6)  # handles 5 of the 6, saves the 5th
+        fills = [_order(line) for line in lines if not line.startswith("recovered")]
+        assert fills == list(range(first, first + 5))
+        missed = sb.generate_fills(4)  # while the listener is down
+        lines, later = await run(6, 2)
+    # 5 or more recovered: the fills made before the socket opened come from REST too
+    assert lines[0].startswith("recovered ") and lines[0].endswith("(resume)")
+    fills = [_order(line) for line in lines if not line.startswith("recovered")]
+    assert fills == [first + 5, *range(missed, missed + 4), later]
+
+
+def _order(line: str) -> int:
+    assert line.startswith("fill order="), line
+    return int(line.split()[1].removeprefix("order="))
