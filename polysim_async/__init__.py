@@ -25,6 +25,7 @@ from ._errors import (
     DeadlineExceededError,
     DecodeError,
     EdgeBlockedError,
+    FanOutError,
     InvalidArgumentError,
     NetworkError,
     NotFoundError,
@@ -42,7 +43,6 @@ from ._errors import (
     ValidationError,
     VenueUnavailableError,
 )
-from ._fanout import FanOutError
 from ._retry import ClientStats
 from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__

@@ -18,6 +18,7 @@ is never caught or wrapped::
     │       ├── ReadTimeoutError                         the answer took too long
     │       └── DeadlineExceededError                    the call's overall deadline ran out
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
+    ├── FanOutError                                      feeds of trades_many failed (per account)
     └── APIStatusError                                   the server answered with an error status
         ├── ValidationError                              400 and 422
         ├── AuthenticationError                          401
@@ -53,6 +54,7 @@ __all__ = [
     "DeadlineExceededError",
     "DecodeError",
     "EdgeBlockedError",
+    "FanOutError",
     "InvalidArgumentError",
     "NetworkError",
     "NotFoundError",
@@ -159,6 +161,31 @@ class DecodeError(PolySimError, ValueError):
         self.status = status
         self.request_id = request_id
         self.body = body[:2048]
+
+
+class FanOutError(PolySimError):
+    """One or more feeds of a fan-out failed; ``failures`` maps each key to its error.
+
+    Attributes:
+        failures: key (account id) → the library error that ended its walk,
+            after the request path's own retries. The first one is also ``__cause__``.
+        resume_cursors: key → the cursor after the last page whose items were all
+            delivered (``None``: start over), to resume that key without gaps or repeats.
+    """
+
+    def __init__(
+        self,
+        failures: Mapping[str, PolySimError],
+        resume_cursors: Mapping[str, str | None],
+    ) -> None:
+        self.failures = dict(failures)
+        self.resume_cursors = dict(resume_cursors)
+        shown = "; ".join(f"{k}: {e}" for k, e in list(self.failures.items())[:3])
+        more = len(self.failures) - 3
+        super().__init__(
+            f"{len(self.failures)} feed(s) failed: {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
 
 
 class APIStatusError(PolySimError):

@@ -21,13 +21,13 @@ Shape::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from ._errors import InvalidArgumentError, PolySimError
+from ._errors import FanOutError, InvalidArgumentError, PolySimError
 
-__all__ = ["DEFAULT_FAN_OUT_CONCURRENCY", "FanOutError", "OnError", "fan_out"]
+__all__ = ["DEFAULT_FAN_OUT_CONCURRENCY", "OnError", "fan_out"]
 
 K = TypeVar("K")
 P = TypeVar("P")
@@ -37,31 +37,6 @@ T = TypeVar("T")
 DEFAULT_FAN_OUT_CONCURRENCY = 8
 #: What ``trades_many`` does when one account's feed fails.
 OnError = Literal["raise", "continue"]
-
-
-class FanOutError(PolySimError):
-    """One or more feeds of a fan-out failed; ``failures`` maps each key to its error.
-
-    Attributes:
-        failures: key (account id) → the library error that ended its walk,
-            after the request path's own retries. The first one is also ``__cause__``.
-        resume_cursors: key → the cursor after the last page whose items were all
-            delivered (``None``: start over), to resume that key without gaps or repeats.
-    """
-
-    def __init__(
-        self,
-        failures: Mapping[str, PolySimError],
-        resume_cursors: Mapping[str, str | None],
-    ) -> None:
-        self.failures = dict(failures)
-        self.resume_cursors = dict(resume_cursors)
-        shown = "; ".join(f"{k}: {e}" for k, e in list(self.failures.items())[:3])
-        more = len(self.failures) - 3
-        super().__init__(
-            f"{len(self.failures)} feed(s) failed: {shown}"
-            + (f"; and {more} more" if more > 0 else "")
-        )
 
 
 @dataclass(frozen=True, slots=True)

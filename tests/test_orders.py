@@ -354,3 +354,14 @@ async def test_sandbox_conflict_pending_is_waited_out_with_the_same_key() -> Non
     assert first.order_id == second.order_id and listed == [first.order_id]
     assert first.is_replay != second.is_replay  # one placed it, the other got the replay
     assert 1.0 in waits  # the 409's Retry-After
+
+
+async def test_a_market_order_names_its_order_type_on_the_wire(mock: aioresponses) -> None:
+    mock.post(ORDERS, payload={**ORDER, "order_type": "market", "status": "FILLED"})
+    async with make_client() as client:
+        await client.orders.place(
+            market_id="0xabc", side="BUY", outcome="Yes", order_type="market",
+            price="0.99", quantity="10",
+        )  # fmt: skip
+    [(_, _, kwargs)] = calls(mock)
+    assert sent_json(kwargs)["order_type"] == "market"

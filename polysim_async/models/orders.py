@@ -61,7 +61,7 @@ class PlaceOrderRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults
     outcome: str
     quantity: Money | None = None
     amount: Money | None = None
-    order_type: OrderType = OrderType.MARKET
+    order_type: OrderType  # always sent, so a market order is never implied by omission
     price: Money | None = None
     time_in_force: TimeInForce | None = None
     client_order_id: str | None = None
