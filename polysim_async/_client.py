@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Literal
 
 import aiohttp
 
@@ -69,8 +70,12 @@ class Client:
             ``0`` disables all automatic repeats.
         max_retry_after: a 429 asking for a longer wait raises ``RateLimitError`` at once.
         drain_retries: repeats of close/reset on 409 ORDERS_NOT_CANCELLED.
-        rate_limit: the client-side budget shared by all calls; ``None`` turns it
-            off. Defaults to the partner limits, 50/s and 3,000/min.
+        rate_limit: the client-side budget shared by all calls. ``"auto"`` (the
+            default) starts at the partner limits, 50/s and 3,000/min, and
+            tightens to lower limits the server advertises in
+            ``X-RateLimit-Limit-Per-Second`` / ``X-RateLimit-Limit`` (a Pro trader
+            key: 10/s, 600/min); a :class:`RateLimit` is used as given; ``None``
+            turns the limiter off.
         pool_size: maximum open connections.
         allow_insecure: permit plain ``http`` to a non-loopback host.
         clock, sleep, wall_clock: time sources, injectable for tests.
@@ -89,7 +94,7 @@ class Client:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         drain_retries: int = DEFAULT_DRAIN_RETRIES,
-        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        rate_limit: RateLimit | Literal["auto"] | None = "auto",
         pool_size: int = DEFAULT_POOL_SIZE,
         allow_insecure: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -115,8 +120,11 @@ class Client:
             )
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise InvalidArgumentError(f"pool_size must be a positive integer, got {pool_size!r}")
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise InvalidArgumentError("rate_limit must be a RateLimit or None")
+        adaptive = rate_limit == "auto"
+        if adaptive:
+            rate_limit = DEFAULT_RATE_LIMIT
+        elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise InvalidArgumentError('rate_limit must be a RateLimit, "auto" or None')
         self.timeout = timeout
         self.retry_policy = RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, drain_retries=drain_retries
@@ -134,7 +142,13 @@ class Client:
             },
             pool_size=pool_size,
         )
-        self.limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep, wall_clock=wall_clock)
+        self.limiter = RateLimiter(
+            rate_limit if isinstance(rate_limit, RateLimit) else None,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
+            adaptive=adaptive,
+        )
         self._requester = Requester(
             self._transport,
             limiter=self.limiter,

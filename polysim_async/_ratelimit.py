@@ -8,11 +8,14 @@ answered with 429s. Waiters are served first come, first served.
 from __future__ import annotations
 
 import collections
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 
 from ._config import RateLimit
 from ._errors import DeadlineExceededError
+
+logger = logging.getLogger("polysim_async")
 
 __all__ = ["RateLimiter"]
 
@@ -31,6 +34,14 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _lower(current: int | None, headers: Mapping[str, str], name: str) -> int | None:
+    """The advertised limit ``name`` if it is lower than ``current``, else ``current``."""
+    advertised = _header_float(headers, name)
+    if advertised is None or advertised < 1:
+        return current
+    return int(advertised) if current is None or advertised < current else current
+
+
 class RateLimiter:
     """Paces request starts to a :class:`RateLimit` by handing out start times.
 
@@ -45,6 +56,8 @@ class RateLimiter:
         clock: monotonic clock in seconds (injectable for tests).
         sleep: coroutine function that waits (injectable for tests).
         wall_clock: epoch clock, to read ``X-RateLimit-Reset`` given as epoch seconds.
+        adaptive: tighten ``limit`` to the per-second and per-minute limits the
+            server advertises when they are lower (never loosen it).
     """
 
     def __init__(
@@ -54,8 +67,10 @@ class RateLimiter:
         clock: Clock,
         sleep: Sleep,
         wall_clock: Clock,
+        adaptive: bool = False,
     ) -> None:
         self.limit = limit
+        self._adaptive = adaptive
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
@@ -118,6 +133,19 @@ class RateLimiter:
                     raise DeadlineExceededError("a rate-limit pause would pass the call's deadline")
                 start = self._paused_until
 
+    def _adapt(self, headers: Mapping[str, str]) -> None:
+        """Adopt advertised limits lower than the current ones (e.g. a Pro trader key's 10/s)."""
+        limit = self.limit
+        if limit is None:
+            return
+        new_second = _lower(limit.per_second, headers, "X-RateLimit-Limit-Per-Second")
+        new_minute = _lower(limit.per_minute, headers, "X-RateLimit-Limit")
+        if (new_second, new_minute) != (limit.per_second, limit.per_minute):
+            self.limit = RateLimit(
+                per_second=new_second, per_minute=new_minute, margin=limit.margin
+            )
+            logger.debug("rate limit tightened to the server's: %r", self.limit)
+
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (after a 429's ``Retry-After``)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
@@ -131,6 +159,8 @@ class RateLimiter:
         read as epoch seconds. The docs call these headers coarse, so a non-zero
         remaining count never loosens the configured budget.
         """
+        if self._adaptive:
+            self._adapt(headers)
         remaining = _header_float(headers, "X-RateLimit-Remaining")
         if remaining is None or remaining > 0:
             return

@@ -71,7 +71,7 @@ class TestConfiguration:
         assert defaults["max_retries"] == ps.DEFAULT_MAX_RETRIES
         assert defaults["max_retry_after"] == ps.DEFAULT_MAX_RETRY_AFTER == 60
         assert defaults["drain_retries"] == ps.DEFAULT_DRAIN_RETRIES
-        assert defaults["rate_limit"] is ps.DEFAULT_RATE_LIMIT
+        assert defaults["rate_limit"] == "auto"  # starts at DEFAULT_RATE_LIMIT, may tighten
         assert defaults["pool_size"] == ps.DEFAULT_POOL_SIZE
         assert defaults["allow_insecure"] is False
         with pytest.raises(TypeError):

@@ -261,3 +261,44 @@ class TestServerHints:
                 await client.partner.users.get(12345)
         assert len(calls(mock)) == 1
         assert clock.now == 1000.0
+
+
+TRADER_HEADERS = {"X-RateLimit-Limit-Per-Second": "10", "X-RateLimit-Limit": "600"}
+
+
+class TestAutoRateLimit:
+    """``rate_limit="auto"`` (the default) tightens to what the server advertises."""
+
+    async def test_a_pro_trader_key_is_paced_at_its_tier_after_the_first_answer(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        mock.get(
+            f"{BASE}/v1/account/balance",
+            payload={"balance": "1"},
+            headers=TRADER_HEADERS,
+            repeat=True,
+        )
+        async with make_client(clock) as client:
+            assert client.limiter.limit == ps.DEFAULT_RATE_LIMIT
+            await client.account.balance()
+            assert client.limiter.limit == ps.RateLimit(per_second=10, per_minute=600)
+
+    async def test_limits_are_never_loosened(self, mock: aioresponses, clock: FakeClock) -> None:
+        loose = {"X-RateLimit-Limit-Per-Second": "500", "X-RateLimit-Limit": "30000"}
+        mock.get(f"{BASE}/v1/account/balance", payload={"balance": "1"}, headers=loose)
+        async with make_client(clock) as client:
+            await client.account.balance()
+            assert client.limiter.limit == ps.DEFAULT_RATE_LIMIT
+
+    async def test_an_explicit_rate_limit_is_used_as_given(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        mock.get(f"{BASE}/v1/account/balance", payload={"balance": "1"}, headers=TRADER_HEADERS)
+        explicit = ps.RateLimit(per_second=50, per_minute=3000)
+        async with make_client(clock, rate_limit=explicit) as client:
+            await client.account.balance()
+            assert client.limiter.limit is explicit
+
+    def test_anything_else_is_refused(self) -> None:
+        with pytest.raises(ps.InvalidArgumentError, match="rate_limit"):
+            ps.Client("k", "http://127.0.0.1:1", rate_limit="fast")  # type: ignore[arg-type]
