@@ -35,7 +35,7 @@ def routes(**handlers: Any) -> Any:
 
 
 async def slow(request: web.Request) -> web.Response:
-    await asyncio.sleep(5)  # cancelled when the client gives up (handler_cancellation)
+    await asyncio.Event().wait()  # hangs until cancelled when the client gives up
     return web.json_response({})
 
 
@@ -173,7 +173,7 @@ class TestRealSockets:
 
         async def hang(request: web.Request) -> web.Response:
             arrived.set()
-            await asyncio.sleep(5)
+            await asyncio.Event().wait()  # hangs until the client's cancellation closes it
             return web.json_response({})
 
         async with serve(routes(hang=hang)) as server:

@@ -295,7 +295,7 @@ async def test_sandbox_200_accounts_every_fill_once_no_429_none_starved() -> Non
 
                 async def fills_keep_arriving() -> None:
                     for count, every in ((2, 1), (4, 3), (200, 50)):
-                        await asyncio.sleep(0.5)
+                        await asyncio.sleep(0.3)  # several 0.05 s polling rounds apart
                         burst(count, every)
 
                 producer = asyncio.create_task(fills_keep_arriving())
