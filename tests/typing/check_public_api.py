@@ -1,0 +1,70 @@
+"""Static checks of the public API's types: run by mypy in CI, never executed.
+
+Each ``assert_type`` fails the type check if a public signature drifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from typing_extensions import assert_type
+
+import polysim_async as ps
+
+
+async def partner(client: ps.Client) -> None:
+    user = await client.partner.users.register("ext", "t@example.com")
+    assert_type(user, ps.PartnerUser)
+    assert_type(user.created, bool)
+    account = await client.partner.accounts.create(
+        user_id=user.user_id, external_id="a", stage="challenge", starting_balance="10000"
+    )
+    assert_type(account, ps.PartnerAccount)
+    state = await client.partner.accounts.get(account.account_id)
+    assert_type(state, ps.AccountState)
+    assert_type(state.equity, Decimal)
+    assert_type(state.realized_pnl, Decimal | None)
+    assert_type(client.partner.accounts.trades(account.account_id), AsyncIterator[ps.Trade])
+    pages = client.partner.accounts.trade_pages(account.account_id)
+    assert_type(pages, AsyncIterator[ps.TradePage])
+    async for trade in client.partner.accounts.trades(account.account_id):
+        assert_type(trade.price, Decimal)
+        assert_type(trade.raw_price, str)
+        assert_type(trade.side, ps.Side)
+    async for account_id, trade in client.partner.accounts.trades_many([account.account_id]):
+        assert_type(account_id, str)
+        assert_type(trade, ps.Trade)
+    assert_type(await client.partner.accounts.close(account.account_id), ps.AccountState)
+    assert_type(await client.partner.accounts.reset(account.account_id), ps.AccountState)
+    watch = client.partner.accounts.watch_trades([account.account_id])
+    assert_type(watch, ps.TradeWatch)
+    assert_type(watch.watermarks, dict[str, ps.Watermark])
+
+
+async def trader(client: ps.Client) -> None:
+    assert_type(await client.account.equity(days=30), list[ps.EquityPoint])
+    assert_type(await client.account.balance(), ps.Balance)
+    order = await client.orders.place(
+        market_id="0x1", side="BUY", outcome="Yes", order_type="limit", price="0.5", quantity="5"
+    )
+    assert_type(order, ps.Order)
+    assert_type(await client.orders.cancel_all(), ps.CancelAllResult)
+    assert_type(await client.keys.ws_token(), ps.WsToken)
+
+
+async def streams(client: ps.Client) -> None:
+    # The ``gaps`` flag changes what the stream yields.
+    assert_type(client.executions.stream(), ps.FillStream[ps.Fill])
+    assert_type(client.executions.stream(gaps=True), ps.FillStream[ps.Fill | ps.StreamGap])
+    async with client.executions.stream() as fills:
+        async for fill in fills:
+            assert_type(fill, ps.Fill)
+        assert_type(fills.position, ps.Watermark | None)
+
+
+def errors(exc: ps.APIStatusError) -> None:
+    assert_type(exc.status, int)
+    assert_type(exc.code, str | None)
+    assert_type(exc.retry_after, float | None)
+    assert_type(exc.request_id, str | None)
