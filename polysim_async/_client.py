@@ -194,8 +194,9 @@ class Client:
         """The pooled aiohttp session (created on first use). Do not close it yourself."""
         if self._state is _State.CLOSED:
             raise ClientClosedError("the client is closed")
+        session = self._transport.session
         self._state = _State.OPENED
-        return self._transport.session
+        return session
 
     async def __aenter__(self) -> Client:
         if self._state is _State.CLOSED:
@@ -218,7 +219,8 @@ class Client:
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
-        if getattr(self, "_state", None) is _State.OPENED and self._transport._session is not None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and transport.has_open_session:
             warnings.warn(
                 f"unclosed {self!r}; use 'async with Client()' or 'await client.aclose()'",
                 ResourceWarning,

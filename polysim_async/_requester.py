@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ._codec import decode, encode
 from ._config import RetryPolicy, Timeout
-from ._errors import DeadlineExceededError, RateLimitError, from_response
+from ._errors import ClientClosedError, DeadlineExceededError, RateLimitError, from_response
 from ._ratelimit import RateLimiter
 from ._retry import CallKind, ClientStats, run_with_retries
 from ._transport import Request, Response, Transport
@@ -85,6 +85,8 @@ class Requester:
             subclasses when no answer came, DeadlineExceededError when the
             call's deadline ran out. Cancellation propagates unchanged.
         """
+        if self.transport.closed:
+            raise ClientClosedError("the client is closed")
         kind = CallKind(
             idempotent=method in _SAFE_METHODS if idempotent is None else idempotent, drain=drain
         )
@@ -109,8 +111,15 @@ class Requester:
             error = from_response(
                 response.status, response.headers, response.content, reason=response.reason
             )
-            if isinstance(error, RateLimitError) and error.retry_after is not None:
-                self.limiter.pause(min(error.retry_after, self.policy.max_retry_after))
+            if (
+                isinstance(error, RateLimitError)
+                and error.retry_after is not None
+                and error.retry_after <= self.policy.max_retry_after
+            ):
+                # Hold every call while the budget refills. A wait above the cap is
+                # raised at once instead, and holding the others for it would only
+                # delay their own fast failure.
+                self.limiter.pause(error.retry_after)
             raise error
 
         return await run_with_retries(

@@ -23,6 +23,7 @@ from ._errors import (
     NetworkError,
     ReadTimeoutError,
     TransportError,
+    UsageError,
 )
 
 __all__ = ["AiohttpTransport", "Request", "Response", "Transport"]
@@ -66,6 +67,11 @@ def _describe(exc: BaseException) -> str:
 class Transport(Protocol):
     """What the request path needs from an HTTP stack."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        ...
+
     async def send(self, request: Request, timeout: Timeout) -> Response:
         """Send ``request`` and read the whole response, or raise a TransportError."""
         ...
@@ -94,10 +100,26 @@ class AiohttpTransport:
         self._closed = False
         self._timeouts: dict[Timeout, aiohttp.ClientTimeout] = {}
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    @property
+    def has_open_session(self) -> bool:
+        """Whether a session was created and not yet closed (for the finalizer's warning)."""
+        return self._session is not None and not self._closed
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ClientClosedError("the client is closed")
         if self._session is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                raise UsageError(
+                    "the client's session can only be created inside a running event loop"
+                ) from None
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 from typing import Any
@@ -14,7 +15,7 @@ from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import SECRET, USER_201, FakeClock, base_of, calls, make_client, serve, url
+from ._helpers import BASE, SECRET, USER_201, FakeClock, base_of, calls, make_client, serve, url
 
 
 def capture(seen: list[web.Request], status: int = 200, body: Any = USER_201) -> Any:
@@ -259,3 +260,37 @@ async def test_concurrent_calls_through_one_client(clock: FakeClock, mock: aiore
         users = await asyncio.gather(*(client.partner.users.get(12345) for _ in range(60)))
     assert {u.user_id for u in users} == {12345}
     assert client.stats.attempts == 60
+
+
+class TestLifecycleEdges:
+    async def test_a_closed_client_fails_at_once_even_while_the_limiter_is_paused(
+        self, mock: aioresponses, clock: FakeClock
+    ) -> None:
+        client = make_client(clock)
+        async with client:
+            client.limiter.pause(30)
+        start = clock()
+        with pytest.raises(ps.ClientClosedError):
+            await client.account.balance()
+        assert clock() == start and client.stats.limiter_wait == 0  # no waiting in line first
+
+    async def test_a_client_used_without_async_with_and_dropped_warns(
+        self, mock: aioresponses
+    ) -> None:
+        mock.get(f"{BASE}/v1/account/balance", payload={"balance": "1"})
+        client = make_client()
+        await client.account.balance()  # the session is created without `async with`
+        session = client._transport._session  # aioresponses holds it too; closed below
+        assert session is not None
+        with pytest.warns(ResourceWarning, match="unclosed <polysim_async.Client"):
+            del client
+            gc.collect()
+        await session.close()
+
+    def test_the_session_outside_a_running_loop_is_a_clear_usage_error(self) -> None:
+        client = ps.Client("k_123456789", "http://127.0.0.1:1")
+        with pytest.raises(ps.UsageError, match="running event loop"):
+            client.session  # noqa: B018
+        assert not client.closed
+        del client
+        gc.collect()  # nothing was opened, so nothing warns

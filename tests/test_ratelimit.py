@@ -302,3 +302,38 @@ class TestAutoRateLimit:
     def test_anything_else_is_refused(self) -> None:
         with pytest.raises(ps.InvalidArgumentError, match="rate_limit"):
             ps.Client("k", "http://127.0.0.1:1", rate_limit="fast")  # type: ignore[arg-type]
+
+
+async def test_a_429_above_the_cap_is_raised_without_pausing_other_calls(
+    mock: aioresponses, clock: FakeClock
+) -> None:
+    mock.get(
+        f"{BASE}/v1/account/balance",
+        status=429,
+        headers={"Retry-After": "120"},
+        payload={"error": "RATE_LIMIT_EXCEEDED", "message": "slow down"},
+    )
+    mock.get(f"{BASE}/v1/account/positions", payload=[])
+    async with make_client(clock) as client:
+        start = clock()
+        with pytest.raises(ps.RateLimitError) as exc:
+            await client.account.balance()
+        assert exc.value.retry_after == 120
+        await client.account.positions()  # not held for the refused wait
+        assert clock() == start and client.stats.limiter_wait == 0
+
+
+async def test_a_429_within_the_cap_pauses_every_call(mock: aioresponses, clock: FakeClock) -> None:
+    mock.get(
+        f"{BASE}/v1/account/balance",
+        status=429,
+        headers={"Retry-After": "2"},
+        payload={"error": "RATE_LIMIT_EXCEEDED", "message": "slow down"},
+    )
+    mock.get(f"{BASE}/v1/account/positions", payload=[])
+    async with make_client(clock, max_retries=0) as client:
+        start = clock()
+        with pytest.raises(ps.RateLimitError):
+            await client.account.balance()
+        await client.account.positions()
+        assert clock() - start == pytest.approx(2.0)  # the next call waited out the pause
