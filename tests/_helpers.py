@@ -216,7 +216,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 def run_virtual(main: Callable[[VirtualTimeLoop], Coroutine[Any, Any, T]]) -> T:
     """Run ``main(loop)`` to completion on a fresh :class:`VirtualTimeLoop`."""
-    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-        loop = runner.get_loop()
-        assert isinstance(loop, VirtualTimeLoop)
-        return runner.run(main(loop))
+    # asyncio.Runner(loop_factory=...) is 3.11+; the library supports 3.10.
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main(loop))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -572,6 +572,7 @@ class TestCancellation:
         assert task.cancelled()
         assert len(calls(mock)) == 1
 
+    @pytest.mark.skipif(not hasattr(asyncio, "timeout"), reason="asyncio.timeout is 3.11+")
     async def test_cancelling_a_caller_waiting_on_asyncio_timeout_is_not_wrapped(
         self, mock: aioresponses
     ) -> None:
@@ -585,3 +586,16 @@ class TestCancellation:
                     await client.partner.users.get(1)
         # asyncio.timeout converts its own cancellation: nothing of ours in between.
         assert type(info.value) is TimeoutError
+
+    async def test_cancelling_a_caller_waiting_on_wait_for_is_not_wrapped(
+        self, mock: aioresponses
+    ) -> None:
+        async def stuck_sleep(seconds: float) -> None:
+            await asyncio.Event().wait()
+
+        mock.get(USER, status=503, repeat=True)
+        async with ps.Client(SECRET, "https://api.test", sleep=stuck_sleep) as client:
+            with pytest.raises(asyncio.TimeoutError) as info:
+                await asyncio.wait_for(client.partner.users.get(1), 0.01)
+        # wait_for converts its own cancellation (3.10 and later): nothing of ours in between.
+        assert type(info.value) is asyncio.TimeoutError
