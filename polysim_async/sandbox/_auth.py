@@ -4,8 +4,10 @@ Partner routes (``/v1/partner/*``) take a tenant key in ``X-API-Key`` or, as an
 alias, ``Authorization: Bearer <key>``; ``X-API-Key`` wins when both are sent.
 Trader routes (``/v1/*``) take a ``ps_live_``/``ps_test_`` key in ``X-API-Key``,
 ``POLY_API_KEY``, ``Poly-API-Key`` or ``Authorization: Bearer``, in that order of
-precedence. No credential -> ``401 MISSING_API_KEY``; an unknown, revoked or
-other-realm key -> ``401 INVALID_KEY``. A tenant that is not enabled sees ``404
+precedence. No credential -> ``401 MISSING_API_KEY``, except on the routes the
+docs open to a key *or* a Bearer JWT (``GET /v1/account/balance``), where it is
+``401 MISSING_AUTH`` (API.md §4.3, §6.2); an unknown, revoked or other-realm key
+-> ``401 INVALID_KEY``. A tenant that is not enabled sees ``404
 NOT_FOUND`` on its whole partner surface; a missing scope is ``403
 INSUFFICIENT_PERMISSION``; a trader key without ``trade`` on a write is ``403
 INSUFFICIENT_PERMISSION``.
@@ -21,6 +23,9 @@ from ._state import SandboxState, Tenant, TenantKey, TraderKey
 __all__ = ["partner_key", "require_scope", "trader_key"]
 
 _TRADER_HEADERS = ("X-API-Key", "POLY_API_KEY", "Poly-API-Key")
+#: Served trader routes that take a key or a Bearer JWT ("K/J"): a request with
+#: neither is ``MISSING_AUTH`` there, not ``MISSING_API_KEY`` (API.md §6.2).
+_KEY_OR_JWT_PATHS = frozenset({"/v1/account/balance"})
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -35,6 +40,12 @@ def _bearer(request: web.Request) -> str | None:
 
 def _missing() -> ApiError:
     return ApiError(401, "MISSING_API_KEY", "API key required: send it in the X-API-Key header")
+
+
+def _missing_auth() -> ApiError:
+    return ApiError(
+        401, "MISSING_AUTH", "authentication required: send an API key or a Bearer token"
+    )
 
 
 def _invalid() -> ApiError:
@@ -75,7 +86,7 @@ def trader_key(state: SandboxState, request: web.Request) -> TraderKey:
     """Authenticate a trader request.
 
     Raises:
-        ApiError: 401 MISSING_API_KEY / INVALID_KEY.
+        ApiError: 401 MISSING_API_KEY (MISSING_AUTH on key-or-JWT routes) / INVALID_KEY.
     """
     raw: str | None = None
     for name in _TRADER_HEADERS:
@@ -86,7 +97,7 @@ def trader_key(state: SandboxState, request: web.Request) -> TraderKey:
     if raw is None:
         raw = _bearer(request)
     if not raw:
-        raise _missing()
+        raise _missing_auth() if request.path in _KEY_OR_JWT_PATHS else _missing()
     key = state.trader_keys.get(raw)
     if key is None or not key.active:
         raise _invalid()

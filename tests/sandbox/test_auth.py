@@ -9,7 +9,11 @@ from ._helpers import Api, assert_error
 
 async def test_missing_and_invalid_keys(api: Api, sb: Sandbox) -> None:
     assert_error(*await api.call("GET", "/v1/partner/users/1"), 401, "MISSING_API_KEY")
-    assert_error(*await api.call("GET", "/v1/account/balance"), 401, "MISSING_API_KEY")
+    # Balance takes a key or a Bearer JWT, so "no credential" is MISSING_AUTH there (API.md
+    # §4.3, §6.2); key-only routes say MISSING_API_KEY (the equity-curve seed's error table).
+    assert_error(*await api.call("GET", "/v1/account/balance"), 401, "MISSING_AUTH")
+    for path in ("/v1/account/positions", "/v1/account/equity", "/v1/orders"):
+        assert_error(*await api.call("GET", path), 401, "MISSING_API_KEY")
     assert_error(*await api.partner("GET", "/users/1", key="nope"), 401, "INVALID_KEY")
     assert_error(*await api.trader("GET", "/account/balance", key="ps_live_00"), 401, "INVALID_KEY")
 
@@ -46,7 +50,7 @@ async def test_header_aliases_and_precedence(api: Api, sb: Sandbox) -> None:
     )
     other_scheme = {"Authorization": f"Basic {sb.api_key}"}
     assert_error(
-        *await api.call("GET", "/v1/account/balance", headers=other_scheme), 401, "MISSING_API_KEY"
+        *await api.call("GET", "/v1/account/balance", headers=other_scheme), 401, "MISSING_AUTH"
     )
 
 
@@ -132,5 +136,5 @@ async def test_verbose_errors(api: Api) -> None:
     status, headers, body = await api.call(
         "GET", "/v1/account/balance", headers={"X-Polysim-Verbose": "true"}
     )
-    assert status == 401 and body["error"] == "MISSING_API_KEY"
+    assert status == 401 and body["error"] == "MISSING_AUTH"
     assert body["request_id"] == headers["X-Request-Id"] and "details" in body
