@@ -41,7 +41,9 @@ def sandbox_available() -> bool:
     return True
 
 
-async def _serve(conn: Connection, accounts: int, fills: int, rate_limits: bool) -> None:
+async def _serve(
+    conn: Connection, accounts: int, fills: int | list[int], rate_limits: bool
+) -> None:
     from polysim_async import Client
     from polysim_async.sandbox import Sandbox
 
@@ -56,8 +58,9 @@ async def _serve(conn: Connection, accounts: int, fills: int, rate_limits: bool)
                     stage="challenge",
                     starting_balance="10000.00",
                 )
-                if fills:
-                    sb.generate_fills(fills, account_id=account.account_id)
+                count = fills[i] if isinstance(fills, list) else fills
+                if count:
+                    sb.generate_fills(count, account_id=account.account_id)
                 ids.append(account.account_id)
         sb.configure(rate_limits=rate_limits)
         conn.send(ServerInfo(sb.url, sb.tenant_key, ids, {"api_key": sb.api_key}))
@@ -68,7 +71,7 @@ async def _serve(conn: Connection, accounts: int, fills: int, rate_limits: bool)
         loop.remove_reader(conn.fileno())
 
 
-def _child(conn: Connection, accounts: int, fills: int, rate_limits: bool) -> None:
+def _child(conn: Connection, accounts: int, fills: int | list[int], rate_limits: bool) -> None:
     try:
         asyncio.run(_serve(conn, accounts, fills, rate_limits))
     except BaseException as exc:
@@ -78,7 +81,11 @@ def _child(conn: Connection, accounts: int, fills: int, rate_limits: bool) -> No
 
 @contextmanager
 def sandbox_process(
-    *, accounts: int, fills_per_account: int, rate_limits: bool, timeout: float = 600
+    *,
+    accounts: int,
+    fills_per_account: int | list[int],
+    rate_limits: bool,
+    timeout: float = 600,
 ) -> Iterator[ServerInfo]:
     """Start a sandbox in a child process and yield where it listens.
 
