@@ -1,8 +1,10 @@
 """Print every fill of your orders exactly once, across disconnects and restarts.
 
 The stream reconnects on its own and heals every gap from REST. After each
-fill, the listener saves the stream's position to a file; a restarted listener
-resumes from it, so nothing is missed and nothing is printed twice.
+fill, the listener saves the stream's checkpoint to a file; a restarted listener
+resumes from it, so nothing is missed and nothing is printed twice (a checkpoint,
+unlike the newest fill's position alone, also covers fills that reached REST but
+never the socket).
 
 Needs POLYSIM_API_KEY (your ``ps_live_`` trader key) and POLYSIM_BASE_URL unless
 you target production. Against the local sandbox: run ``polysim sandbox`` and
@@ -20,17 +22,17 @@ from pathlib import Path
 
 import msgspec
 
-from polysim_async import Client, RateLimit, StreamGap, Watermark
+from polysim_async import Client, RateLimit, StreamCheckpoint, StreamGap
 
 
-def load_position(path: Path) -> Watermark | None:
-    """The saved position, or ``None`` on the first run (start with the next fill)."""
+def load_position(path: Path) -> StreamCheckpoint | None:
+    """The saved checkpoint, or ``None`` on the first run (start with the next fill)."""
     if not path.exists():
         return None
-    return msgspec.json.decode(path.read_bytes(), type=Watermark)
+    return msgspec.json.decode(path.read_bytes(), type=StreamCheckpoint)
 
 
-def save_position(path: Path, position: Watermark) -> None:
+def save_position(path: Path, position: StreamCheckpoint) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(msgspec.json.encode(position))
     tmp.replace(path)  # atomic: a crash never leaves half a file
@@ -56,8 +58,8 @@ async def main(position_file: Path, max_fills: int | None) -> None:
                 flush=True,
             )
             # Handle the fill first, then save: a crash in between re-delivers it, never skips it.
-            assert fills.position is not None
-            await asyncio.to_thread(save_position, position_file, fills.position)
+            assert fills.checkpoint is not None
+            await asyncio.to_thread(save_position, position_file, fills.checkpoint)
             handled += 1
             if max_fills is not None and handled >= max_fills:
                 break

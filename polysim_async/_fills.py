@@ -24,7 +24,7 @@ import enum
 import heapq
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,7 +37,7 @@ from ._retry import _backoff
 from .models.account import HistoryPage, HistoryRow
 from .models.common import Money, Side, UTCDateTime
 from .models.executions import Fill
-from .models.streams import Watermark
+from .models.streams import StreamCheckpoint, Watermark
 
 __all__ = [
     "FillTracker",
@@ -245,28 +245,54 @@ class FillTracker:
         floor: where the stream started; fills at or below it are never delivered.
         window: seconds of ``filled_at`` below the REST high-water mark that a heal
             re-reads, for fills that became visible in REST after newer ones.
-        max_keys: cap on the remembered keys.
 
     Attributes:
         mark: the newest fill queued for the consumer.
         checked: the newest fill REST showed at the last heal (the floor at first).
         keep_from: keys of fills from here on are remembered: the bound the last
             heal re-read from, so a live frame still buffered for a fill that heal
-            delivered is recognised.
+            delivered is recognised. Keys are forgotten only below it, never by
+            count: a key the next heal re-reads must still be known, or its fill
+            would be delivered twice (so memory holds the fills of one REST check
+            interval plus the lookback window).
     """
 
-    def __init__(self, floor: Watermark, *, window: float, max_keys: int = 200_000) -> None:
+    def __init__(self, floor: Watermark, *, window: float) -> None:
         self.floor = floor
         self.mark = floor
         self.checked = floor
         self.keep_from = floor.filled_at
         self.window = timedelta(seconds=window)
-        self._max_keys = max_keys
         self._seen: set[Watermark] = set()
         self._heap: list[Watermark] = []
+        # After a resume from a checkpoint: the next heal re-reads from here.
+        self._resume_from: datetime | None = None
+
+    @classmethod
+    def restore(cls, checkpoint: StreamCheckpoint, *, window: float) -> FillTracker:
+        """A tracker that knows exactly what ``checkpoint`` says was handed over."""
+        tracker = cls(checkpoint.floor, window=window)
+        tracker.keep_from = max(checkpoint.floor.filled_at, checkpoint.complete_before)
+        tracker._resume_from = tracker.keep_from
+        for key in checkpoint.delivered:
+            tracker.remember(key)
+        return tracker
+
+    def snapshot(self, pending: Iterable[Watermark] = ()) -> StreamCheckpoint:
+        """What was handed over, leaving out ``pending`` (queued, not yet consumed)."""
+        waiting = set(pending)
+        complete_before = min([self.keep_from, *(k.filled_at for k in waiting)])
+        delivered = sorted(
+            k for k in self._seen if k not in waiting and k.filled_at >= complete_before
+        )
+        return StreamCheckpoint(
+            floor=self.floor, complete_before=complete_before, delivered=tuple(delivered)
+        )
 
     def lower_bound(self) -> datetime:
         """Oldest ``filled_at`` the next heal re-reads."""
+        if self._resume_from is not None:
+            return max(self.floor.filled_at, self._resume_from)
         return max(self.floor.filled_at, self.checked.filled_at - self.window)
 
     def verdict(self, key: Watermark) -> Verdict:
@@ -287,19 +313,19 @@ class FillTracker:
         heapq.heappush(self._heap, key)
         if key > self.mark:
             self.mark = key
-        self._prune()
 
     def checked_up_to(self, key: Watermark) -> None:
         """Record that a heal read REST up to ``key`` (its newest fill)."""
-        if key > self.checked:
+        if key > self.checked or self._resume_from is not None:
             self.keep_from = self.lower_bound()
-            self.checked = key
+            self.checked = max(self.checked, key)
+            self._resume_from = None
             self._prune()
 
     def _prune(self) -> None:
         cutoff = self.keep_from
         heap = self._heap
-        while heap and (heap[0].filled_at < cutoff or len(heap) > self._max_keys):
+        while heap and heap[0].filled_at < cutoff:
             self._seen.discard(heapq.heappop(heap))
 
 

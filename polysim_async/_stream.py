@@ -30,8 +30,10 @@ from ._errors import (
     ClientClosedError,
     ConnectError,
     ConnectTimeoutError,
+    DecodeError,
     NetworkError,
     StreamClosedError,
+    TransportError,
 )
 from ._fills import (
     FillTracker,
@@ -47,7 +49,7 @@ from ._fills import (
 from ._requester import Requester
 from .models.executions import Fill
 from .models.orders import WsToken
-from .models.streams import StreamGap, Watermark
+from .models.streams import StreamCheckpoint, StreamGap, Watermark
 
 __all__ = ["FillStream", "SessionFactory", "StreamPolicy", "StreamStats"]
 
@@ -121,7 +123,7 @@ class FillStream(Generic[E]):
         mint: Callable[[], Awaitable[WsToken]],
         session: SessionFactory,
         url: str,
-        since: Watermark | None,
+        since: Watermark | StreamCheckpoint | None,
         gaps: bool,
         queue_size: int,
         policy: StreamPolicy,
@@ -139,7 +141,14 @@ class FillStream(Generic[E]):
         self._scope = dict(scope)
         self._rng = rng or random.Random()
         self._tracker: FillTracker | None = None
-        self._position = since
+        self._checkpoint = since if isinstance(since, StreamCheckpoint) else None
+        self._position = (
+            max(since.delivered, default=since.floor)
+            if isinstance(since, StreamCheckpoint)
+            else since
+        )
+        # Keys queued for the consumer but not yet taken: not in a checkpoint yet.
+        self._pending: set[Watermark] = set()
         # The first heal after a start without ``since`` is announced only if it finds fills.
         self._fresh_start = since is None
         self._queue: asyncio.Queue[Fill | StreamGap | _End] = asyncio.Queue(maxsize=queue_size)
@@ -150,12 +159,27 @@ class FillStream(Generic[E]):
 
     @property
     def position(self) -> Watermark | None:
-        """The newest fill handed to the consumer (or the starting point); save it to resume.
+        """The newest fill handed to the consumer (or the starting point).
 
         ``None`` only before a stream started without ``since`` is entered; for
-        an account without any fill it is :meth:`Watermark.beginning`.
+        an account without any fill it is :meth:`Watermark.beginning`. To resume
+        after a restart, save :attr:`checkpoint`: a fill that reached REST but not
+        the socket can be older than this position and not yet recovered.
         """
         return self._position
+
+    @property
+    def checkpoint(self) -> StreamCheckpoint | None:
+        """Exactly what was handed to the consumer so far; save it and pass it as ``since=``.
+
+        A stream resumed from it delivers every fill it had not handed over,
+        including ones that reached REST but never the socket, and none twice.
+        Fills still buffered for the consumer are not in it. ``None`` before a
+        stream started without ``since`` is entered.
+        """
+        if self._tracker is None:
+            return self._checkpoint
+        return self._tracker.snapshot(self._pending)
 
     async def __aenter__(self) -> FillStream[E]:
         """Find the starting point (without ``since``), then start the reader task.
@@ -172,11 +196,14 @@ class FillStream(Generic[E]):
         if self._task is not None or self._finished:
             raise ClientClosedError("a fill stream can be entered only once")
         self._finished = True  # until the task runs: a failed entry cannot be retried
-        floor = self._position
-        if floor is None:
-            floor = await fetch_head(self._r, scope=self._scope) or Watermark.beginning()
-            self._position = floor
-        self._tracker = FillTracker(floor, window=self._policy.lookback)
+        if self._checkpoint is not None:
+            self._tracker = FillTracker.restore(self._checkpoint, window=self._policy.lookback)
+        else:
+            floor = self._position
+            if floor is None:
+                floor = await fetch_head(self._r, scope=self._scope) or Watermark.beginning()
+                self._position = floor
+            self._tracker = FillTracker(floor, window=self._policy.lookback)
         self._finished = False
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
@@ -200,6 +227,9 @@ class FillStream(Generic[E]):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
+        # Wake a consumer waiting in another task (a full queue means nobody waits).
+        if task is not None and not self._queue.full():
+            self._queue.put_nowait(_End(None))
 
     def __aiter__(self) -> FillStream[E]:
         return self
@@ -225,6 +255,7 @@ class FillStream(Generic[E]):
             raise StopAsyncIteration
         if isinstance(item, Fill):
             key = Watermark.of(item)
+            self._pending.discard(key)
             if self._position is None or key > self._position:
                 self._position = key
         return item  # type: ignore[return-value]  # a StreamGap only when E includes it
@@ -343,7 +374,13 @@ class FillStream(Generic[E]):
             now = loop.time()
             if next_check is not None and now >= next_check:
                 self.stats.reconciles += 1
-                await self._heal("reconcile", self._r.clock(), announce=False)
+                try:
+                    await self._heal("reconcile", self._r.clock(), announce=False)
+                except (APIStatusError, TransportError, DecodeError) as exc:
+                    if is_permanent(exc):
+                        raise
+                    # The socket is healthy: keep it, and check REST again next interval.
+                    logger.warning("periodic REST check failed (%s); will retry", exc)
                 now = loop.time()
                 next_check = now + (every or 0.0)
             deadline = answer_due if answer_due is not None else ping_due
@@ -431,4 +468,5 @@ class FillStream(Generic[E]):
         else:
             self.stats.recovered += 1
         tracker.remember(key)
+        self._pending.add(key)
         await self._queue.put(fill)

@@ -206,6 +206,9 @@ class TradeWatch:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+            # Wake a consumer waiting in another task (a full queue means nobody waits).
+            if not self._out.full():
+                self._out.put_nowait(_End(None))
 
     def __aiter__(self) -> TradeWatch:
         return self

@@ -13,7 +13,7 @@ from ._validation import check_int
 from .account import wallet_param
 from .models.executions import Fill
 from .models.orders import WsToken
-from .models.streams import StreamGap, Watermark
+from .models.streams import StreamCheckpoint, StreamGap, Watermark
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "DEFAULT_STREAM_POLICY", "ExecutionsAPI", "ws_url"]
 
@@ -49,7 +49,7 @@ class ExecutionsAPI:
     def stream(
         self,
         *,
-        since: Watermark | None = ...,
+        since: Watermark | StreamCheckpoint | None = ...,
         gaps: Literal[False] = ...,
         queue_size: int = ...,
         policy: StreamPolicy = ...,
@@ -60,7 +60,7 @@ class ExecutionsAPI:
     def stream(
         self,
         *,
-        since: Watermark | None = ...,
+        since: Watermark | StreamCheckpoint | None = ...,
         gaps: Literal[True],
         queue_size: int = ...,
         policy: StreamPolicy = ...,
@@ -70,7 +70,7 @@ class ExecutionsAPI:
     def stream(
         self,
         *,
-        since: Watermark | None = None,
+        since: Watermark | StreamCheckpoint | None = None,
         gaps: bool = False,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         policy: StreamPolicy = DEFAULT_STREAM_POLICY,
@@ -90,10 +90,13 @@ class ExecutionsAPI:
         between the two are dropped by ``(order_id, filled_at)``.
 
         Args:
-            since: resume after this position (a saved :attr:`FillStream.position`):
-                only later fills are delivered, the missed ones read from REST
-                first; ``Watermark.beginning()`` replays the whole history.
-                ``None`` starts at the newest fill REST shows on entering.
+            since: where to resume. A saved :attr:`FillStream.checkpoint` resumes
+                exactly: every fill not handed over before is delivered (read from
+                REST first), none twice. A :class:`Watermark` resumes after that
+                fill (``Watermark.beginning()`` replays the whole history), but a
+                fill older than it that reached REST and not the socket before the
+                save is not recovered. ``None`` starts at the newest fill REST
+                shows on entering.
             gaps: also yield a :class:`StreamGap` before the fills recovered
                 after each reconnect (and after resuming from ``since``).
             queue_size: fills buffered for a slow consumer before the socket
@@ -121,8 +124,10 @@ class ExecutionsAPI:
         block exits.
         """
         size = check_int("queue_size", queue_size, low=1)
-        if since is not None and not isinstance(since, Watermark):
-            raise InvalidArgumentError(f"since must be a Watermark or None, got {since!r}")
+        if since is not None and not isinstance(since, (Watermark, StreamCheckpoint)):
+            raise InvalidArgumentError(
+                f"since must be a StreamCheckpoint, a Watermark or None, got {since!r}"
+            )
         if not isinstance(policy, StreamPolicy):
             raise InvalidArgumentError("policy must be a StreamPolicy")
         scope = wallet_param(wallet_id)

@@ -724,3 +724,71 @@ async def test_example_fill_listener_resumes_after_a_restart(tmp_path: Path) -> 
 def _order(line: str) -> int:
     assert line.startswith("fill order="), line
     return int(line.split()[1].removeprefix("order="))
+
+
+# -- checkpoints, closing from another task, memory of keys ----------------------------
+
+
+async def test_sandbox_a_checkpoint_recovers_fills_that_never_reached_the_socket() -> None:
+    """A position alone would skip them: the live fills overtook them (review finding)."""
+    async with sandboxed(31) as (sb, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            warm = sb.generate_fills(1, push=True)
+            assert ids(await take(fills, 1)) == [warm]  # connected, first heal done
+            quiet = sb.generate_fills(2, push=False)  # in REST only, never on the socket
+            loud = sb.generate_fills(2, push=True)
+            seen = await take(fills, 2)
+            assert ids(seen) == [loud, loud + 1]
+            saved = msgspec.json.encode(fills.checkpoint)
+            position = fills.position
+        assert position == ps.Watermark.of(seen[-1])
+        since = msgspec.json.decode(saved, type=ps.StreamCheckpoint)
+        async with client.executions.stream(since=since, policy=FAST) as fills:
+            recovered = await take(fills, 2)
+            later = sb.generate_fills(2, push=True)
+            recovered += await take(fills, 2)
+            assert fills.stats.duplicates >= 0
+    assert ids(recovered) == [quiet, quiet + 1, later, later + 1]  # nothing twice
+
+
+async def test_sandbox_a_checkpoint_leaves_out_fills_still_buffered() -> None:
+    async with sandboxed(32) as (sb, client):
+        async with client.executions.stream(policy=FAST, queue_size=1000) as fills:
+            warm = sb.generate_fills(1, push=True)
+            assert ids(await take(fills, 1)) == [warm]
+            first = sb.generate_fills(10, push=True)
+            got = await take(fills, 4)
+            await until(lambda: fills.stats.live + fills.stats.recovered >= 11)  # 6 wait queued
+            checkpoint = fills.checkpoint
+        assert checkpoint is not None
+        assert ids(got) == list(range(first, first + 4))
+        async with client.executions.stream(since=checkpoint, policy=FAST) as fills:
+            rest = await take(fills, 6)
+    assert ids(rest) == list(range(first + 4, first + 10))
+
+
+async def test_aclose_from_another_task_ends_a_waiting_consumer() -> None:
+    async with sandboxed(33) as (_sb, client):
+        fills = client.executions.stream(policy=FAST)
+        async with fills:
+            consumer = asyncio.create_task(take(fills, 1))
+            await asyncio.sleep(0.01)  # the consumer now waits for a fill
+            await fills.aclose()
+            assert await asyncio.wait_for(consumer, 1.0) == []
+
+
+def test_keys_a_heal_re_reads_are_never_forgotten() -> None:
+    """Forgetting by count re-delivered fills the next heal re-read (review finding)."""
+    from datetime import datetime, timedelta, timezone
+
+    from polysim_async._fills import FillTracker, Verdict
+
+    t0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    tracker = FillTracker(ps.Watermark(filled_at=t0, order_id=0), window=10.0)
+    keys = [
+        ps.Watermark(filled_at=t0 + timedelta(milliseconds=i), order_id=i)
+        for i in range(1, 300_001)
+    ]
+    for key in keys:
+        tracker.remember(key)
+    assert all(tracker.verdict(key) is Verdict.DUPLICATE for key in keys[:1000])

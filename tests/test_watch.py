@@ -356,3 +356,18 @@ async def test_example_watch_accounts_resumes_from_saved_watermarks(tmp_path: Pa
 
 def _generated(first: int, count: int = 2) -> set[int]:
     return set(range(first, first + count))
+
+
+async def test_aclose_from_another_task_ends_a_waiting_consumer() -> None:
+    async with feed_client() as (feed, client):
+        feed.add("a", 1)
+        watch = client.partner.accounts.watch_trades(["a"], interval=0.01)
+        async with watch:
+
+            async def consume() -> list[ps.AccountTrade]:
+                return [item async for item in watch]
+
+            consumer = asyncio.create_task(consume())
+            await asyncio.sleep(0.03)  # the consumer now waits for a new fill
+            await watch.aclose()
+            assert await asyncio.wait_for(consumer, 1.0) == []

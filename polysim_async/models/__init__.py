@@ -29,7 +29,7 @@ from .partner import (
     TradePage,
     UpdateAccountRequest,
 )
-from .streams import AccountTrade, StreamGap, Watermark
+from .streams import AccountTrade, StreamCheckpoint, StreamGap, Watermark
 
 __all__ = [
     "AccountState",
@@ -63,6 +63,7 @@ __all__ = [
     "Rules",
     "Side",
     "Stage",
+    "StreamCheckpoint",
     "StreamGap",
     "TimeInForce",
     "Trade",

@@ -16,7 +16,7 @@ from .common import UTCDateTime
 from .executions import Fill
 from .partner import Trade
 
-__all__ = ["AccountTrade", "StreamGap", "Watermark"]
+__all__ = ["AccountTrade", "StreamCheckpoint", "StreamGap", "Watermark"]
 
 
 class Watermark(msgspec.Struct, kw_only=True, frozen=True, order=True):
@@ -42,6 +42,29 @@ class Watermark(msgspec.Struct, kw_only=True, frozen=True, order=True):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class StreamCheckpoint(msgspec.Struct, kw_only=True, frozen=True):
+    """Exactly what an executions stream has handed over: save it to resume without gaps.
+
+    A fill can reach REST without ever reaching the socket (API.md §10.3), and a
+    newer live fill can overtake it; the stream recovers it at its next REST check.
+    A single :class:`Watermark` (the newest fill handed over) would skip such a fill
+    after a restart, so a checkpoint also records the REST-checked boundary and the
+    fills handed over since. Its size is the fills of the last REST check interval
+    plus the lookback window. Encode it with ``msgspec.json.encode`` and pass it back
+    as ``since=``.
+
+    Attributes:
+        floor: where the stream originally started; nothing at or below it is due.
+        complete_before: every fill with an earlier ``filled_at`` was handed over
+            (or lies below the lookback window, as with a live stream).
+        delivered: the fills at or after ``complete_before`` handed over, in order.
+    """
+
+    floor: Watermark
+    complete_before: UTCDateTime
+    delivered: tuple[Watermark, ...] = ()
 
 
 class StreamGap(msgspec.Struct, kw_only=True, frozen=True):

@@ -61,6 +61,7 @@ async def streams(client: ps.Client) -> None:
         async for fill in fills:
             assert_type(fill, ps.Fill)
         assert_type(fills.position, ps.Watermark | None)
+        assert_type(fills.checkpoint, ps.StreamCheckpoint | None)
 
 
 def errors(exc: ps.APIStatusError) -> None:
