@@ -37,9 +37,11 @@ Statuses with no class of their own (402, 405, 425, ...) raise :class:`APIStatus
 from __future__ import annotations
 
 import email.utils
+import json
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -170,16 +172,22 @@ class FanOutError(PolySimError):
         failures: key (account id) → the library error that ended its walk,
             after the request path's own retries. The first one is also ``__cause__``.
         resume_cursors: key → the cursor after the last page whose items were all
-            delivered (``None``: start over), to resume that key without gaps or repeats.
+            delivered (``None``: start over), to resume that key without gaps or
+            repeats. It has an entry for every key that did not finish: the failed
+            ones, and (with ``on_error="raise"``) those stopped mid-walk or never started.
+        completed: the keys whose every item was delivered; they need no resuming.
     """
 
     def __init__(
         self,
         failures: Mapping[str, PolySimError],
         resume_cursors: Mapping[str, str | None],
+        *,
+        completed: Iterable[str] = (),
     ) -> None:
         self.failures = dict(failures)
         self.resume_cursors = dict(resume_cursors)
+        self.completed = set(completed)
         shown = "; ".join(f"{k}: {e}" for k, e in list(self.failures.items())[:3])
         more = len(self.failures) - 3
         super().__init__(
@@ -340,12 +348,36 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _decode_body(body: bytes) -> Any:
+    """The body as JSON, or ``None`` when it is not JSON."""
+    if not body:
+        return None
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        pass
+    # msgspec refuses numbers out of float range (``"retry_after": 1e400``); the
+    # stdlib reads them as inf, so the code and message still come through.
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    """A JSON number of seconds as a finite, non-negative float, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def _body_fields(body: bytes) -> tuple[str | None, str | None, float | None]:
     """Pull (code, message, retry_after) out of any documented error envelope (API.md §5)."""
-    try:
-        data = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        return None, None, None
+    data = _decode_body(body)
     if not isinstance(data, dict):
         return None, None, None
     error = data.get("error")
@@ -369,13 +401,7 @@ def _body_fields(body: bytes) -> tuple[str | None, str | None, float | None]:
             message = _text(detail)
         elif detail is not None:
             message = msgspec.json.encode(detail).decode()
-    retry = data.get("retry_after")
-    retry_after = (
-        float(retry)
-        if isinstance(retry, (int, float)) and not isinstance(retry, bool) and retry >= 0
-        else None
-    )
-    return code, message, retry_after
+    return code, message, _seconds(data.get("retry_after"))
 
 
 def from_response(

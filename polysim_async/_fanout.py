@@ -14,8 +14,9 @@ Shape::
 * Items of one key arrive in feed order; keys interleave.
 * A key's failure is never dropped: ``on_error="raise"`` stops everything and
   raises :class:`FanOutError` at once; ``on_error="continue"`` finishes every
-  other key first, then raises :class:`FanOutError` naming every failed key with
-  the cursor to resume it from.
+  other key first, then raises :class:`FanOutError` naming every failed key.
+  Either way the error carries a resume cursor for every key that did not
+  finish (failed, stopped mid-walk, or never started) and the set of keys that did.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class _Failed(Generic[K]):
 
 
 @dataclass(frozen=True, slots=True)
+class _Finished(Generic[K]):
+    key: K
+
+
+@dataclass(frozen=True, slots=True)
 class _Crashed:
     error: Exception
 
@@ -77,6 +83,7 @@ async def _worker(
             try:
                 async for page in pages:
                     await queue.put(_Page(key, page))
+                await queue.put(_Finished(key))
             except PolySimError as exc:
                 await queue.put(_Failed(key, exc))
             finally:
@@ -109,7 +116,8 @@ def fan_out(
         keys: the feeds to walk, each once, in order of starting.
         walk: opens one key's page walk (an async generator; it is closed when done).
         items: the items of a page, yielded in order.
-        checkpoint: a page's next cursor, recorded once all its items were yielded.
+        checkpoint: a page's next cursor, recorded once all its items were yielded;
+            an empty one marks the key's last page (the key is then complete).
         start: the cursor each key's walk starts from (for ``resume_cursors``).
         concurrency: walks in progress at once (1 or more).
         on_error: ``"raise"`` or ``"continue"``; see the module docstring.
@@ -120,12 +128,22 @@ def fan_out(
     Raises:
         InvalidArgumentError: bad ``concurrency`` or ``on_error``, raised by this
             call before anything starts.
-        FanOutError: a walk raised a :class:`PolySimError`. Any other exception
-            from a walk stops the fan-out and is re-raised unchanged.
+        FanOutError: a walk raised a :class:`PolySimError`; ``resume_cursors``
+            covers every key not in ``completed``. Any other exception from a
+            walk stops the fan-out and is re-raised unchanged.
 
-    Cancellation and early exit: closing the iterator (``aclose()``, leaving
-    ``contextlib.aclosing``) or cancelling the consumer cancels every worker and
-    waits for them, so no task survives the fan-out. Cancellation propagates.
+    Cleanup: when the iterator finishes or raises, every worker is cancelled and
+    awaited at once. ``async for`` never closes a generator it leaves early:
+    after a ``break``, or when the consumer is cancelled inside its loop body,
+    the workers keep running until the iterator is closed (``aclose()``) or
+    garbage-collected. For deterministic cleanup, wrap it::
+
+        async with contextlib.aclosing(fan_out(keys, walk, ...)) as pairs:
+            async for key, item in pairs:
+                ...
+
+    Closing cancels every worker and waits for them, so no task survives the
+    fan-out. Cancellation propagates.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -151,6 +169,7 @@ async def _run(
     ]
     failures: dict[K, PolySimError] = {}
     progress: dict[K, str | None] = {}
+    completed: set[K] = set()
     try:
         live = len(tasks)
         while live:
@@ -161,7 +180,13 @@ async def _run(
                 key = item.key
                 for value in items(item.page):
                     yield key, value
-                progress[key] = checkpoint(item.page)
+                cursor = checkpoint(item.page)
+                progress[key] = cursor
+                if not cursor:
+                    # Its last page is delivered: done, even if stopped before _Finished.
+                    completed.add(key)
+            elif isinstance(item, _Finished):
+                completed.add(item.key)
             elif isinstance(item, _Failed):
                 failures[item.key] = item.error
                 if on_error == "raise":
@@ -170,9 +195,12 @@ async def _run(
                 raise item.error
         if failures:
             first = next(iter(failures.values()))
+            # Failed keys first, then those cancelled mid-walk or never started.
+            unfinished = [*failures, *(k for k in keys if k not in completed and k not in failures)]
             raise FanOutError(
                 {str(k): e for k, e in failures.items()},
-                {str(k): progress[k] if k in progress else start(k) for k in failures},
+                {str(k): progress[k] if k in progress else start(k) for k in unfinished},
+                completed={str(k) for k in completed if k not in failures},
             ) from first
     finally:
         for task in tasks:

@@ -87,12 +87,18 @@ async def walk_cursor_prefetch(
     Consequence to know: a consumer that stops early has spent one extra
     request (the prefetch), which counts against the rate budget.
 
-    Cancellation and early exit: closing the generator (``aclose()``, leaving
-    an ``async with contextlib.aclosing(...)`` block, or cancelling the task
-    iterating it) cancels the prefetch and waits for it to finish, so no task
-    outlives the walk. A plain ``break`` without ``aclosing`` leaves the close to
-    asyncio's async-generator finalizer, which does the same a moment later.
-    Cancellation of the consuming task always propagates.
+    Cleanup: reaching the last page, or an error raised by the walk, cancels
+    and awaits the prefetch at once. ``async for`` never closes a generator it
+    leaves early: after a ``break``, or when the consumer is cancelled inside
+    its loop body, the prefetch keeps running until the generator is closed
+    (``aclose()``) or garbage-collected. For deterministic cleanup, wrap it::
+
+        async with contextlib.aclosing(walk_cursor_prefetch(fetch, next_cursor)) as pages:
+            async for page in pages:
+                ...
+
+    Closing cancels the prefetch and waits for it to finish, so no task outlives
+    the walk. Cancellation of the consuming task always propagates.
 
     Args:
         fetch: coroutine function returning the page for a cursor (``None`` = first).
@@ -134,8 +140,9 @@ async def walk_cursor_prefetch(
 async def flatten(pages: AsyncIterator[P], items: Callable[[P], Iterable[T]]) -> AsyncIterator[T]:
     """Yield every item of every page, in order.
 
-    Closing this iterator (or cancelling its consumer) closes ``pages`` too, so
-    a prefetching walk underneath stops at once instead of at garbage collection.
+    Closing this iterator (``aclose()``, e.g. by leaving ``contextlib.aclosing``)
+    closes ``pages`` too, so a prefetching walk underneath stops at once instead
+    of at garbage collection; so does finishing it or an error from ``pages``.
 
     Returns:
         An async iterator of the items.

@@ -87,8 +87,12 @@ class RateLimiter:
         limit = self.limit
         if limit is None:
             return start
+        # First come, first served: never before a turn already handed out, which
+        # also keeps both deques ascending.
         if self._second:
             start = max(start, self._second[-1])
+        if self._minute:
+            start = max(start, self._minute[-1])
         second, minute = 1.0 + limit.margin, 60.0 + limit.margin
         while self._second and self._second[0] <= now - second:
             self._second.popleft()
@@ -108,7 +112,8 @@ class RateLimiter:
 
         Raises:
             DeadlineExceededError: the turn (or a 429 pause) lies past ``deadline``;
-                raised before waiting, and no turn is taken.
+                raised before waiting, and no turn is taken. A caller woken into
+                a pause takes a fresh turn after it, checked the same way.
 
         Cancellation while waiting propagates; the reserved turn stays spent.
         """
@@ -118,20 +123,33 @@ class RateLimiter:
             raise DeadlineExceededError(
                 f"rate limiter wait of {start - now:.3f}s would pass the call's deadline"
             )
+        self._record(start)
+        while start > now:
+            self.waited += start - now
+            await self._sleep(start - now)
+            now = self._clock()
+            # A 429 seen while this caller slept pauses it too. Its turn fell inside
+            # the pause, so it takes a fresh one after the pause and every turn
+            # already handed out: jumping to the pause's end would start every such
+            # caller at once. The old turn stays spent (conservative).
+            if self._paused_until > max(now, start):
+                if deadline is not None and self._paused_until > deadline:
+                    raise DeadlineExceededError("a rate-limit pause would pass the call's deadline")
+                start = self._reserve(now)
+                if deadline is not None and start > deadline:
+                    raise DeadlineExceededError(
+                        f"rate limiter wait of {start - now:.3f}s after a rate-limit pause"
+                        " would pass the call's deadline"
+                    )
+                self._record(start)
+
+    def _record(self, start: float) -> None:
+        """Spend the turn at ``start`` (at or after every turn already recorded)."""
         if self.limit is not None:
             if self.limit.per_second is not None:
                 self._second.append(start)
             if self.limit.per_minute is not None:
                 self._minute.append(start)
-        while start > now:
-            self.waited += start - now
-            await self._sleep(start - now)
-            now = self._clock()
-            # A 429 seen while this caller slept pauses it too.
-            if self._paused_until > now:
-                if deadline is not None and self._paused_until > deadline:
-                    raise DeadlineExceededError("a rate-limit pause would pass the call's deadline")
-                start = self._paused_until
 
     def _adapt(self, headers: Mapping[str, str]) -> None:
         """Adopt advertised limits lower than the current ones (e.g. a Pro trader key's 10/s)."""

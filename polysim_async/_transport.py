@@ -162,6 +162,7 @@ class AiohttpTransport:
         session = self._get_session()
         client_timeout = self._client_timeout(timeout)
         url = self._base_url + request.path
+        unchained: TransportError
         try:
             async with session.request(
                 request.method,
@@ -188,6 +189,11 @@ class AiohttpTransport:
             raise NetworkError(
                 f"connection lost during {request.method} {request.path}: {_describe(exc)}"
             ) from exc
+        except aiohttp.ClientResponseError as exc:
+            # Its repr holds the request headers, and with them the API key: the
+            # error is raised below, outside this block, so that neither its
+            # __cause__ nor its __context__ keeps ``exc``.
+            unchained = NetworkError(f"{request.method} {request.path} failed: {_describe(exc)}")
         except aiohttp.ClientError as exc:
             raise NetworkError(f"{request.method} {request.path} failed: {_describe(exc)}") from exc
         except asyncio.TimeoutError as exc:
@@ -197,6 +203,7 @@ class AiohttpTransport:
             raise TransportError(
                 f"{request.method} {request.path} failed: {_describe(exc)}"
             ) from exc
+        raise unchained
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; safe to call twice."""

@@ -61,8 +61,16 @@ def check_enum(name: str, value: object, enum_type: type[E]) -> E:
     raise InvalidArgumentError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+#: Digits a plain-notation amount may have (``"1e4"`` is written out as ``10000``).
+_MAX_MONEY_DIGITS = 64
+
+
 def to_money(name: str, value: object, *, positive: bool = True) -> Decimal:
-    """Return ``value`` as an exact finite Decimal; floats are refused (they are not exact)."""
+    """Return ``value`` as an exact finite Decimal; floats are refused (they are not exact).
+
+    The result is in plain notation (``"1e4"`` → ``Decimal("10000")``), so it goes
+    on the wire as ``"10000"`` rather than ``"1E+4"``; trailing zeros are kept.
+    """
     if isinstance(value, float):
         raise InvalidArgumentError(
             f"{name} must be a Decimal, int or decimal string, not float ({value!r} is inexact)"
@@ -79,7 +87,13 @@ def to_money(name: str, value: object, *, positive: bool = True) -> Decimal:
         raise InvalidArgumentError(f"{name} must be finite, got {value!r}")
     if positive and amount <= 0:
         raise InvalidArgumentError(f"{name} must be greater than zero, got {value!r}")
-    return amount
+    exponent = amount.as_tuple().exponent  # an int: the amount is finite
+    # Checked before writing it out, so "1e999999999" cannot take a gigabyte.
+    if isinstance(exponent, int) and max(amount.adjusted(), 0) - min(exponent, 0) > (
+        _MAX_MONEY_DIGITS
+    ):
+        raise InvalidArgumentError(f"{name} has too many digits: {value!r}")
+    return Decimal(format(amount, "f"))
 
 
 def check_mapping(name: str, value: object) -> dict[str, Any] | None:
@@ -115,4 +129,8 @@ def path_id(name: str, value: object) -> str:
     text = check_str(name, value, max_len=255)
     if not text.strip() or text != text.strip():
         raise InvalidArgumentError(f"{name} must not be blank or padded with spaces: {value!r}")
+    if text in (".", ".."):
+        # Quoting leaves them as they are, and URL normalisation would then drop
+        # or climb the segment: close("..") would POST to /v1/partner/close.
+        raise InvalidArgumentError(f"{name} must not be {text!r}")
     return quote(text, safe="")

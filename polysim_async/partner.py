@@ -54,7 +54,13 @@ def _rules(value: Rules | Mapping[str, Any] | None) -> Rules | None:
         raise InvalidArgumentError(
             f"rules has unknown keys {sorted(unknown)}; known: {sorted(_RULE_KEYS)}"
         )
-    return Rules(**{k: to_money(f"rules.{k}", v) for k, v in mapping.items() if v is not None})
+    values = {
+        k: to_money(f"rules.{k}", v, positive=False) for k, v in mapping.items() if v is not None
+    }
+    for key, amount in values.items():
+        if amount < 0:  # zero is a valid rule (e.g. no drawdown allowed)
+            raise InvalidArgumentError(f"rules.{key} must not be negative, got {mapping[key]!r}")
+    return Rules(**values)
 
 
 def _page_data(page: TradePage) -> list[Trade]:
@@ -223,8 +229,17 @@ class PartnerAccounts:
         resume. With ``prefetch`` (the default) the next page is requested while
         you work through the current one, at most one page ahead; stopping early
         then costs one unused request, so pass ``prefetch=False`` for short
-        incremental syncs. ``break`` is safe; use ``contextlib.aclosing`` to
-        cancel the prefetch deterministically, else the generator's finalizer does it.
+        incremental syncs.
+
+        Cleanup: reaching the last page (or an error) stops the prefetch at once.
+        ``async for`` never closes the iterator it leaves early: after a ``break``,
+        or if the consumer is cancelled inside its loop body, the prefetch keeps
+        running until the iterator is closed or garbage-collected. When you may
+        stop early or be cancelled, wrap it for deterministic cleanup::
+
+            async with contextlib.aclosing(accounts.trade_pages(account_id)) as pages:
+                async for page in pages:
+                    ...
 
         Raises:
             InvalidArgumentError: bad filters or ``page_size`` outside 1..500,
@@ -261,7 +276,12 @@ class PartnerAccounts:
     ) -> AsyncIterator[Trade]:
         """Iterate over every fill of the account, newest first, across pages.
 
-        Same arguments and errors as :meth:`trade_pages`.
+        Same arguments, errors and cleanup as :meth:`trade_pages`: wrap it in
+        ``contextlib.aclosing`` when you may stop early or be cancelled::
+
+            async with contextlib.aclosing(accounts.trades(account_id)) as trades:
+                async for trade in trades:
+                    ...
         """
         pages = self.trade_pages(
             account_id,
@@ -303,13 +323,25 @@ class PartnerAccounts:
             An async iterator of ``(account_id, Trade)``.
 
         Raises:
-            InvalidArgumentError: a bad or duplicate id or option, raised by this
-                call before anything is sent.
-            FanOutError: accounts failed; ``failures`` maps each to its error and
-                ``resume_cursors`` says where to resume it (raised while iterating).
+            InvalidArgumentError: a bad or duplicate id or option, a bad cursor, or
+                a ``cursors`` key not in ``account_ids``, raised by this call
+                before anything is sent.
+            FanOutError: accounts failed; ``failures`` maps each to its error,
+                ``resume_cursors`` says where to resume every account that did not
+                finish and ``completed`` names those that did (raised while iterating).
 
-        Cancellation and early exit (``aclose()``, ``contextlib.aclosing``,
-        cancelling the consumer) cancel and await every worker; nothing is left running.
+        Cleanup: finishing the iteration (or its FanOutError) cancels and awaits
+        every worker at once. ``async for`` never closes the iterator it leaves
+        early: after a ``break``, or if the consumer is cancelled inside its loop
+        body, the workers keep pulling until the iterator is closed or
+        garbage-collected. When you may stop early or be cancelled, wrap it::
+
+            async with contextlib.aclosing(accounts.trades_many(ids)) as pairs:
+                async for account_id, trade in pairs:
+                    ...
+
+        Leaving the ``async with`` (normally, by ``break``, an error or
+        cancellation) cancels and awaits every worker; nothing is left running.
         """
         if isinstance(account_ids, (str, bytes)):
             raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
@@ -318,7 +350,17 @@ class PartnerAccounts:
             path_id("account_id", aid)
         if len(set(ids)) != len(ids):
             raise InvalidArgumentError("account_ids contains duplicates")
+        if cursors is not None and not isinstance(cursors, Mapping):
+            raise InvalidArgumentError(f"cursors must be a mapping, got {cursors!r}")
         starts = dict(cursors or {})
+        unknown = set(starts) - set(ids)
+        if unknown:
+            shown = sorted(map(repr, unknown))[:3]
+            raise InvalidArgumentError(f"cursors has ids not in account_ids: {', '.join(shown)}")
+        for aid, cur in starts.items():
+            if cur is not None:
+                # The check trade_pages makes, done for every account before anything starts.
+                check_str(f"cursors[{aid!r}]", cur, max_len=4096)
 
         def walk(aid: str) -> AsyncIterator[TradePage]:
             return self.trade_pages(

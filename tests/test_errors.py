@@ -234,6 +234,26 @@ class TestEnvelopes:
         assert isinstance(err, ps.ValidationError)
         assert err.message == "Bad Request"
 
+    def test_a_retry_after_too_large_for_a_float_is_ignored(self) -> None:
+        body = b'{"error":"RATE_LIMIT_EXCEEDED","message":"slow down","retry_after":' + b"9" * 400
+        err = respond(429, body + b"}")
+        assert type(err) is ps.RateLimitError
+        assert (err.code, err.message, err.retry_after) == (
+            "RATE_LIMIT_EXCEEDED",
+            "slow down",
+            None,
+        )
+
+    @pytest.mark.parametrize("number", [b"1e400", b"-1e400"])
+    def test_an_out_of_range_float_keeps_code_and_message(self, number: bytes) -> None:
+        err = respond(429, b'{"error":"X","message":"wait","retry_after":' + number + b"}")
+        assert (err.code, err.message, err.retry_after) == ("X", "wait", None)
+
+    @pytest.mark.parametrize("value", [float("nan"), -1, "5", True, [1]])
+    def test_a_retry_after_that_is_not_seconds_is_ignored(self, value: Any) -> None:
+        body = json.dumps({"error": "X", "retry_after": value}).encode()
+        assert respond(429, body).retry_after is None
+
     def test_headers_stay_case_insensitive(self) -> None:
         err = respond(429, b"", {"Retry-After": "3", "X-Request-Id": "r"})
         assert err.headers["retry-after"] == "3"

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import heapq
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -135,6 +136,52 @@ async def test_on_error_continue_finishes_the_others_then_raises_with_resume_cur
     err = info.value
     assert set(err.failures) == {"a1", "a3"}
     assert err.resume_cursors == {"a1": "c2", "a3": None}
+    assert err.completed == {"a0", "a2"}
+
+
+async def test_on_error_raise_gives_a_resume_cursor_for_every_unfinished_key() -> None:
+    go = asyncio.Event()
+    never = asyncio.Event()
+
+    async def walk(key: str) -> AsyncIterator[tuple[list[str], str | None]]:
+        if key == "done":
+            yield [f"{key}0"], None  # its only page
+        elif key == "stuck":
+            yield [f"{key}0"], "stuck-c1"
+            await never.wait()  # cancelled mid-walk
+        elif key == "bad":
+            yield [f"{key}0"], "bad-c1"
+            await go.wait()
+            raise NotFoundError("no such account", status=404)
+        else:
+            await never.wait()  # "later1" starts but delivers nothing; "later2" never starts
+            yield [key], None
+
+    keys = ["done", "stuck", "bad", "later1", "later2"]
+    got: list[str] = []
+    with pytest.raises(FanOutError) as info:
+        async for _, item in fan_out(
+            keys,
+            walk,
+            items=lambda p: p[0],
+            checkpoint=lambda p: p[1],
+            start=lambda key: f"{key}-start",
+            concurrency=3,
+            on_error="raise",
+        ):
+            got.append(item)
+            if {"done0", "stuck0", "bad0"} <= set(got):
+                go.set()
+    err = info.value
+    assert list(err.failures) == ["bad"]
+    assert err.resume_cursors == {
+        "bad": "bad-c1",
+        "stuck": "stuck-c1",
+        "later1": "later1-start",
+        "later2": "later2-start",
+    }
+    assert err.completed == {"done"}
+    assert other_tasks() == set()
 
 
 async def test_a_bug_in_a_walk_propagates_unwrapped() -> None:
@@ -174,6 +221,29 @@ async def test_bad_account_ids_fail_before_anything_is_sent(ids: Any) -> None:
     async with client() as c:
         with pytest.raises(InvalidArgumentError):
             c.partner.accounts.trades_many(ids)
+
+
+@pytest.mark.parametrize(
+    ("cursors", "message"),
+    [
+        ({"a1": ""}, r"cursors\['a1'\]"),  # only a later account's cursor is bad
+        ({"a1": "c" * 5000}, r"cursors\['a1'\]"),
+        ({"a1": 7}, r"cursors\['a1'\]"),
+        ({"a0": "c1", "zz": "c1"}, "not in account_ids"),
+        (["a0"], "cursors must be a mapping"),
+    ],
+)
+async def test_every_cursor_is_checked_before_anything_is_sent(cursors: Any, message: str) -> None:
+    pages = feeds(accounts=2, pages=2)
+    feed = FeedServer(pages)
+    async with client() as c:
+        with aioresponses() as mock:
+            feed.install(mock)
+            with pytest.raises(InvalidArgumentError, match=message):
+                c.partner.accounts.trades_many(list(pages), cursors=cursors)
+            await settle(20)
+    assert feed.requests == []
+    assert other_tasks() == set()
 
 
 # --------------------------------------------------------------------------- cleanup
@@ -217,6 +287,35 @@ async def test_cancelling_the_consumer_cancels_every_worker() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
     assert other_tasks() == set()
+
+
+async def test_cancelling_the_consumer_in_its_loop_body_with_aclosing_leaves_no_worker() -> None:
+    # ``async for`` alone would leave the generator suspended and its workers running
+    # until garbage collection; ``aclosing`` (as the docstring shows) closes it at once.
+    pages = feeds(accounts=6, pages=5)
+    feed = FeedServer(pages)
+    holding = asyncio.Event()
+    never = asyncio.Event()
+    async with client() as c:
+        with aioresponses() as mock:
+            feed.install(mock)
+
+            async def consume() -> None:
+                many = c.partner.accounts.trades_many(list(pages), concurrency=4)
+                async with contextlib.aclosing(many) as pairs:
+                    async for _ in pairs:
+                        feed.gate = asyncio.Event()  # the workers' next requests hang
+                        holding.set()
+                        await never.wait()  # cancelled here, inside the loop body
+
+            task = asyncio.create_task(consume())
+            await holding.wait()
+            await settle(50)
+            assert len(other_tasks() - {task}) == 4  # the workers are pulling
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert other_tasks() == set()
 
 
 # --------------------------------------------------------------------------- rate budget

@@ -183,7 +183,13 @@ class TestAccounts:
 
     @pytest.mark.parametrize(
         ("balance", "wire"),
-        [(Decimal("2500.50"), "2500.50"), (25000, "25000"), (" 99.9 ", "99.9")],
+        [
+            (Decimal("2500.50"), "2500.50"),
+            (25000, "25000"),
+            (" 99.9 ", "99.9"),
+            ("1e4", "10000"),
+            (Decimal("2.5E+3"), "2500"),
+        ],
     )
     async def test_create_accepts_exact_balances(
         self, mock: aioresponses, balance: Any, wire: str
@@ -211,6 +217,8 @@ class TestAccounts:
             ({"external_id": ""}, "external_id"),
             ({"rules": {"max_loss_pct": 5}}, "unknown keys"),
             ({"rules": {"profit_target_pct": 7.5}}, "float"),
+            ({"rules": {"max_drawdown_pct": -1}}, "negative"),
+            ({"starting_balance": "1e999999999"}, "too many digits"),
             ({"rules": ["profit_target_pct"]}, "rules"),
             ({"metadata": "plan=10k"}, "metadata"),
         ],
@@ -222,6 +230,16 @@ class TestAccounts:
             with pytest.raises(ps.InvalidArgumentError, match=match):
                 await client.partner.accounts.create(**{**CREATE, **override})
         assert calls(mock) == []
+
+    async def test_a_rule_of_zero_is_sent(self, mock: aioresponses) -> None:
+        mock.post(url("/v1/partner/accounts"), status=201, payload=ACCOUNT_201)
+        async with make_client() as client:
+            await client.partner.accounts.create(
+                **CREATE, rules={"max_drawdown_pct": 0, "profit_target_pct": "1e1"}
+            )
+        body = only_call(mock)[2]["data"]
+        assert json.loads(body)["rules"] == {"profit_target_pct": 10, "max_drawdown_pct": 0}
+        assert b'"profit_target_pct":10,' in body  # plain notation, not 1E+1
 
     async def test_get(self, mock: aioresponses) -> None:
         mock.get(url(ACCOUNT_PATH), payload=ACCOUNT_STATE)
@@ -238,7 +256,7 @@ class TestAccounts:
             await client.partner.accounts.get("a/b?")
         assert len(calls(mock)) == 1
 
-    @pytest.mark.parametrize("bad", ["", "  ", " padded", None, True, ["id"]])
+    @pytest.mark.parametrize("bad", ["", "  ", " padded", None, True, ["id"], ".", ".."])
     async def test_bad_account_ids_are_refused_everywhere(
         self, mock: aioresponses, bad: Any
     ) -> None:
@@ -250,7 +268,20 @@ class TestAccounts:
                     await call(bad)
             with pytest.raises(ps.InvalidArgumentError):
                 await accounts.update(bad, stage="demo")
+            for walk in (accounts.trades, accounts.trade_pages):
+                with pytest.raises(ps.InvalidArgumentError):
+                    walk(bad)
+            with pytest.raises(ps.InvalidArgumentError):
+                accounts.trades_many([ACCOUNT_ID, bad])
         assert calls(mock) == []
+
+    async def test_dot_segments_inside_an_id_are_quoted_not_refused(
+        self, mock: aioresponses
+    ) -> None:
+        mock.get(url("/v1/partner/accounts/...%2F.."), payload=ACCOUNT_STATE)
+        async with make_client() as client:
+            await client.partner.accounts.get(".../..")
+        assert len(calls(mock)) == 1
 
     async def test_update_sends_only_the_given_fields(self, mock: aioresponses) -> None:
         mock.patch(url(ACCOUNT_PATH), payload={**ACCOUNT_STATE, "stage": "funded"})

@@ -372,6 +372,35 @@ async def test_breaking_out_of_trades_leaves_nothing_running() -> None:
     assert other_tasks() == set()
 
 
+async def test_cancelling_a_trades_consumer_in_its_loop_body_with_aclosing() -> None:
+    # The consumer is cancelled while it works on a fill (not inside the generator):
+    # ``aclosing`` still cancels and awaits the prefetch at once.
+    feed = FeedServer({"acc-1": [[4, 3], [2], [1]]})
+    holding = asyncio.Event()
+    never = asyncio.Event()
+    async with client() as c:
+        with aioresponses() as mock:
+            feed.install(mock)
+
+            async def consume() -> None:
+                async with contextlib.aclosing(c.partner.accounts.trades("acc-1")) as trades:
+                    async for _ in trades:
+                        feed.gate = asyncio.Event()  # the prefetch of page 2 hangs
+                        holding.set()
+                        await never.wait()
+
+            task = asyncio.create_task(consume())
+            await holding.wait()
+            await settle(50)
+            assert feed.in_flight == 1  # the prefetch is running
+            assert len(other_tasks() - {task}) == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert feed.in_flight == 0
+            assert other_tasks() == set()
+
+
 async def test_an_error_page_surfaces_when_reached() -> None:
     feed = FeedServer({"acc-1": [[4], [3], [2]]}, fail={"acc-1": (1, 404)})
     got: list[int] = []

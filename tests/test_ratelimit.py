@@ -177,6 +177,53 @@ class TestLimiterUnit:
         await waiter
         assert clock.now >= 1004.0
 
+    def test_callers_woken_into_a_pause_keep_to_the_budget(self) -> None:
+        # 8 callers at 2/s hold turns at 0, 0, 1, 1, 2, 2, 3, 3; a 429 at 0.5 pauses
+        # until 1.5. The turns inside the pause must not all fire when it ends.
+        starts: list[float] = []
+
+        async def main(loop: VirtualTimeLoop) -> None:
+            lim = RateLimiter(
+                ps.RateLimit(margin=0, per_second=2, per_minute=None),
+                clock=loop.time,
+                sleep=asyncio.sleep,
+                wall_clock=lambda: WALL,
+            )
+            t0 = loop.time()
+
+            async def call() -> None:
+                await lim.acquire()
+                starts.append(loop.time() - t0)
+
+            loop.call_at(t0 + 0.5, lim.pause, 1.0)
+            await asyncio.gather(*(call() for _ in range(8)))
+
+        run_virtual(main)
+        assert len(starts) == 8
+        assert max_in_window(starts, 1.0) <= 2
+        assert not [s for s in starts if 0.5 < s < 1.5]  # nobody starts during the pause
+
+    def test_a_fresh_turn_after_a_pause_past_the_deadline_fails(self) -> None:
+        async def main(loop: VirtualTimeLoop) -> list[float]:
+            lim = RateLimiter(
+                ps.RateLimit(margin=0, per_second=1, per_minute=None),
+                clock=loop.time,
+                sleep=asyncio.sleep,
+                wall_clock=lambda: WALL,
+            )
+            t0 = loop.time()
+            await lim.acquire()  # turn at 0
+            hurried = asyncio.create_task(lim.acquire(deadline=t0 + 2.5))  # turn at 1
+            patient = asyncio.create_task(lim.acquire())  # turn at 2
+            loop.call_at(t0 + 0.5, lim.pause, 1.0)
+            # The pause ends before the deadline, but the fresh turn (at 3) does not.
+            with pytest.raises(ps.DeadlineExceededError):
+                await hurried
+            await patient
+            return [loop.time() - t0]
+
+        assert run_virtual(main) == [pytest.approx(2.0)]
+
     async def test_cancelling_a_waiter_propagates(self) -> None:
         started = asyncio.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import traceback
 import types
 from typing import Any
 
@@ -24,6 +25,19 @@ FOREIGN = (aiohttp.ClientError, msgspec.MsgspecError, tenacity.RetryError)
 
 def transport_for(base: str) -> AiohttpTransport:
     return AiohttpTransport(base, headers={"X-API-Key": SECRET}, pool_size=4)
+
+
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception reachable through ``__cause__`` and ``__context__``."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__]
+    return seen
 
 
 def routes(**handlers: Any) -> Any:
@@ -158,6 +172,37 @@ class TestRealSockets:
         assert SECRET not in str(info.value)
         assert SECRET not in repr(info.value)
         assert "ClientResponseError" in str(info.value)
+        # The aiohttp error's repr holds the request headers: it is not chained.
+        for exc in chain(info.value):
+            assert SECRET not in repr(exc)
+            assert not isinstance(exc, aiohttp.ClientResponseError)
+
+    @pytest.mark.parametrize("retries", [0, 2])
+    async def test_a_malformed_header_does_not_leak_the_key_through_the_chain(
+        self, retries: int
+    ) -> None:
+        async def bad_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(bad_header, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            client = make_client(base_url=f"http://127.0.0.1:{port}", max_retries=retries)
+            async with client:
+                with pytest.raises(ps.NetworkError) as info:
+                    await client.partner.users.get(1)
+        finally:
+            server.close()
+            await server.wait_closed()
+        exceptions = chain(info.value)
+        assert not any(isinstance(exc, aiohttp.ClientResponseError) for exc in exceptions)
+        for exc in exceptions:
+            assert SECRET not in repr(exc)
+            assert SECRET not in str(exc)
+        assert SECRET not in "".join(traceback.format_exception(info.value))
 
     async def test_redirects_are_not_followed(self) -> None:
         async with serve(routes(redirect=redirect, echo=echo)) as server:
