@@ -28,6 +28,7 @@ __all__ = [
     "RateLimit",
     "RetryPolicy",
     "Timeout",
+    "check_positive",
     "mask_key",
     "resolve_api_key",
     "resolve_base_url",
@@ -49,7 +50,7 @@ DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500
 
 
-def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+def check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
     if value is None:
         if not allow_none:
             raise InvalidArgumentError(f"{name} must be a number, not None")
@@ -76,7 +77,7 @@ class Timeout:
 
     def __post_init__(self) -> None:
         for name in ("connect", "read", "total"):
-            _check_positive(f"Timeout.{name}", getattr(self, name))
+            check_positive(f"Timeout.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class RetryPolicy:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"{name} must be an integer >= 0, got {value!r}")
         for name in ("max_retry_after", "backoff_base", "backoff_max", "drain_wait"):
-            _check_positive(name, getattr(self, name), allow_none=False)
+            check_positive(name, getattr(self, name), allow_none=False)
 
 
 DEFAULT_TIMEOUT = Timeout()

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from ._errors import FanOutError, InvalidArgumentError, PolySimError
+from ._pagination import aclose_iterator, consume_outcome
 
 __all__ = ["DEFAULT_FAN_OUT_CONCURRENCY", "OnError", "fan_out"]
 
@@ -65,12 +66,6 @@ class _Crashed:
 _DONE = object()
 
 
-async def _close(pages: AsyncIterator[Any]) -> None:
-    aclose = getattr(pages, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 async def _worker(
     keys: Iterator[K],
     walk: Callable[[K], AsyncIterator[P]],
@@ -87,17 +82,12 @@ async def _worker(
             except PolySimError as exc:
                 await queue.put(_Failed(key, exc))
             finally:
-                await _close(pages)
+                await aclose_iterator(pages)
     except Exception as exc:
         # A bug rather than an API failure: stop the fan-out with it, unwrapped.
         await queue.put(_Crashed(exc))
         return
     await queue.put(_DONE)
-
-
-def _reap(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 def fan_out(
@@ -208,4 +198,4 @@ async def _run(
         if tasks:
             await asyncio.wait(tasks)
         for task in tasks:
-            _reap(task)
+            consume_outcome(task)

@@ -30,10 +30,10 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from ._config import RetryPolicy
+from ._config import check_positive
 from ._errors import APIStatusError, InvalidArgumentError, UsageError
 from ._requester import Requester
-from ._retry import _backoff
+from ._retry import backoff
 from .models.account import HistoryPage, HistoryRow
 from .models.common import Money, Side, UTCDateTime
 from .models.executions import Fill
@@ -115,7 +115,8 @@ class StreamPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidArgumentError(f"StreamPolicy.{name} must be > 0, got {value!r}")
-        self.backoff(1, random.Random())  # RetryPolicy validates the backoff numbers
+        check_positive("backoff_base", self.backoff_base, allow_none=False)
+        check_positive("backoff_max", self.backoff_max, allow_none=False)
         if isinstance(self.lookback, bool) or not isinstance(self.lookback, (int, float)):
             raise InvalidArgumentError("StreamPolicy.lookback must be a number of seconds")
         if self.lookback < 0:
@@ -128,9 +129,7 @@ class StreamPolicy:
 
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait after ``failures`` consecutive failures (>= 1), with equal jitter."""
-        # The request path's formula: base doubling up to the ceiling, equal jitter.
-        retry = RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_max)
-        return _backoff(retry, max(0, failures - 1), rng)
+        return backoff(self.backoff_base, self.backoff_max, max(0, failures - 1), rng)
 
 
 @dataclass

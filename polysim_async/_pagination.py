@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ._errors import PaginationError
 
-__all__ = ["flatten", "walk_cursor", "walk_cursor_prefetch"]
+__all__ = ["aclose_iterator", "consume_outcome", "flatten", "walk_cursor", "walk_cursor_prefetch"]
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -54,11 +54,18 @@ async def walk_cursor(
         cursor = nxt
 
 
-def _consume_outcome(task: asyncio.Task[Any]) -> None:
-    # Mark an abandoned prefetch's exception as retrieved, so asyncio does not
-    # log "Task exception was never retrieved" for a page nobody asked for.
+def consume_outcome(task: asyncio.Task[Any]) -> None:
+    """Mark an abandoned task's exception as retrieved, so asyncio does not log
+    "Task exception was never retrieved" for a result nobody asked for."""
     if not task.cancelled():
         task.exception()
+
+
+async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close ``iterator`` if it can be closed (async generators can)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _discard(task: asyncio.Task[Any]) -> None:
@@ -70,7 +77,7 @@ async def _discard(task: asyncio.Task[Any]) -> None:
     if not task.done():
         task.cancel()
         await asyncio.wait((task,))
-    _consume_outcome(task)
+    consume_outcome(task)
 
 
 async def walk_cursor_prefetch(
@@ -152,6 +159,4 @@ async def flatten(pages: AsyncIterator[P], items: Callable[[P], Iterable[T]]) ->
             for item in items(page):
                 yield item
     finally:
-        aclose = getattr(pages, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose_iterator(pages)

@@ -41,7 +41,7 @@ from ._errors import (
     TransportError,
 )
 
-__all__ = ["CallKind", "ClientStats", "retry_reason", "run_with_retries"]
+__all__ = ["CallKind", "ClientStats", "backoff", "retry_reason", "run_with_retries"]
 
 T = TypeVar("T")
 logger = logging.getLogger("polysim_async")
@@ -104,8 +104,10 @@ def retry_reason(exc: BaseException, kind: CallKind) -> str | None:
     return None
 
 
-def _backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
-    ceiling = min(policy.backoff_max, policy.backoff_base * (2.0**attempt))
+def backoff(base: float, cap: float, attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: ``base * 2**attempt`` up to ``cap``, then
+    a wait drawn between half and all of that step. Shared by every repeat loop."""
+    ceiling = min(cap, base * (2.0**attempt))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -143,7 +145,8 @@ class _Decider:
             return min(_DRAIN_MAX_WAIT, self.policy.drain_wait * (1.5 ** self.used["drain"]))
         if reason == "conflict":
             return 1.0
-        return _backoff(self.policy, self.used["general"], self.rng)
+        policy = self.policy
+        return backoff(policy.backoff_base, policy.backoff_max, self.used["general"], self.rng)
 
     def should_retry(self, state: RetryCallState) -> bool:
         outcome = state.outcome

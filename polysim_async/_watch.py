@@ -32,6 +32,7 @@ from typing import Final
 from ._errors import ClientClosedError, InvalidArgumentError, RateLimitError
 from ._fills import is_permanent
 from ._requester import Requester
+from ._retry import backoff
 from ._validation import check_int, path_id
 from .models.partner import Trade, TradePage
 from .models.streams import AccountTrade, Watermark
@@ -276,8 +277,7 @@ class TradeWatch:
                 raise
             acc.failures += 1
             self.stats.retries += 1
-            ceiling = min(_MAX_BACKOFF, self._interval * 2.0 ** (acc.failures - 1))
-            delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+            delay = backoff(self._interval, _MAX_BACKOFF, acc.failures - 1, self._rng)
             if isinstance(exc, RateLimitError) and exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
             logger.warning("watch: account %s delayed %.2fs after %s", acc.id, delay, exc)

@@ -11,7 +11,7 @@ from decimal import Decimal
 import msgspec
 
 from ._errors import InvalidArgumentError
-from ._pagination import walk_cursor
+from ._pagination import flatten, walk_cursor
 from ._requester import Requester
 from ._validation import check_enum, check_int, check_str, path_id, to_money
 from .account import wallet_param
@@ -357,18 +357,17 @@ class OrdersAPI:
         Returns:
             An async iterator of order rows.
         """
-        return _rows(
+        return flatten(
             self.pages(
                 status=status,
                 market_id=market_id,
                 side=side,
                 wallet_id=wallet_id,
                 page_size=page_size,
-            )
+            ),
+            _page_orders,
         )
 
 
-async def _rows(pages: AsyncIterator[OrderPage]) -> AsyncIterator[OrderRow]:
-    async for page in pages:
-        for row in page.orders:
-            yield row
+def _page_orders(page: OrderPage) -> list[OrderRow]:
+    return page.orders

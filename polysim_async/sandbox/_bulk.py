@@ -16,15 +16,12 @@ from __future__ import annotations
 from array import array
 from decimal import Decimal
 
-import msgspec
-
+from .._codec import encode
 from ._clock import format_iso
 from ._core import Core
 from ._state import Order, User, Wallet
 
 __all__ = ["generate_fills"]
-
-_enc = msgspec.json.Encoder()
 
 
 def generate_fills(
@@ -64,8 +61,8 @@ def generate_fills(
     qtys = list(range(5, 25))
     notionals = [[f"{p * q:.2f}" for q in qtys] for p in prices]
     head = (
-        f',"market_id":{_enc.encode(market.market_id).decode()},"side":"%s",'
-        f'"outcome":{_enc.encode(outcome).decode()},'
+        f',"market_id":{encode(market.market_id).decode()},"side":"%s",'
+        f'"outcome":{encode(outcome).decode()},'
     )
     buy_head, sell_head = head % "BUY", head % "SELL"
     filled = array("q", range(start, start + paired * spacing_us, spacing_us)[:paired])
@@ -130,10 +127,7 @@ def generate_fills(
             limit_price=None,
             created_us=at,
         )
-        state.orders[order.order_id] = order
-        user.orders.append(order)
-        user.order_created.append(at)
-        core.exchange.fill_now(wallet, order, price, at)
+        core.exchange.fill_new(user, wallet, order, price)
         if not paired:
             first = order.order_id
     return first

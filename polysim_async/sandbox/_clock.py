@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 __all__ = [
     "DEFAULT_START",
@@ -41,15 +42,22 @@ def to_datetime(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    """``2026-06-04T14:09:31`` for an epoch second (fills come many to a second)."""
+    return to_datetime(second * SECOND_US).isoformat(timespec="seconds")[:-6]
+
+
 def format_iso(us: int) -> str:
     """Partner form: ``2026-06-04T14:09:31.220148+00:00`` (always with microseconds)."""
-    return to_datetime(us).isoformat(timespec="microseconds")
+    second, micro = divmod(us, SECOND_US)
+    return f"{_iso_second(second)}.{micro:06d}+00:00"
 
 
 def format_iso_z(us: int) -> str:
     """Trader form: ``2026-06-04T14:09:31.220148Z`` (microseconds only when non-zero)."""
-    text = to_datetime(us).isoformat()
-    return text[:-6] + "Z"
+    second, micro = divmod(us, SECOND_US)
+    return f"{_iso_second(second)}.{micro:06d}Z" if micro else f"{_iso_second(second)}Z"
 
 
 def parse_iso(text: str) -> int:
@@ -106,11 +114,6 @@ class SandboxClock:
     def reserve(self, last_us: int) -> None:
         """Make every later :meth:`stamp` exceed ``last_us`` (used by bulk generation)."""
         self._last_us = max(self._last_us, last_us)
-
-    @property
-    def last_stamp_us(self) -> int:
-        """The most recent instant handed out by :meth:`stamp` (0 before the first)."""
-        return self._last_us
 
     def advance(self, seconds: float) -> int:
         """Jump simulated time forward by ``seconds`` and return the new instant.

@@ -44,7 +44,7 @@ from ._core import CORE, Core
 from ._errors import ApiError
 from ._ops import Controller
 from ._parse import json_object
-from ._views import encode
+from ._views import json_response
 
 __all__ = ["dispatch", "routes"]
 
@@ -59,10 +59,6 @@ class _Ctl(Controller):
 
 def _ctl(request: web.Request) -> _Ctl:
     return _Ctl(request.app[CORE])
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode(data), content_type="application/json")
 
 
 async def dispatch(core: Core, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,7 +86,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def state(request: web.Request) -> web.Response:
     """Default keys and ids, markets and the clock."""
     core = request.app[CORE]
-    return _json(
+    return json_response(
         {
             "tenant_key": core.default_tenant_key,
             "tenant_id": core.default_tenant_id,
@@ -105,7 +101,7 @@ async def state(request: web.Request) -> web.Response:
 @routes.get("/_sandbox/clock")
 async def clock(request: web.Request) -> web.Response:
     """The simulated now."""
-    return _json({"now": _ctl(request).now().isoformat(timespec="microseconds")})
+    return json_response({"now": _ctl(request).now().isoformat(timespec="microseconds")})
 
 
 @routes.post("/_sandbox/clock/advance")
@@ -118,7 +114,7 @@ async def advance(request: web.Request) -> web.Response:
         hours=float(body.get("hours", 0)),
         days=float(body.get("days", 0)),
     )
-    return _json({"now": now.isoformat(timespec="microseconds")})
+    return json_response({"now": now.isoformat(timespec="microseconds")})
 
 
 @routes.get("/_sandbox/markets")
@@ -137,7 +133,7 @@ async def markets(request: web.Request) -> web.Response:
                 "asks": {o: str(m.ask(o)) for o in m.outcomes},
             }
         )
-    return _json(out)
+    return json_response(out)
 
 
 @routes.post("/_sandbox/markets")
@@ -146,7 +142,7 @@ async def create_market(request: web.Request) -> web.Response:
     body = await _body(request)
     if "outcomes" in body:
         body["outcomes"] = tuple(body["outcomes"])
-    return _json({"market_id": _ctl(request).create_market(**body)}, status=201)
+    return json_response({"market_id": _ctl(request).create_market(**body)}, status=201)
 
 
 @routes.post("/_sandbox/markets/{market_id}/price")
@@ -156,14 +152,14 @@ async def set_price(request: web.Request) -> web.Response:
     filled = _ctl(request).set_price(
         request.match_info["market_id"], str(body["price"]), outcome=body.get("outcome")
     )
-    return _json({"filled": filled})
+    return json_response({"filled": filled})
 
 
 @routes.post("/_sandbox/orders")
 async def place_order(request: web.Request) -> web.Response:
     """Place an order as a wallet's trader."""
     body = await _body(request)
-    return _json(await _ctl(request).place_order(**body))
+    return json_response(await _ctl(request).place_order(**body))
 
 
 @routes.post("/_sandbox/orders/resting")
@@ -171,7 +167,7 @@ async def place_resting(request: web.Request) -> web.Response:
     """Rest many limit orders."""
     body = await _body(request)
     count = int(body.pop("count"))
-    return _json({"order_ids": await _ctl(request).place_resting_orders(count, **body)})
+    return json_response({"order_ids": await _ctl(request).place_resting_orders(count, **body)})
 
 
 @routes.post("/_sandbox/fills")
@@ -180,20 +176,20 @@ async def fills(request: web.Request) -> web.Response:
     body = await _body(request)
     count = int(body.pop("count"))
     first = _ctl(request).generate_fills(count, **body)
-    return _json({"first_order_id": first, "count": count})
+    return json_response({"first_order_id": first, "count": count})
 
 
 @routes.get("/_sandbox/outbox")
 async def outbox(request: web.Request) -> web.Response:
     """Recorded login-link emails."""
-    return _json(_ctl(request).outbox())
+    return json_response(_ctl(request).outbox())
 
 
 @routes.delete("/_sandbox/outbox")
 async def clear_outbox(request: web.Request) -> web.Response:
     """Forget recorded emails."""
     _ctl(request).clear_outbox()
-    return _json({"ok": True})
+    return json_response({"ok": True})
 
 
 @routes.post("/_sandbox/tenants")
@@ -204,7 +200,7 @@ async def tenants(request: web.Request) -> web.Response:
         if body.get(name) is not None:
             body[name] = (set if name == "scopes" else tuple)(body[name])
     info = _ctl(request).create_tenant(**body)
-    return _json(dataclasses.asdict(info), status=201)
+    return json_response(dataclasses.asdict(info), status=201)
 
 
 @routes.post("/_sandbox/tenants/{tenant_id}/keys")
@@ -213,7 +209,7 @@ async def tenant_keys(request: web.Request) -> web.Response:
     body = await _body(request)
     scopes = set(body["scopes"]) if body.get("scopes") is not None else None
     key = _ctl(request).create_tenant_key(int(request.match_info["tenant_id"]), scopes=scopes)
-    return _json({"key": key}, status=201)
+    return json_response({"key": key}, status=201)
 
 
 @routes.post("/_sandbox/traders")
@@ -222,7 +218,7 @@ async def traders(request: web.Request) -> web.Response:
     body = await _body(request)
     if body.get("permissions") is not None:
         body["permissions"] = set(body["permissions"])
-    return _json(dataclasses.asdict(_ctl(request).create_trader(**body)), status=201)
+    return json_response(dataclasses.asdict(_ctl(request).create_trader(**body)), status=201)
 
 
 @routes.post("/_sandbox/users/{user_id}/keys")
@@ -232,7 +228,7 @@ async def user_keys(request: web.Request) -> web.Response:
     if body.get("permissions") is not None:
         body["permissions"] = set(body["permissions"])
     info = _ctl(request).create_trader_key(int(request.match_info["user_id"]), **body)
-    return _json(dataclasses.asdict(info), status=201)
+    return json_response(dataclasses.asdict(info), status=201)
 
 
 @routes.post("/_sandbox/keys/revoke")
@@ -240,14 +236,14 @@ async def revoke(request: web.Request) -> web.Response:
     """Deactivate a key."""
     body = await _body(request)
     _ctl(request).revoke_key(str(body["key"]))
-    return _json({"ok": True})
+    return json_response({"ok": True})
 
 
 @routes.get("/_sandbox/faults")
 async def list_faults(request: web.Request) -> web.Response:
     """Active HTTP fault rules."""
     rules = request.app[CORE].faults.rules
-    return _json([dataclasses.asdict(r) for r in rules])
+    return json_response([dataclasses.asdict(r) for r in rules])
 
 
 @routes.post("/_sandbox/faults")
@@ -256,14 +252,14 @@ async def add_fault(request: web.Request) -> web.Response:
     body = await _body(request)
     path = str(body.pop("path"))
     _ctl(request).add_fault(path, **body)
-    return _json({"ok": True}, status=201)
+    return json_response({"ok": True}, status=201)
 
 
 @routes.delete("/_sandbox/faults")
 async def clear_faults(request: web.Request) -> web.Response:
     """Remove every fault."""
     _ctl(request).clear_faults()
-    return _json({"ok": True})
+    return json_response({"ok": True})
 
 
 @routes.post("/_sandbox/ws/faults")
@@ -283,17 +279,17 @@ async def ws_faults(request: web.Request) -> web.Response:
         ctl.ws_send_malformed(int(body["malformed"]))
     if "shape" in body:
         ctl.set_fill_frame_shape(body["shape"])
-    return _json({"ok": True})
+    return json_response({"ok": True})
 
 
 @routes.post("/_sandbox/ws-tokens/expire")
 async def expire_tokens(request: web.Request) -> web.Response:
     """Expire every WebSocket token."""
-    return _json({"expired": _ctl(request).expire_ws_tokens()})
+    return json_response({"expired": _ctl(request).expire_ws_tokens()})
 
 
 @routes.post("/_sandbox/config")
 async def config(request: web.Request) -> web.Response:
     """Change knobs."""
     _ctl(request).configure(**(await _body(request)))
-    return _json({"ok": True})
+    return json_response({"ok": True})

@@ -49,8 +49,8 @@ class Core:
     ) -> None:
         self.clock = SandboxClock(start, frozen=frozen_clock)
         self.state = SandboxState(seed=seed, clock=self.clock)
-        self.exchange = Exchange(self.state, random_walk=random_walk)
         self.settings = Settings()
+        self.exchange = Exchange(self.state, self.settings, random_walk=random_walk)
         self.faults = FaultSet()
         self.ws_faults = WsFaults()
         self.hub = Hub(self)

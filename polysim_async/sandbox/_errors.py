@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from aiohttp import web
+
+from .._codec import encode
 
 __all__ = [
     "ApiError",
@@ -25,8 +26,6 @@ __all__ = [
     "not_found",
     "validation",
 ]
-
-_encoder = msgspec.json.Encoder()
 
 
 class ApiError(Exception):
@@ -82,4 +81,4 @@ def error_response(
     out = {"X-Polysim-Code": code, "Content-Type": "application/json"}
     if headers:
         out.update(headers)
-    return web.Response(status=status, body=_encoder.encode(body), headers=out)
+    return web.Response(status=status, body=encode(body), headers=out)

@@ -29,19 +29,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
-import msgspec
-
+from .._codec import encode
 from ._clock import HOUR_US, format_iso
 from ._errors import ApiError, bad_request
 from ._state import Market, Order, Position, SandboxState, User, Wallet
+
+if TYPE_CHECKING:
+    from ._core import Settings
 
 __all__ = ["Exchange", "FillHook", "OrderParams", "q2", "q4"]
 
 ZERO = Decimal(0)
 _C2 = Decimal("0.01")
 _C4 = Decimal("0.0001")
-_enc = msgspec.json.Encoder()
 
 #: Called for every fill: (user_id, order_id, market_id, side, outcome, price, quantity, filled_us).
 FillHook = Callable[[int, int, str, str, str, str, str, int], None]
@@ -59,7 +61,7 @@ def q4(value: Decimal) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class OrderParams:
-    """A validated order request (see :mod:`._orders_parse` for the wire rules)."""
+    """A validated order request (see :func:`._order_routes.parse_order` for the wire rules)."""
 
     market_id: str
     side: str
@@ -77,30 +79,27 @@ class OrderParams:
 class Exchange:
     """Executes orders against :class:`SandboxState` and keeps P&L exact."""
 
-    def __init__(self, state: SandboxState, *, random_walk: bool = True) -> None:
+    def __init__(
+        self, state: SandboxState, settings: Settings, *, random_walk: bool = True
+    ) -> None:
         self.state = state
+        #: The run-time knobs; ``settings.push_taker_fills`` also reports taker
+        #: (immediate) fills to ``on_fill``, not only resting ones.
+        self.settings = settings
         self.random_walk = random_walk
         self.on_fill: FillHook | None = None
-        #: Also report taker (immediate) fills to ``on_fill``, not only resting ones.
-        self.push_taker_fills = True
         self._resting: dict[str, dict[int, Order]] = {}
         self._gtd: dict[int, Order] = {}
         self._next_hour = (state.clock.now_us() // HOUR_US + 1) * HOUR_US
 
     # -- valuation ---------------------------------------------------------------------
-    def valuation(self, wallet: Wallet) -> tuple[Decimal, Decimal]:
-        """Return ``(position value, unrealized P&L)`` of a wallet at the current mids."""
-        value = unrealized = ZERO
+    def valuation(self, wallet: Wallet) -> Decimal:
+        """Return the value of a wallet's open positions at the current mids."""
+        markets = self.state.markets
+        value = ZERO
         for pos in wallet.positions.values():
-            mid = self.state.markets[pos.market_id].mids[pos.outcome]
-            mv = pos.quantity * mid
-            value += mv
-            unrealized += mv - pos.cost
-        return value, unrealized
-
-    def equity(self, wallet: Wallet) -> Decimal:
-        """Cash + reserved cash + positions at the mid."""
-        return wallet.cash + wallet.reserved + self.valuation(wallet)[0]
+            value += pos.quantity * markets[pos.market_id].mids[pos.outcome]
+        return value
 
     # -- placing -----------------------------------------------------------------------
     def place(self, user: User, wallet: Wallet, params: OrderParams) -> Order:
@@ -179,9 +178,7 @@ class Exchange:
             expiration_us=params.expiration_us,
             amount_interpreted_as=interpreted,
         )
-        state.orders[order.order_id] = order
-        user.orders.append(order)
-        user.order_created.append(now)
+        self._register(user, order)
         wallet.updated_us = now
         if marketable:
             self._fill(wallet, order, touch, fee, now)
@@ -192,6 +189,12 @@ class Exchange:
         else:
             self._rest(wallet, order)
         return order
+
+    def _register(self, user: User, order: Order) -> None:
+        """Record a new order (by id, and in the user's creation-ordered list)."""
+        self.state.orders[order.order_id] = order
+        user.orders.append(order)
+        user.order_created.append(order.created_us)
 
     def _rest(self, wallet: Wallet, order: Order) -> None:
         assert order.limit_price is not None
@@ -215,6 +218,10 @@ class Exchange:
             if pos is not None:
                 pos.reserved -= order.quantity
         order.reserved = ZERO
+        self._unlist(wallet, order)
+
+    def _unlist(self, wallet: Wallet, order: Order) -> None:
+        """Forget ``order`` as resting (wallet, book and GTD index)."""
         wallet.pending.pop(order.order_id, None)
         self._resting.get(order.market_id, {}).pop(order.order_id, None)
         self._gtd.pop(order.order_id, None)
@@ -281,20 +288,19 @@ class Exchange:
                 pos.cost = ZERO
                 del wallet.positions[key]
                 wallet.closed_positions.append(pos)
-        wallet.pending.pop(order.order_id, None)
-        self._resting.get(order.market_id, {}).pop(order.order_id, None)
-        self._gtd.pop(order.order_id, None)
+        self._unlist(wallet, order)
         order.status = "FILLED"
         order.filled_us = at_us
         order.fill_price = price
         order.notional = notional
         order.fee = fee
         wallet.updated_us = at_us
-        self._record(wallet, order, realized, push=self.push_taker_fills or not taker)
+        self._record(wallet, order, realized, push=self.settings.push_taker_fills or not taker)
 
-    def fill_now(self, wallet: Wallet, order: Order, price: Decimal, at_us: int) -> None:
-        """Fill a freshly created order at ``price`` with no fee (bulk generation)."""
-        self._fill(wallet, order, price, ZERO, at_us)
+    def fill_new(self, user: User, wallet: Wallet, order: Order, price: Decimal) -> None:
+        """Record a freshly built order and fill it at ``price``, no fee, at its creation."""
+        self._register(user, order)
+        self._fill(wallet, order, price, ZERO, order.created_us)
 
     def _record(
         self, wallet: Wallet, order: Order, realized: Decimal | None, *, push: bool
@@ -306,11 +312,11 @@ class Exchange:
         pnl = "null" if realized is None else f'"{q2(realized)}"'
         row = (
             f'{{"trade_id":{order.order_id},"order_id":{order.order_id},'
-            f'"market_id":{_enc.encode(order.market_id).decode()},"side":"{order.side}",'
-            f'"outcome":{_enc.encode(order.outcome).decode()},"price":"{price}",'
+            f'"market_id":{encode(order.market_id).decode()},"side":"{order.side}",'
+            f'"outcome":{encode(order.outcome).decode()},"price":"{price}",'
             f'"quantity":"{qty}","notional":"{q2(order.notional)}","fee":"{q2(order.fee)}",'
             f'"filled_at":"{format_iso(order.filled_us)}",'
-            f'"client_order_id":{_enc.encode(order.client_order_id).decode()},'
+            f'"client_order_id":{encode(order.client_order_id).decode()},'
             f'"realized_pnl":{pnl}}}'
         ).encode()
         wallet.fills.append(order.filled_us, order.order_id, order.side, order.market_id, row)
@@ -327,14 +333,18 @@ class Exchange:
             )
 
     # -- prices and time ---------------------------------------------------------------
-    def set_price(self, market: Market, price: Decimal, *, outcome: str | None = None) -> None:
-        """Move an outcome's mid (binary markets move the other side to ``1 - price``)."""
+    def set_price(self, market: Market, price: Decimal, *, outcome: str | None = None) -> int:
+        """Move an outcome's mid (binary markets move the other side to ``1 - price``).
+
+        Returns:
+            How many resting orders the new book filled (see :meth:`match`).
+        """
         name = outcome or market.outcomes[0]
         market.mids[name] = price
         if len(market.outcomes) == 2:
             other = market.outcomes[1] if name == market.outcomes[0] else market.outcomes[0]
             market.mids[other] = Decimal(1) - price
-        self.match(market, self.state.clock.now_us())
+        return self.match(market, self.state.clock.now_us())
 
     def match(self, market: Market, at_us: int) -> int:
         """Fill every resting order of ``market`` the current book crosses; return the count."""
@@ -398,7 +408,7 @@ class Exchange:
         for wallet in self.state.wallets.values():
             if wallet.created_us > hour_us:
                 continue
-            value, _ = self.valuation(wallet)
+            value = self.valuation(wallet)
             wallet.snapshots.append(
                 (hour_us, wallet.cash + wallet.reserved, value, wallet.starting_balance)
             )
@@ -413,6 +423,5 @@ class Exchange:
         wallet.cash = wallet.starting_balance
         wallet.reserved = ZERO
         wallet.realized = None
-        wallet.generation += 1
         wallet.status = "ACTIVE"
         wallet.updated_us = self.state.clock.stamp()

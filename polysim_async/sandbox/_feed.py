@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import compress, islice
 
 import msgspec
 
@@ -133,7 +135,9 @@ class FillIndex:
         """
         if not rows:
             return
-        if any(filled[i] >= filled[i + 1] for i in range(len(filled) - 1)):
+        if len(sides) != len(rows):
+            raise ValueError("bulk fills need one side per row")
+        if not all(map(operator.lt, filled, islice(filled, 1, None))):
             raise ValueError("bulk fills must have strictly increasing filled_at")
         last = self.last_key
         if last is not None and (filled[0], oids[0]) <= last:
@@ -146,7 +150,7 @@ class FillIndex:
         market = self._by_market.setdefault(market_id, array("q"))
         market.extend(positions)
         for side in ("BUY", "SELL"):
-            picked = array("q", (p for p, s in zip(positions, sides, strict=True) if s == side))
+            picked = array("q", compress(positions, map(side.__eq__, sides)))
             self._by_side[side].extend(picked)
             self._by_market_side.setdefault((market_id, side), array("q")).extend(picked)
 
@@ -231,8 +235,3 @@ class FillIndex:
         for k in range(count - 1, -1, -1):
             i = k if positions is None else positions[k]
             yield self._filled[i], _row_decoder.decode(self._rows[i])
-
-    def count(self, *, side: str | None = None, market_id: str | None = None) -> int:
-        """How many rows match the filter."""
-        positions = self._positions(side, market_id)
-        return len(self._rows) if positions is None else len(positions)

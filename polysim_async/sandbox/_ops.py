@@ -10,13 +10,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from .._codec import encode
 from ..models import AccountState, Order
 from ._bulk import generate_fills
 from ._core import Core
 from ._faults import SHAPES, FaultAction, FaultRule, FrameShape
 from ._order_routes import place_for
 from ._state import DEFAULT_SCOPES, TIERS, User, Wallet
-from ._views import account_state, encode
+from ._views import account_state
 
 __all__ = ["Controller", "TenantInfo", "TraderInfo"]
 
@@ -174,9 +175,7 @@ class Controller:
             How many resting orders filled.
         """
         market = self._core.state.markets[market_id]
-        before = sum(len(w.fills) for w in self._core.state.wallets.values())
-        self._core.exchange.set_price(market, _dec(price), outcome=outcome)
-        return sum(len(w.fills) for w in self._core.state.wallets.values()) - before
+        return self._core.exchange.set_price(market, _dec(price), outcome=outcome)
 
     def set_market_closed(self, market_id: str, closed: bool = True) -> None:
         """Close a market (orders then get 400 MARKET_CLOSED) or reopen it."""
@@ -415,7 +414,6 @@ class Controller:
             settings.rate_limits = rate_limits
         if push_taker_fills is not None:
             settings.push_taker_fills = push_taker_fills
-            self._core.exchange.push_taker_fills = push_taker_fills
         if order_delay is not None:
             settings.order_delay = order_delay
         if random_walk is not None:

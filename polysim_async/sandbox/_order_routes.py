@@ -54,11 +54,11 @@ from ._clock import SECOND_US, format_iso, parse_iso
 from ._core import CORE, Core
 from ._errors import ApiError, bad_request, not_found, validation
 from ._exchange import OrderParams
-from ._parse import decimal_field, query_int, string_field
+from ._parse import decimal_field, query_choice, query_int, string_field
 from ._state import Order as OrderRec
 from ._state import User
 from ._trader_routes import api_wallet, caller, require_trade, scoped_wallets
-from ._views import encode, order_response, order_row
+from ._views import json_response, order_response, order_row
 
 __all__ = ["parse_order", "routes"]
 
@@ -82,10 +82,6 @@ _STATUS = {
     "ORDER_STATUS_INVALID": "EXPIRED",
 }
 _C4 = Decimal("0.0001")
-
-
-def _json(data: Any) -> web.Response:
-    return web.Response(body=encode(data), content_type="application/json")
 
 
 def _enum(data: dict[str, Any], name: str, allowed: tuple[str, ...], default: str | None) -> str:
@@ -239,7 +235,7 @@ async def place_order(request: web.Request) -> web.Response:
     idem = idem.strip() if idem and idem.strip() else None
     if idem is not None and len(idem) > 256:
         raise validation("Idempotency-Key must be at most 256 characters")
-    return _json(await place_for(core, user, wallet.wallet_id, data, idem))
+    return json_response(await place_for(core, user, wallet.wallet_id, data, idem))
 
 
 def _find(request: web.Request, user: User) -> OrderRec:
@@ -257,11 +253,7 @@ def _find(request: web.Request, user: User) -> OrderRec:
 async def get_order(request: web.Request) -> web.Response:
     """One order row."""
     _, _, user = caller(request)
-    source = request.query.get("source")
-    if source is not None:
-        source = source.strip().lower()
-        if source not in ("pending", "filled"):
-            raise validation("source must be pending or filled")
+    source = query_choice(request, "source", ("pending", "filled"), lower=True)
     wallet_id = None
     wallet_raw = request.query.get("wallet_id")
     if wallet_raw is not None:
@@ -274,7 +266,7 @@ async def get_order(request: web.Request) -> web.Response:
         raise not_found("ORDER_NOT_FOUND", f"order {order.order_id} not found")
     if wallet_id is not None and wallet_id != order.wallet_id:
         raise not_found("ORDER_NOT_FOUND", f"order {order.order_id} not found")
-    return _json(order_row(order))
+    return json_response(order_row(order))
 
 
 def _decode_created(cursor: str) -> int:
@@ -300,11 +292,7 @@ async def list_orders(request: web.Request) -> web.Response:
         status = _STATUS.get(status.strip().upper())
         if status is None:
             raise validation("status must be PENDING, FILLED, CANCELLED or EXPIRED")
-    side = query.get("side")
-    if side is not None:
-        side = side.strip().upper()
-        if side not in ("BUY", "SELL"):
-            raise validation("side must be BUY or SELL")
+    side = query_choice(request, "side", ("BUY", "SELL"))
     market_id = query.get("market_id") or None
     limit = query_int(request, "limit", default=50, low=1, high=200)
     offset = query_int(request, "offset", default=0, low=0)
@@ -343,7 +331,7 @@ async def list_orders(request: web.Request) -> web.Response:
         has_more=has_more,
         total_hint=None if filtered else sum(1 for o in user.orders if o.wallet_id in wallet_ids),
     )
-    return _json(page)
+    return json_response(page)
 
 
 @routes.delete("/v1/orders/{order_id}")
@@ -355,7 +343,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     if order.status != "PENDING":
         raise bad_request("ORDER_NOT_CANCELLABLE", f"order is already {order.status}")
     core.exchange.cancel(order)
-    return _json(order_response(order, core.state.wallets[order.wallet_id]))
+    return json_response(order_response(order, core.state.wallets[order.wallet_id]))
 
 
 async def _cancel_all(request: web.Request) -> web.Response:
@@ -373,7 +361,7 @@ async def _cancel_all(request: web.Request) -> web.Response:
     for order in sorted(wallet.pending.values(), key=lambda o: o.order_id):
         core.exchange.cancel(order)
         canceled.append(str(order.order_id))
-    return _json(CancelAllResult(canceled=canceled, not_canceled={}))
+    return json_response(CancelAllResult(canceled=canceled, not_canceled={}))
 
 
 @routes.post("/v1/cancel-all")

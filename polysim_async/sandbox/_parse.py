@@ -13,13 +13,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._errors import ApiError, validation
+from ._errors import validation
 
 __all__ = [
     "decimal_field",
     "json_object",
     "optional_object",
     "query_bool",
+    "query_choice",
     "query_int",
     "string_field",
 ]
@@ -143,6 +144,25 @@ def query_int(
     return value
 
 
+def query_choice(
+    request: web.Request, name: str, choices: tuple[str, ...], *, lower: bool = False
+) -> str | None:
+    """A query value that must be one of ``choices`` (any case; ``None`` when absent).
+
+    The value is trimmed and upper-cased (lower-cased with ``lower``) before the check.
+
+    Raises:
+        ApiError: 422 naming the choices, e.g. "side must be BUY or SELL".
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower() if lower else raw.strip().upper()
+    if value not in choices:
+        raise validation(f"{name} must be {' or '.join(choices)}")
+    return value
+
+
 def query_bool(request: web.Request, name: str, *, default: bool = False) -> bool:
     """A boolean query parameter (``true/false/1/0/yes/no``, any case).
 
@@ -158,8 +178,3 @@ def query_bool(request: web.Request, name: str, *, default: bool = False) -> boo
     if low in ("false", "0", "no"):
         return False
     raise validation(f"{name} must be true or false")
-
-
-def error_for(exc: Exception) -> ApiError:
-    """Wrap a stray ``ValueError`` from a parser as 422 (never a 500)."""
-    return ApiError(422, "VALIDATION_FAILED", str(exc))

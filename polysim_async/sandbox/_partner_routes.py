@@ -38,9 +38,16 @@ from aiohttp import web
 from ._core import CONTEXT, CORE
 from ._errors import ApiError, bad_request, not_found, validation
 from ._feed import decode_cursor
-from ._parse import decimal_field, json_object, optional_object, query_int, string_field
+from ._parse import (
+    decimal_field,
+    json_object,
+    optional_object,
+    query_choice,
+    query_int,
+    string_field,
+)
 from ._state import PartnerAccount, Tenant, TenantUser
-from ._views import account_state, encode, partner_account, partner_user
+from ._views import account_state, json_response, partner_account, partner_user
 
 __all__ = ["routes"]
 
@@ -54,10 +61,6 @@ class _RawRules(msgspec.Struct):
 
 
 _rules_decoder = msgspec.json.Decoder(_RawRules)
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode(data), content_type="application/json")
 
 
 def _tenant(request: web.Request) -> Tenant:
@@ -120,7 +123,7 @@ async def register_user(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     mapping = tenant.users_by_ext.get(external_id)
     if mapping is not None:
-        return _json(partner_user(mapping, created=False))
+        return json_response(partner_user(mapping, created=False))
     user, _ = core.state.user_for_email(email)
     mapping = tenant.users_by_id.get(user.user_id)
     if mapping is None:
@@ -129,13 +132,13 @@ async def register_user(request: web.Request) -> web.Response:
         )
         tenant.users_by_id[user.user_id] = mapping
     tenant.users_by_ext[external_id] = mapping
-    return _json(partner_user(mapping, created=True), status=201)
+    return json_response(partner_user(mapping, created=True), status=201)
 
 
 @routes.get("/v1/partner/users/{user_id}")
 async def get_user(request: web.Request) -> web.Response:
     """P2: one mapped trader."""
-    return _json(partner_user(_mapping(request), created=False))
+    return json_response(partner_user(_mapping(request), created=False))
 
 
 @routes.post("/v1/partner/users/{user_id}/login-link")
@@ -165,7 +168,7 @@ async def login_link(request: web.Request) -> web.Response:
             "sent_at": core.clock.now().isoformat(timespec="microseconds"),
         }
     )
-    return _json({"status": "accepted"}, status=202)
+    return json_response({"status": "accepted"}, status=202)
 
 
 @routes.post("/v1/partner/accounts")
@@ -194,7 +197,7 @@ async def create_account(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     existing = tenant.accounts_by_ext.get(external_id)
     if existing is not None:
-        return _json(partner_account(existing))
+        return json_response(partner_account(existing))
     if user_id not in tenant.users_by_id:
         raise not_found("USER_NOT_FOUND", "user not found")
     user = core.state.users[user_id]
@@ -205,14 +208,14 @@ async def create_account(request: web.Request) -> web.Response:
     wallet.account = account
     tenant.accounts_by_ext[external_id] = account
     core.state.accounts[account.account_id] = account
-    return _json(partner_account(account), status=201)
+    return json_response(partner_account(account), status=201)
 
 
 @routes.get("/v1/partner/accounts/{account_id}")
 async def get_account(request: web.Request) -> web.Response:
     """P5: the account-state envelope."""
     core = request.app[CORE]
-    return _json(account_state(core.exchange, _account(request)))
+    return json_response(account_state(core.exchange, _account(request)))
 
 
 @routes.get("/v1/partner/accounts/{account_id}/trades")
@@ -221,11 +224,7 @@ async def trades(request: web.Request) -> web.Response:
     account = _account(request)
     query = request.query
     limit = query_int(request, "limit", default=100, low=1, high=500)
-    side = query.get("side")
-    if side is not None:
-        side = side.strip().upper()
-        if side not in ("BUY", "SELL"):
-            raise validation("side must be BUY or SELL")
+    side = query_choice(request, "side", ("BUY", "SELL"))
     market_id = query.get("market_id") or None
     if market_id is not None and len(market_id) > 256:
         raise validation("market_id must be at most 256 characters")
@@ -258,7 +257,7 @@ async def update_account(request: web.Request) -> web.Response:
     if stage is not None:
         account.stage = stage
     account.wallet.updated_us = core.clock.stamp()
-    return _json(account_state(core.exchange, account))
+    return json_response(account_state(core.exchange, account))
 
 
 @routes.post("/v1/partner/accounts/{account_id}/close")
@@ -267,7 +266,7 @@ async def close_account(request: web.Request) -> web.Response:
     core = request.app[CORE]
     account = _account(request)
     core.close_account(account)
-    return _json(account_state(core.exchange, account))
+    return json_response(account_state(core.exchange, account))
 
 
 @routes.post("/v1/partner/accounts/{account_id}/reset")
@@ -276,7 +275,7 @@ async def reset_account(request: web.Request) -> web.Response:
     core = request.app[CORE]
     account = _account(request)
     core.reset_account(account)
-    return _json(account_state(core.exchange, account))
+    return json_response(account_state(core.exchange, account))
 
 
 #: The scope each partner route needs, by (method, canonical path).

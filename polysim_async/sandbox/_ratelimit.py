@@ -93,8 +93,13 @@ class PartnerLimiter:
         Raises:
             Limited: a tenant or key cap is reached.
         """
-        scopes = (("tenant", tenant_id), ("key", key))
-        windows = [self._buckets.setdefault(s, SlidingWindow()) for s in scopes]
+        buckets = self._buckets
+        windows: list[SlidingWindow] = []
+        for scope in (("tenant", tenant_id), ("key", key)):
+            window = buckets.get(scope)
+            if window is None:
+                window = buckets[scope] = SlidingWindow()
+            windows.append(window)
         for window in windows:
             retry = window.check(now, self.per_second, self.per_minute)
             if retry is not None:

@@ -191,7 +191,6 @@ class Wallet:
     reserved: Decimal = ZERO
     realized: Decimal | None = None
     status: str = "ACTIVE"
-    generation: int = 1
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     closed_positions: list[Position] = field(default_factory=list)
     pending: dict[int, Order] = field(default_factory=dict)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
-from typing import Any
 
 from aiohttp import web
 
@@ -31,17 +30,13 @@ from ._core import CONTEXT, CORE, WS_TOKEN_TTL, Core
 from ._errors import ApiError, not_found, validation
 from ._exchange import q2
 from ._feed import TradeRow
-from ._parse import query_bool, query_int
+from ._parse import query_bool, query_choice, query_int
 from ._state import TraderKey, User, Wallet
-from ._views import balance, encode, positions
+from ._views import balance, json_response, positions, price_source
 
 __all__ = ["routes", "scoped_wallets"]
 
 routes = web.RouteTableDef()
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode(data), content_type="application/json")
 
 
 def caller(request: web.Request) -> tuple[Core, TraderKey, User]:
@@ -88,33 +83,28 @@ def scoped_wallets(core: Core, user: User, raw: str | None) -> list[Wallet]:
 async def get_balance(request: web.Request) -> web.Response:
     """The API wallet's cash, baseline and total value."""
     core, _, user = caller(request)
-    return _json(balance(core.exchange, api_wallet(core, user)))
+    return json_response(balance(core.exchange, api_wallet(core, user)))
 
 
 @routes.get("/v1/account/positions")
 async def get_positions(request: web.Request) -> web.Response:
     """Position rows (bare array, or the envelope form)."""
     core, _, user = caller(request)
-    status = request.query.get("status")
-    if status is not None:
-        status = status.strip().upper()
-        if status not in ("OPEN", "CLOSED"):
-            raise validation("status must be OPEN or CLOSED")
+    status = query_choice(request, "status", ("OPEN", "CLOSED"))
     envelope = query_bool(request, "envelope")
     wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
     rows = positions(core.exchange, wallets, status)
     if envelope:
-        return _json({"limit": len(rows), "count": len(rows), "next_cursor": "", "data": rows})
-    return _json(rows)
+        return json_response(
+            {"limit": len(rows), "count": len(rows), "next_cursor": "", "data": rows}
+        )
+    return json_response(rows)
 
 
 def _history_row(core: Core, filled_us: int, row: TradeRow) -> HistoryRow:
     order = core.state.orders.get(row.order_id)
     created = order.created_us if order is not None else filled_us
-    source = "generated"
-    if order is not None:
-        resting = order.order_type == "limit" and order.fill_price == order.limit_price
-        source = "resting_limit" if resting else ("best_ask" if row.side == "BUY" else "best_bid")
+    source = "generated" if order is None else price_source(order)
     return HistoryRow(
         order_id=row.order_id,
         market_id=row.market_id,
@@ -138,11 +128,7 @@ async def get_history(request: web.Request) -> web.Response:
     core, _, user = caller(request)
     limit = query_int(request, "limit", default=50, low=1, high=200)
     offset = query_int(request, "offset", default=0, low=0)
-    side = request.query.get("side")
-    if side is not None:
-        side = side.strip().upper()
-        if side not in ("BUY", "SELL"):
-            raise validation("side must be BUY or SELL")
+    side = query_choice(request, "side", ("BUY", "SELL"))
     market_id = request.query.get("market_id") or None
     envelope = query_bool(request, "envelope")
     wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
@@ -163,8 +149,8 @@ async def get_history(request: web.Request) -> web.Response:
     rows = [_history_row(core, f, r) for f, r in picked]
     if envelope:
         next_cursor = str(offset + limit) if len(rows) == limit else ""
-        return _json(HistoryPage(data=rows, next_cursor=next_cursor))
-    return _json(rows)
+        return json_response(HistoryPage(data=rows, next_cursor=next_cursor))
+    return json_response(rows)
 
 
 @routes.get("/v1/account/equity")
@@ -193,14 +179,16 @@ async def get_equity(request: web.Request) -> web.Response:
         )
         for hour, (cash, value, start) in sorted(by_hour.items())
     ]
-    return _json(points)
+    return json_response(points)
 
 
 @routes.post("/v1/keys/ws-token")
 async def ws_token(request: web.Request) -> web.Response:
     """Mint a 60-second, reusable WebSocket token."""
     core, key, user = caller(request)
-    return _json(WsToken(token=core.mint_ws_token(user.user_id, key.tier), expires_in=WS_TOKEN_TTL))
+    return json_response(
+        WsToken(token=core.mint_ws_token(user.user_id, key.tier), expires_in=WS_TOKEN_TTL)
+    )
 
 
 def require_trade(key: TraderKey) -> None:

@@ -14,7 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+from aiohttp import web
 
+from .._codec import encode
 from ..models import (
     Balance,
     Order,
@@ -34,20 +36,19 @@ from ._state import PartnerAccount, TenantUser, Wallet
 __all__ = [
     "account_state",
     "balance",
-    "encode",
+    "json_response",
     "order_response",
     "order_row",
     "partner_account",
     "partner_user",
     "positions",
+    "price_source",
 ]
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
 
-
-def encode(value: Any) -> bytes:
-    """Encode a Struct or JSON value; decimals become strings."""
-    return _encoder.encode(value)
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer: ``data`` encoded with :func:`polysim_async._codec.encode`."""
+    return web.Response(status=status, body=encode(data), content_type="application/json")
 
 
 def _rules(raw: bytes | None) -> msgspec.Raw | None:
@@ -123,7 +124,7 @@ def account_state(exchange: Exchange, account: PartnerAccount) -> dict[str, Any]
 
 def balance(exchange: Exchange, wallet: Wallet) -> Balance:
     """``GET /v1/account/balance``: ``unrealized_pnl`` is total P&L, as documented."""
-    value, _ = exchange.valuation(wallet)
+    value = exchange.valuation(wallet)
     total = wallet.cash + wallet.reserved + value
     return Balance(
         balance=q2(wallet.cash),
@@ -174,7 +175,14 @@ def positions(exchange: Exchange, wallets: list[Wallet], status: str | None) -> 
     return out
 
 
-def order_response(order: OrderRec, wallet: Wallet, *, replay: bool = False) -> Order:
+def price_source(order: OrderRec) -> str:
+    """How a filled order was priced: at its own limit (resting) or at the touch."""
+    if order.order_type == "limit" and order.fill_price == order.limit_price:
+        return "resting_limit"
+    return "best_ask" if order.side == "BUY" else "best_bid"
+
+
+def order_response(order: OrderRec, wallet: Wallet) -> Order:
     """The ``OrderResponse`` for a placed or cancelled order."""
     pos = wallet.positions.get((order.market_id, order.outcome))
     position = None
@@ -188,12 +196,6 @@ def order_response(order: OrderRec, wallet: Wallet, *, replay: bool = False) -> 
         )
     filled = order.status == "FILLED"
     price = order.fill_price if filled else order.limit_price
-    source = None
-    if filled:
-        if order.order_type == "limit" and order.fill_price == order.limit_price:
-            source = "resting_limit"
-        else:
-            source = "best_ask" if order.side == "BUY" else "best_bid"
     return Order(
         order_id=order.order_id,
         status=OrderStatus(order.status),
@@ -207,11 +209,11 @@ def order_response(order: OrderRec, wallet: Wallet, *, replay: bool = False) -> 
         fee=q2(order.fee) if order.fee is not None else Decimal("0"),
         filled_at=None if order.filled_us is None else to_datetime(order.filled_us),
         cancelled_reason=order.cancelled_reason,
-        price_source=source,
+        price_source=price_source(order) if filled else None,
         account_balance=q2(wallet.cash),
         position=position,
         client_order_id=order.client_order_id,
-        is_replay=replay,
+        is_replay=False,
         warnings=[],
     )
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import WSMsgType, web
 
+from .._codec import encode
 from ._clock import format_iso_z
 from ._errors import ApiError
 from ._state import TIERS
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Conn", "Hub", "executions_handler"]
 
 _decoder = msgspec.json.Decoder()
-_enc = msgspec.json.Encoder()
 
 
 class Conn:
@@ -44,7 +44,7 @@ class Conn:
         self.ws = ws
         self.request = request
         self.user_id = user_id
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.sent = 0
 
     def abort(self) -> None:
@@ -94,7 +94,7 @@ class Hub:
             data.update(status="FILLED", timestamp=ts)
         else:
             data = {"type": "fill", **fields, "filled_at": ts}
-        return _enc.encode(data).decode()
+        return encode(data).decode()
 
     def push_fill(
         self,
@@ -121,17 +121,10 @@ class Hub:
             for conn in list(conns):
                 await conn.ws.close(code=code, message=b"sandbox shutting down")
 
-    async def close_user(self, user_id: int, code: int, message: bytes) -> None:
-        """Close every socket of one user with ``code``."""
-        for conn in list(self.conns.get(user_id, ())):
-            await conn.ws.close(code=code, message=message)
-
     async def _send(self, conn: Conn) -> None:
         faults = self.core.ws_faults
         while True:
             text = await conn.queue.get()
-            if text is None:
-                return
             if faults.malformed > 0:
                 faults.malformed -= 1
                 await conn.ws.send_str('{"type": "fill", "order_id": ')
@@ -164,9 +157,7 @@ class Hub:
         conn = Conn(ws, request, user_id)
         self.conns.setdefault(user_id, set()).add(conn)
         await ws.send_str(
-            _enc.encode(
-                {"type": "connected", "user_id": user_id, "protocol_version": "1.0"}
-            ).decode()
+            encode({"type": "connected", "user_id": user_id, "protocol_version": "1.0"}).decode()
         )
         sender = asyncio.create_task(self._send(conn))
         try:
