@@ -8,6 +8,7 @@ is never caught or wrapped::
     ├── UsageError
     │   ├── InvalidArgumentError      (also ValueError)  bad argument, caught before sending
     │   ├── ClientClosedError         (also RuntimeError) the client was closed
+    │   ├── MissingDependencyError    (also ImportError)  an optional extra is not installed
     │   └── PaginationError           (also RuntimeError) the server sent a cursor twice
     ├── TransportError                                   no HTTP answer was received
     │   ├── ConnectError                                 could not connect; request not sent
@@ -58,6 +59,7 @@ __all__ = [
     "EdgeBlockedError",
     "FanOutError",
     "InvalidArgumentError",
+    "MissingDependencyError",
     "NetworkError",
     "NotFoundError",
     "OrdersNotCancelledError",
@@ -92,6 +94,10 @@ class InvalidArgumentError(UsageError, ValueError):
 
 class ClientClosedError(UsageError, RuntimeError):
     """The client was used after ``aclose()`` or outside its ``async with`` block."""
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names it."""
 
 
 class PaginationError(UsageError, RuntimeError):
