@@ -1,10 +1,12 @@
 """polysim-async: an asyncio-native client for the PolySimulator partner and trader APIs."""
 
 from ._client import Client
+from ._clock import SYSTEM_CLOCK, Cancellable, Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_DEADLINE,
     DEFAULT_DRAIN_RETRIES,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_PAGE_SIZE,
@@ -13,6 +15,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     RateLimit,
     RetryPolicy,
+    StreamPolicy,
     Timeout,
 )
 from ._errors import (
@@ -37,6 +40,7 @@ from ._errors import (
     PolySimTimeoutError,
     RateLimitError,
     ReadTimeoutError,
+    ResponseTooLargeError,
     ServerError,
     StreamClosedError,
     TransportError,
@@ -44,8 +48,19 @@ from ._errors import (
     ValidationError,
     VenueUnavailableError,
 )
-from ._retry import ClientStats
-from ._stream import FillStream, StreamPolicy, StreamStats
+from ._hooks import (
+    GapEvent,
+    Hooks,
+    LimiterWaitEvent,
+    ReconnectEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+)
+from ._mock import MockTransport, MockWebSocket
+from ._retry import ClientStats, is_transient
+from ._stream import FillStream, StreamStats
+from ._transport import Request, Response, Transport, WebSocket
 from ._version import __version__
 from ._watch import TradeWatch, WatchStats
 from .models import (
@@ -56,6 +71,8 @@ from .models import (
     CancelAllResult,
     EquityPoint,
     Fill,
+    HistoryPage,
+    HistoryRow,
     LoginLink,
     OpenPosition,
     Order,
@@ -87,15 +104,18 @@ __all__ = [
     "AuthenticationError",
     "Balance",
     "CancelAllResult",
+    "Cancellable",
     "Client",
     "ClientClosedError",
     "ClientStats",
+    "Clock",
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
     "DEFAULT_PAGE_SIZE",
@@ -109,9 +129,16 @@ __all__ = [
     "FanOutError",
     "Fill",
     "FillStream",
+    "GapEvent",
+    "HistoryPage",
+    "HistoryRow",
+    "Hooks",
     "InvalidArgumentError",
+    "LimiterWaitEvent",
     "LoginLink",
     "MissingDependencyError",
+    "MockTransport",
+    "MockWebSocket",
     "NetworkError",
     "NotFoundError",
     "OpenPosition",
@@ -132,8 +159,16 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
+    "ReconnectEvent",
+    "Request",
+    "RequestEvent",
+    "Response",
+    "ResponseEvent",
+    "ResponseTooLargeError",
+    "RetryEvent",
     "RetryPolicy",
     "Rules",
+    "SYSTEM_CLOCK",
     "ServerError",
     "Side",
     "Stage",
@@ -142,17 +177,21 @@ __all__ = [
     "StreamGap",
     "StreamPolicy",
     "StreamStats",
+    "SystemClock",
     "TimeInForce",
     "Timeout",
     "Trade",
     "TradePage",
     "TradeWatch",
+    "Transport",
     "TransportError",
     "UsageError",
     "ValidationError",
     "VenueUnavailableError",
     "WatchStats",
     "Watermark",
+    "WebSocket",
     "WsToken",
+    "is_transient",
     "__version__",
 ]
