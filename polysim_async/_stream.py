@@ -37,6 +37,7 @@ from ._errors import (
     NetworkError,
     ReadTimeoutError,
     StreamClosedError,
+    readable,
 )
 from ._fills import FillTracker, Verdict
 from ._hooks import GapEvent, ReconnectEvent
@@ -451,7 +452,7 @@ class FillStream(Generic[E]):
             except NetworkError as exc:
                 return _Drop(None, f"socket error: {exc}", exc)
             if data is None:
-                return _Drop(ws.close_code, ws.close_reason or "closed")
+                return _Drop(ws.close_code, readable(ws.close_reason, 120) or "closed")
             ping_due, answer_due = clock.now() + policy.ping_interval, None
             await self._on_frame(data)
 
@@ -467,7 +468,9 @@ class FillStream(Generic[E]):
         if isinstance(frame, Fill):
             await self._offer(frame, live=True)
         elif isinstance(frame, ErrorFrame):
-            logger.warning("executions feed sent an error frame: %r", (frame.message or "")[:200])
+            logger.warning(
+                "executions feed sent an error frame: %s", readable(frame.message or "", 200)
+            )
 
     async def _head(self) -> Watermark | None:
         """The newest fill REST shows now, or ``None`` when there is none."""
