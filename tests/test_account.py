@@ -139,3 +139,67 @@ class TestBalanceAndPositions:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.account.positions(status=status)
         assert calls(mock) == []
+
+
+HISTORY_ROW = {
+    "order_id": 9,
+    "market_id": "0xabc",
+    "side": "BUY",
+    "outcome": "Yes",
+    "price": "0.65",
+    "quantity": "10",
+    "notional": "6.50",
+    "fee": "0",
+    "filled_at": "2026-02-06T12:00:45Z",
+}
+
+
+class TestHistory:
+    async def test_history_walks_offset_pages_newest_first(self, mock: Routes) -> None:
+        mock.get(url("/v1/account/history"), payload={"data": [HISTORY_ROW], "next_cursor": "1"})
+        mock.get(url("/v1/account/history"), payload={"data": [HISTORY_ROW], "next_cursor": ""})
+        async with make_client() as client:
+            rows = [row async for row in client.account.history(side="buy", wallet_id="all")]
+        assert [r.order_id for r in rows] == [9, 9]
+        (_, _, first), (_, _, second) = calls(mock)
+        assert first["params"] == {
+            "limit": "200",
+            "envelope": "true",
+            "side": "BUY",
+            "wallet_id": "all",
+        }
+        assert second["params"]["offset"] == "1"
+
+    async def test_history_pages_resume_from_a_cursor_and_carry_the_request_id(
+        self, mock: Routes
+    ) -> None:
+        mock.get(
+            url("/v1/account/history"),
+            payload={"data": [], "next_cursor": ""},
+            headers={"X-Request-Id": "h-1"},
+        )
+        async with make_client() as client:
+            pages = [p async for p in client.account.history_pages(page_size=5, cursor="40")]
+        assert pages[0].request_id == "h-1"
+        assert calls(mock)[0][2]["params"]["offset"] == "40"
+        assert calls(mock)[0][2]["params"]["limit"] == "5"
+
+    @pytest.mark.parametrize(
+        "kwargs", [{"page_size": 201}, {"cursor": "abc"}, {"side": "HOLD"}, {"wallet_id": "x"}]
+    )
+    async def test_bad_arguments_are_refused_before_sending(
+        self, mock: Routes, kwargs: dict[str, Any]
+    ) -> None:
+        async with make_client() as client:
+            with pytest.raises(ps.InvalidArgumentError):
+                client.account.history(**kwargs)
+        assert calls(mock) == []
+
+    async def test_equity_options_are_keyword_only_with_a_deprecated_positional_form(
+        self, mock: Routes
+    ) -> None:
+        mock.get(url("/v1/account/equity"), payload=EQUITY, repeat=True)
+        async with make_client() as client:
+            with pytest.warns(DeprecationWarning, match="days"):
+                await client.account.equity(30)  # type: ignore[misc]
+        assert calls(mock)[0][2]["params"] == {"days": "30"}

@@ -18,6 +18,7 @@ import polysim_async as ps
 from polysim_async._transport import AiohttpTransport
 
 from ._helpers import (
+    BASE,
     SECRET,
     USER_201,
     FakeClock,
@@ -338,3 +339,65 @@ class TestLifecycleEdges:
                 pytest.warns(DeprecationWarning),
             ):
                 client.session  # noqa: B018
+
+
+class TestOneClock:
+    async def test_one_clock_object_reaches_every_timing_path(self, mock: Routes) -> None:
+        clock = FakeClock()
+        client = make_client(clock)
+        assert client.clock is clock
+        assert client.limiter._clock is clock and client._requester.clock is clock
+        await client.aclose()
+
+    def test_the_old_separate_time_functions_still_work_with_a_warning(self) -> None:
+        fake = FakeClock()
+        with pytest.warns(DeprecationWarning, match="one Clock"):
+            client = ps.Client(SECRET, BASE, clock=fake.now, sleep=fake.sleep)
+        clock = client.clock
+        assert clock.now() == fake.t and clock.wall() > 1e9
+        with pytest.warns(DeprecationWarning):
+            ps.Client(SECRET, BASE, wall_clock=lambda: 5.0)
+        with pytest.raises(ps.InvalidArgumentError, match="Clock"):
+            ps.Client(SECRET, BASE, clock=42)  # type: ignore[arg-type]
+
+    async def test_the_old_forms_drive_the_request_path(self, mock: Routes) -> None:
+        fake = FakeClock()
+        mock.get(url("/v1/partner/users/1"), status=503)
+        mock.get(url("/v1/partner/users/1"), payload=USER_201)
+        with pytest.warns(DeprecationWarning):
+            client = ps.Client(
+                SECRET, BASE, clock=fake.now, sleep=fake.sleep, transport=mock.transport
+            )
+        async with client:
+            await client.partner.users.get(1)
+        assert len(fake.sleeps) == 1  # the backoff slept on the given function
+
+    def test_settings_are_read_only(self) -> None:
+        client = ps.Client(SECRET, BASE, timeout=7)
+        assert client.timeout == ps.Timeout(total=7)
+        assert client.retry_policy.max_retries == ps.DEFAULT_MAX_RETRIES
+        with pytest.raises(AttributeError):
+            client.timeout = ps.Timeout()  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            client.retry_policy = ps.RetryPolicy()  # type: ignore[misc]
+
+    @pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
+    def test_max_response_size_must_be_a_positive_integer(self, bad: Any) -> None:
+        with pytest.raises(ps.InvalidArgumentError, match="max_response_size"):
+            ps.Client(SECRET, BASE, max_response_size=bad)
+
+
+async def test_a_declared_oversized_body_is_refused_before_reading() -> None:
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 2048, content_type="application/json")
+
+    def routes(app: web.Application) -> None:
+        app.router.add_get("/v1/account/balance", big)
+
+    async with (
+        serve(routes) as server,
+        ps.Client(SECRET, base_of(server), max_response_size=1024) as client,
+    ):
+        with pytest.raises(ps.ResponseTooLargeError, match="1024 bytes") as info:
+            await client.account.balance()
+    assert info.value.status == 200 and isinstance(info.value, ps.DecodeError)

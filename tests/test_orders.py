@@ -371,3 +371,24 @@ async def test_a_market_order_names_its_order_type_on_the_wire(mock: Routes) -> 
         )  # fmt: skip
     [(_, _, kwargs)] = calls(mock)
     assert sent_json(kwargs)["order_type"] == "market"
+
+
+async def test_list_and_list_pages_take_page_size_and_cursor(mock: Routes) -> None:
+    page = {"orders": [ROW], "next_cursor": "c2", "has_more": True}
+    mock.get(url("/v1/orders"), payload=page)
+    mock.get(url("/v1/orders"), payload={"orders": [ROW], "next_cursor": None, "has_more": False})
+    async with make_client() as client:
+        rows = [row async for row in client.orders.list(cursor="c1")]
+    assert len(rows) == 2
+    (_, _, first), (_, _, second) = calls(mock)
+    assert first["params"] == {"limit": "200", "cursor": "c1"}  # None: the largest page
+    assert second["params"]["cursor"] == "c2"
+
+
+async def test_pages_is_a_deprecated_alias_of_list_pages(mock: Routes) -> None:
+    mock.get(url("/v1/orders"), payload={"orders": [ROW], "has_more": False})
+    async with make_client() as client:
+        with pytest.warns(DeprecationWarning, match="list_pages"):
+            pages = client.orders.pages(page_size=20)
+        got = [page async for page in pages]
+    assert len(got) == 1 and calls(mock)[0][2]["params"]["limit"] == "20"

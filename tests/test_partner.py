@@ -20,6 +20,7 @@ from ._helpers import (
     calls,
     make_client,
     sent_json,
+    trade,
     url,
 )
 
@@ -355,3 +356,75 @@ class TestDecodeErrors:
         assert info.value.status == 200
         assert info.value.request_id == "rid-42"
         assert len(calls(mock)) == 1  # a decode error is not retried
+
+
+class TestNaming:
+    async def test_positional_options_still_work_with_a_deprecation_warning(
+        self, mock: Routes
+    ) -> None:
+        mock.post(url("/v1/partner/users"), status=201, payload=USER_201)
+        mock.post(url("/v1/partner/users/1/login-link"), status=202, body=b"")
+        async with make_client() as client:
+            with pytest.warns(DeprecationWarning, match="metadata"):
+                await client.partner.users.register("e", "e@x.io", {"k": "v"})  # type: ignore[misc]
+            with pytest.warns(DeprecationWarning, match="redirect_url"):
+                await client.partner.users.send_login_link(1, "https://x.example/a")  # type: ignore[misc]
+            with pytest.raises(TypeError):
+                await client.partner.users.register("e", "e@x.io", {}, "extra")  # type: ignore[misc]
+        assert sent_json(calls(mock)[0][2])["metadata"] == {"k": "v"}
+
+    async def test_trades_many_yields_account_trades_that_unpack_as_pairs(
+        self, mock: Routes
+    ) -> None:
+        mock.get(url("/v1/partner/accounts/a/trades"), payload={"data": [trade(1)]})
+        mock.get(url("/v1/partner/accounts/b/trades"), payload={"data": [trade(2)]})
+        async with make_client() as client:
+            items = [item async for item in client.partner.accounts.trades_many(["a", "b"])]
+        assert all(isinstance(item, ps.AccountTrade) for item in items)
+        pairs = {account_id: t.trade_id for account_id, t in items}
+        assert pairs == {"a": 1, "b": 2}
+        assert items[0] == (items[0].account_id, items[0].trade)
+
+
+class TestFreeFormRules:
+    def test_rules_is_a_read_only_mapping_with_two_typed_keys(self) -> None:
+        rules = ps.Rules({"min_trading_days": 5, "nested": {"a": [1]}}, profit_target_pct=8)
+        assert dict(rules) == {"min_trading_days": 5, "nested": {"a": [1]}, "profit_target_pct": 8}
+        assert rules.profit_target_pct == Decimal(8) and rules.max_drawdown_pct is None
+        assert rules == {"min_trading_days": 5, "nested": {"a": [1]}, "profit_target_pct": 8}
+        copy = rules.to_dict()
+        copy["nested"]["a"].append(2)
+        assert rules["nested"] == {"a": [1]}  # to_dict() is a deep copy
+        assert "Rules(" in repr(rules)
+
+    def test_a_stored_percentage_that_is_not_a_number_is_a_decode_error(self) -> None:
+        rules = ps.Rules.from_json(b'{"profit_target_pct": "lots", "max_drawdown_pct": [1]}')
+        with pytest.raises(ps.DecodeError):
+            _ = rules.profit_target_pct
+        with pytest.raises(ps.DecodeError):
+            _ = rules.max_drawdown_pct
+        with pytest.raises(ps.DecodeError):
+            ps.Rules.from_json(b"[1, 2]")
+
+    async def test_a_rules_value_that_is_not_an_object_is_a_decode_error(
+        self, mock: Routes
+    ) -> None:
+        mock.get(url(ACCOUNT_PATH), payload={**ACCOUNT_STATE, "rules": [1, 2]})
+        mock.get(url(ACCOUNT_PATH), payload={**ACCOUNT_STATE, "rules": None})
+        async with make_client() as client:
+            with pytest.raises(ps.DecodeError):
+                await client.partner.accounts.get(ACCOUNT_ID)
+            state = await client.partner.accounts.get(ACCOUNT_ID)
+        assert state.rules is None
+
+    async def test_any_rule_keys_are_sent_with_numbers_as_json_numbers(self, mock: Routes) -> None:
+        mock.post(url("/v1/partner/accounts"), status=201, payload=ACCOUNT_201)
+        rules = ps.Rules(
+            {"daily_loss_pct": Decimal("4.25"), "label": "10k", "days": {"min": 5}},
+            max_drawdown_pct="7.50",
+        )
+        async with make_client() as client:
+            await client.partner.accounts.create(**CREATE, rules=rules)
+        body = calls(mock)[0][2]["data"]
+        assert b'"rules":{"daily_loss_pct":4.25,"label":"10k","days":{"min":5},' in body
+        assert b'"max_drawdown_pct":7.50}' in body  # exactly as given, a number

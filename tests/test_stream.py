@@ -620,6 +620,39 @@ def test_ws_url_swaps_the_scheme_and_keeps_a_path_prefix() -> None:
     assert ws_url("http://127.0.0.1:8080/base/", "/v1/x") == "ws://127.0.0.1:8080/base/v1/x"
 
 
+@virtual
+async def test_process_exception_decides_and_a_bug_or_bad_page_ends_the_stream() -> None:
+    # Everything fatal: the first transient failure (a 503 on minting) ends the stream.
+    strict = ps.StreamPolicy(backoff_base=0.001, process_exception=lambda exc: exc)
+    async with running(max_retries=0) as (ex, client):
+        ex.mint_errors = [(503, "SERVER_BUSY")]
+        async with client.executions.stream(policy=strict) as fills:
+            with pytest.raises(ps.ServerError):
+                await take(fills, 1)
+    # By default a REST answer that does not decode is not transient: it ends the stream.
+    async with running() as (ex, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            await until(lambda: ex.live)
+            ex.history_body = b'{"data": "not rows"}'
+            await ex.close_all(1011)  # the reconnect heals from REST, which is broken
+            with pytest.raises(ps.DecodeError):
+                await take(fills, 1)
+        assert fills.stats.connects == 2  # not retried in a loop
+
+
+@virtual
+async def test_a_bug_in_the_transport_surfaces_instead_of_looping() -> None:
+    class Buggy(Exchange):
+        def mint(self) -> ps.Response:
+            raise KeyError("token")  # a bug, not a transient failure
+
+    async with running(Buggy()) as (ex, client):
+        async with client.executions.stream(policy=FAST) as fills:
+            with pytest.raises(KeyError):
+                await take(fills, 1)
+        assert ex.connects == 0
+
+
 # -- proofs against the sandbox (real sockets, real server) ------------------------------
 
 ENTERPRISE = ps.RateLimit(per_second=100, per_minute=6000)
