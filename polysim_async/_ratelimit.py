@@ -139,9 +139,10 @@ class RateLimiter:
         self._clock = clock
         self._adaptive = adaptive
         self._kind = kind
-        # Start times of turns handed out whose answer has not come back (future
-        # turns and requests in flight), and answer times of the others; sorted.
-        self._open: list[float] = []
+        # Sorted: turns handed out to callers still waiting for them, start times of
+        # requests in flight, and answer times of the requests that came back.
+        self._planned: list[float] = []
+        self._flying: list[float] = []
         self._done: list[float] = []
         self._last = -math.inf  # the latest turn handed out, for arrival order
         self._paused_until = -math.inf
@@ -185,13 +186,15 @@ class RateLimiter:
         """The earliest start at or after ``now`` for a new caller, after every turn
         already handed out (arrival order), counting future turns as planned."""
         start = max(now, self._paused_until, self._last)
-        done, open_ = self._done, self._open
+        done, flying, planned = self._done, self._flying, self._planned
         for size, width in self._windows():
             first = bisect.bisect_right(done, now - width)
-            if len(done) - first + len(open_) < size:
+            if len(done) - first + len(flying) + len(planned) < size:
                 continue
-            # The ``size``-th latest anchor among recent answers and open turns.
-            anchors = sorted(done[max(first, len(done) - size) :] + open_[-size:])
+            # The ``size``-th latest anchor among recent answers and the other turns.
+            anchors = sorted(
+                done[max(first, len(done) - size) :] + flying[-size:] + planned[-size:]
+            )
             start = max(start, anchors[-size] + width)
         return start
 
@@ -200,7 +203,7 @@ class RateLimiter:
         among the requests started so far (in flight counts as now), else a later
         time to look again."""
         start = max(now, self._paused_until)
-        in_flight = bisect.bisect_right(self._open, now)
+        in_flight = len(self._flying)
         for size, width in self._windows():
             done = self._done
             first = bisect.bisect_right(done, now - width)
@@ -239,12 +242,12 @@ class RateLimiter:
                 f"rate limiter wait of {start - now:.3f}s would pass the call's deadline"
             )
         self._last = start
-        held = False  # whether this caller's turn is in ``_open``
+        held = False  # whether this caller's turn is in ``_planned``
         try:
             while True:
                 if start > now:
                     if not held:
-                        bisect.insort(self._open, start)
+                        bisect.insort(self._planned, start)
                         held = True
                     step = min(start - now, _RECHECK)
                     self.waited += step
@@ -254,7 +257,7 @@ class RateLimiter:
                         continue
                 # Due: check against what came back (or did not) meanwhile.
                 if held:
-                    self._open.remove(start)
+                    self._planned.remove(start)
                     held = False
                 start = self._check(now)
                 if deadline is not None and start > deadline:
@@ -266,9 +269,9 @@ class RateLimiter:
                     break
         except BaseException:
             if held:
-                self._open.remove(start)  # never sent: nothing for the server to count
+                self._planned.remove(start)  # never sent: nothing for the server to count
             raise
-        bisect.insort(self._open, now)  # in flight from now on
+        bisect.insort(self._flying, now)
         if self._probing and self._probe is None:
             self._probe = asyncio.get_running_loop().create_future()
 
@@ -299,10 +302,9 @@ class RateLimiter:
         some moment up to now.
         """
         now = self._clock.now()
-        open_ = self._open
-        if open_:
+        if self._flying:
             # Slots are interchangeable: release the earliest request in flight.
-            del open_[0]
+            del self._flying[0]
         bisect.insort(self._done, now)
         self._prune(now)
         if self._probing:

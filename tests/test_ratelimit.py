@@ -261,7 +261,28 @@ class TestLimiterUnit:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert lim._open == []  # the cancelled caller's turn is not held
+        assert lim._planned == [] and lim._flying == []  # the cancelled turn is not held
+
+    async def test_an_answer_never_releases_the_turn_of_a_caller_still_asleep(self) -> None:
+        # Found under load: a caller's timer fired late, another request started after
+        # its turn and came back first, and its release took the sleeper's turn.
+        go = asyncio.Event()
+
+        class Late(FakeClock):
+            async def sleep(self, seconds: float) -> None:
+                await go.wait()  # wakes only when the test says so
+
+        clock = Late()
+        lim = limiter(clock, None)
+        lim.pause(1.0)
+        sleeper = asyncio.create_task(call(lim))
+        await asyncio.sleep(0)  # its turn is at 1001.0; it sleeps
+        clock.t += 1.2  # the timer is late...
+        await lim.acquire()  # ...and another request starts meanwhile
+        lim.release()  # and is answered
+        go.set()
+        await sleeper  # the sleeper still holds its own turn
+        assert lim._planned == [] and lim._flying == []
 
 
 class TestServerHints:
