@@ -48,6 +48,13 @@ from ._retry import ClientStats
 from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__
 from ._watch import TradeWatch, WatchStats
+from .export import (
+    ExportDirectoryError,
+    ExportError,
+    ExportProgress,
+    ExportSummary,
+    ExportValueError,
+)
 from .models import (
     AccountState,
     AccountStatus,
@@ -106,6 +113,11 @@ __all__ = [
     "DecodeError",
     "EdgeBlockedError",
     "EquityPoint",
+    "ExportDirectoryError",
+    "ExportError",
+    "ExportProgress",
+    "ExportSummary",
+    "ExportValueError",
     "FanOutError",
     "Fill",
     "FillStream",
