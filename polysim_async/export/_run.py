@@ -116,10 +116,11 @@ def _budget(requester: Any) -> float | None:
 
 
 def _monotonic(requester: Any) -> Callable[[], float]:
-    """The request path's monotonic clock (a ``Clock`` object or a plain function)."""
+    """The request path's monotonic clock: a ``Clock`` (its ``now``) or a plain function."""
     clock = requester.clock
-    now: Callable[[], float] = getattr(clock, "now", clock)
-    return now
+    now = getattr(clock, "now", None)
+    read: Callable[[], float] = now if callable(now) else clock
+    return read
 
 
 class _Export:
@@ -281,7 +282,7 @@ class _Export:
 
     async def take(self, chunk: _Chunk) -> None:
         aid = chunk.account_id
-        if aid in self.failures:
+        if aid in self.failures:  # pragma: no cover - a race: queued before a part write failed it
             return
         self.requests += 1
         pages = self.pages_open[aid] = self.pages_open.get(aid, 0) + 1

@@ -35,6 +35,8 @@ class Feed:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     next_trade_id: int = 1
     requests: int = 0
+    #: Requests served per account.
+    served: dict[str, int] = field(default_factory=dict)
     #: Called before each request is answered, with the number of requests so far.
     on_request: Callable[[int], None] | None = None
 
@@ -91,6 +93,7 @@ class Feed:
         if self.on_request is not None:
             self.on_request(self.requests)
         account = request.match_info["account_id"]
+        self.served[account] = self.served.get(account, 0) + 1
         limit = int(request.query.get("limit", "100"))
         return web.json_response(self.page(account, limit, request.query.get("cursor")))
 

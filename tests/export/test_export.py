@@ -166,6 +166,23 @@ async def test_filters_are_applied_and_recorded(tmp_path: Path) -> None:
     assert manifest(tmp_path)["side"] == "SELL"
 
 
+async def test_a_market_filter_exports_that_market_only(tmp_path: Path) -> None:
+    async with fleet([0, 0]) as f:
+        other = f.sb.create_market(question="Another?")
+        f.sb.generate_fills(6, account_id=f.ids[0], market_id=other)
+        f.sb.generate_fills(4, account_id=f.ids[0])
+        f.sb.generate_fills(8, account_id=f.ids[1], market_id=other)
+        summary = await f.client.partner.accounts.export(
+            f.ids, tmp_path, format="csv", market_id=other
+        )
+        truth = [(a, t) for a, t in await f.truth() if t.market_id == other]
+        with pytest.raises(ps.InvalidArgumentError, match="market_id"):
+            await f.client.partner.accounts.export(f.ids, tmp_path, format="csv", market_id="")
+    assert summary.fills == 14
+    assert by_trade(read_csv(tmp_path)) == {t.trade_id: wire_row(a, t) for a, t in truth}
+    assert manifest(tmp_path)["market_id"] == other
+
+
 async def test_progress_reports_counts_that_only_grow(tmp_path: Path) -> None:
     events: list[ExportProgress] = []
     async with fleet([50, 0, 23]) as f:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -245,6 +246,29 @@ async def test_parquet_fails_the_account_whose_money_does_not_fit_and_keeps_the_
         summary = await client.partner.accounts.export(["good", "bad"], out, format="csv")
         assert summary.fills == 8
         assert "0.0000000000000000001" in (out / "part-00000001.csv").read_text()
+
+
+async def test_an_account_found_unwritable_at_a_part_write_stops_and_is_left_out(
+    tmp_path: Path,
+) -> None:
+    from ._fleet import read_parquet
+
+    feed = Feed()
+    for i in range(40):
+        feed.add("bad", at(i), i)
+        feed.add("good", at(i), i)
+    feed.add("bad", at(50), 99, price="1e-30")  # the newest: on the first page
+    async with feed_server(feed) as url, ps.Client("tk", url, rate_limit=None) as client:
+        with pytest.raises(ps.ExportError) as info:
+            await client.partner.accounts.export(
+                ["bad", "good"], tmp_path, page_size=2, part_rows=4, concurrency=2
+            )
+    assert set(info.value.failures) == {"bad"}
+    assert feed.served["bad"] < 21  # its walk stopped once a part write found the value
+    rows = read_parquet(tmp_path)
+    assert {r["account_id"] for r in rows} == {"good"} and len(rows) == 40
+    manifest = json.loads((tmp_path / "_manifest.json").read_text())
+    assert "bad" not in manifest["accounts"]  # nothing of it written: it starts over next time
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
