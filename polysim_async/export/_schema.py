@@ -110,10 +110,10 @@ def bad_decimal(values: Sequence[str | None]) -> int | None:
     """Index of the first value that is not a finite decimal number (``None`` is fine).
 
     A decimal number is what ``Decimal`` parses, in ASCII, minus NaN,
-    infinities, spaces and underscores: ``-12.50``, ``+1``, ``.5``, ``1e-3``. In the common case (all
-    good) no Python code runs per value: one regular expression checks the
-    characters of the whole column, and ``float`` (the values are discarded)
-    checks each one's structure.
+    infinities, spaces and underscores: ``-12.50``, ``+1``, ``.5``, ``1e-3``.
+    In the common case (all good) no Python code runs per value: one regular
+    expression checks the characters of the whole column, and ``float`` (the
+    values are discarded) checks each one's structure.
 
     Returns:
         ``None`` when every value is ``None`` or a decimal number.

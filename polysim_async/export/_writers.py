@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -173,6 +173,24 @@ class NdjsonFormat:
             file.writelines(chunks)
 
 
+#: Rows per Parquet row group: also what a part's conversion holds at once beyond its pages.
+ROW_GROUP_ROWS = 32_768
+
+
+def _row_groups(chunks: Sequence[tuple[str, Any]], rows: int) -> Iterator[list[tuple[str, Any]]]:
+    """Consecutive runs of pages holding about ``rows`` rows each (whole pages)."""
+    group: list[tuple[str, Any]] = []
+    count = 0
+    for chunk in chunks:
+        group.append(chunk)
+        count += chunk[1].num_rows
+        if count >= rows:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
 class UnwritableRows(Exception):
     """Raised by a part write: these accounts' rows hold values that cannot be written.
 
@@ -202,6 +220,7 @@ class ParquetFormat:
     def __init__(self) -> None:
         pa = self._pa = require("pyarrow", "parquet", feature="Parquet export")
         self._pq = require("pyarrow.parquet", "parquet", feature="Parquet export")
+        self._pc = require("pyarrow.compute", "parquet", feature="Parquet export")
         self.schema = parquet_schema()
         self._money = pa.decimal128(MONEY_PRECISION, MONEY_SCALE)
         # A page as converted on the loop: integers as int64, everything else as the text.
@@ -213,6 +232,9 @@ class ParquetFormat:
             ]
         )
         self._names = self._raw.names
+        # malloc/free rather than Arrow's default pool (mimalloc), which keeps tens
+        # of MB of a part's short-lived buffers resident; see benchmarks/export.py.
+        self._pool = pa.system_memory_pool()
 
     def convert(self, account_id: str, trades: Sequence[Trade]) -> tuple[str, Any]:
         pa = self._pa
@@ -222,44 +244,63 @@ class ParquetFormat:
             values = column(columns, name)
             if name == "filled_at":
                 values = msgspec.to_builtins(values)  # ISO text, formatted in C
-            arrays.append(pa.array(values, type_))
+            arrays.append(pa.array(values, type_, memory_pool=self._pool))
         return account_id, pa.RecordBatch.from_arrays(arrays, schema=self._raw)
 
     def write(
         self, path: Path, chunks: Sequence[tuple[str, Any]], metadata: dict[str, str]
     ) -> None:
-        """Build the typed table from the part's pages and write it.
+        """Build the typed rows from the part's pages and write them, a row group at a time.
+
+        Converting and writing one row group (about ``ROW_GROUP_ROWS`` rows) at a
+        time bounds the memory a part needs beyond its pages.
 
         Raises:
-            UnwritableRows: money that does not fit ``decimal128(38, 18)`` exactly.
+            UnwritableRows: money that does not fit ``decimal128(38, 18)`` exactly;
+                every such account is named.
         """
-        pa = self._pa
+        schema = self.schema.with_metadata({**(self.schema.metadata or {}), **metadata})
+        errors: dict[str, ExportValueError] = {}
+        with self._pq.ParquetWriter(
+            str(path), schema, compression="zstd", memory_pool=self._pool
+        ) as writer:
+            for group in _row_groups(chunks, ROW_GROUP_ROWS):
+                table = self._typed(group, schema, errors)
+                if not errors:
+                    writer.write_table(table)
+        if errors:
+            raise UnwritableRows(errors)
+
+    def _typed(
+        self, chunks: Sequence[tuple[str, Any]], schema: Any, errors: dict[str, ExportValueError]
+    ) -> Any:
+        """The typed table of some pages; unwritable money goes to ``errors`` instead."""
+        pa, pool = self._pa, self._pool
         raw = pa.Table.from_batches([batch for _, batch in chunks], schema=self._raw)
-        raw = raw.combine_chunks()
+        raw = raw.combine_chunks(memory_pool=pool)
         accounts = pa.concat_arrays(
-            [pa.repeat(pa.scalar(aid, pa.string()), batch.num_rows) for aid, batch in chunks]
+            [
+                pa.repeat(pa.scalar(aid, pa.string()), batch.num_rows, memory_pool=pool)
+                for aid, batch in chunks
+            ],
+            memory_pool=pool,
         )
         arrays = [accounts]
-        errors: dict[str, ExportValueError] = {}
         for name, field in zip(self._names, self.schema.types[1:], strict=True):
             values = raw.column(name)
             if name in MONEY_COLUMNS:
                 try:
                     # Arrow's cast raises on anything it would have to round or
-                    # truncate (tests/export/test_writers.py holds it to that).
-                    values = values.cast(self._money)
+                    # truncate (tests/export/test_export.py holds it to that).
+                    values = self._pc.cast(values, self._money, memory_pool=pool)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     errors.update(self._unwritable(chunks, name, errors))
             elif name == "filled_at":
-                values = values.cast(field)
+                values = self._pc.cast(values, field, memory_pool=pool)
             elif pa.types.is_dictionary(field):
-                values = values.dictionary_encode()
+                values = self._pc.dictionary_encode(values, memory_pool=pool)
             arrays.append(values)
-        if errors:
-            raise UnwritableRows(errors)
-        schema = self.schema.with_metadata({**(self.schema.metadata or {}), **metadata})
-        table = pa.Table.from_arrays(arrays, schema=schema)
-        self._pq.write_table(table, str(path), compression="zstd", row_group_size=len(table))
+        return None if errors else pa.Table.from_arrays(arrays, schema=schema)
 
     def _unwritable(
         self, chunks: Sequence[tuple[str, Any]], name: str, known: dict[str, ExportValueError]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 import polysim_async as ps
 from polysim_async.export import COLUMNS, MONEY_PRECISION, MONEY_SCALE, parquet_schema
+from polysim_async.export._files import write_atomic
 from polysim_async.export._schema import bad_decimal, describe, iso_utc
 from polysim_async.export._writers import (
     CsvFormat,
@@ -142,16 +145,17 @@ def test_parquet_names_every_account_whose_money_does_not_fit(tmp_path: Path) ->
         fmt.convert("fine", [trade(4, fee="1.000000000000000000000")]),  # trailing zeros fit
         fmt.convert("long", [trade(5, realized_pnl="1.0000000000000000001"), trade(6)]),
     ]
+    final, tmp = tmp_path / "part.parquet", tmp_path / ".part.parquet.tmp"
     with pytest.raises(UnwritableRows) as info:
-        fmt.write(tmp_path / "x.parquet", chunks, {})
+        write_atomic(final, tmp, functools.partial(fmt.write, chunks=chunks, metadata={}))
     errors = info.value.errors
     assert set(errors) == {"big", "long"}
     assert (errors["big"].trade_id, errors["big"].field) == (3, "quantity")
     assert (errors["long"].trade_id, errors["long"].field) == (5, "realized_pnl")
     assert errors["long"].value == "1.0000000000000000001"
     assert "does not fit" in str(errors["big"]) or "precision" in str(errors["big"])
-    assert not (tmp_path / "x.parquet").exists()
-    fmt.write(tmp_path / "x.parquet", [chunks[0], chunks[2]], {})  # the rest is writable
+    assert os.listdir(tmp_path) == []  # nothing published, the temporary file removed
+    fmt.write(final, [chunks[0], chunks[2]], {})  # the rest is writable
 
 
 @pytest.mark.parametrize("fmt", [CsvFormat(), NdjsonFormat()])
@@ -220,3 +224,21 @@ def test_the_documented_types_are_the_parquet_types() -> None:
         text = str(schema.field(column["name"]).type)
         documented = column["type"].replace("dictionary<int32, string>", "dictionary<values=")
         assert text.startswith(documented), (text, column)
+
+
+def test_a_parquet_part_is_converted_and_written_a_row_group_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from polysim_async.export import _writers
+
+    monkeypatch.setattr(_writers, "ROW_GROUP_ROWS", 4)
+    fmt = ParquetFormat()
+    pages = [fmt.convert(f"acc-{i}", [trade(10 * i + j) for j in range(3)]) for i in range(5)]
+    fmt.write(tmp_path / "p.parquet", pages, {})
+    meta = pq.read_metadata(tmp_path / "p.parquet")
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [6, 6, 3]
+    assert pq.read_table(tmp_path / "p.parquet").column("trade_id").to_pylist() == [
+        10 * i + j for i in range(5) for j in range(3)
+    ]
