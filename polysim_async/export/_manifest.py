@@ -11,9 +11,9 @@ whose rows are in listed parts, and the walk's newest instant) and, once a walk
 has finished, the watermark: the newest ``filled_at`` exported and the trade ids
 exported at exactly that instant (see :mod:`._marks`).
 
-The manifest is read and written through a :class:`ManifestStore` (``load`` and
-``save`` of a msgspec-encodable object by key); :class:`FileStore` keeps it in a
-file, written atomically.
+The manifest is read and written through a :class:`ManifestStore` (``get`` and
+``put`` of a msgspec-encodable object by key, the shape of the shared
+checkpoint stores); :class:`FileStore` keeps it in a file, written atomically.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import os
 import re
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import msgspec
 
+from .._errors import DecodeError
 from ._errors import ExportDirectoryError
 from ._files import fsync_dir, write_atomic
 
@@ -106,17 +107,20 @@ class Manifest(msgspec.Struct):
 
 
 class ManifestStore(Protocol):
-    """Where a manifest is kept: ``load`` and ``save`` of a msgspec-encodable object by key."""
+    """Where a manifest is kept: a msgspec-encodable object by key.
 
-    async def load(self, key: str, type: type[M]) -> M | None:
+    The shape of ``CheckpointStore`` (issue 12): its SQLite and Redis stores fit.
+    """
+
+    async def get(self, key: str, type: type[M]) -> M | None:
         """The object saved under ``key``, or ``None`` if there is none.
 
         Raises:
-            ExportDirectoryError: what is stored is not a valid ``type``.
+            DecodeError: what is stored is not a valid ``type``.
         """
         ...
 
-    async def save(self, key: str, value: object) -> None:
+    async def put(self, key: str, value: Any) -> None:
         """Replace what is stored under ``key`` with ``value``, atomically."""
         ...
 
@@ -124,16 +128,16 @@ class ManifestStore(Protocol):
 class FileStore:
     """Keeps each object as JSON in the file named by its key, replaced atomically.
 
-    A save writes ``<key>.tmp``, fsyncs it, renames it over the key and fsyncs the
-    directory, in a worker thread. Cancelling a save leaves either the old or the
+    A ``put`` writes ``<key>.tmp``, fsyncs it, renames it over the key and fsyncs
+    the directory, in a worker thread. Cancelling it leaves either the old or the
     new file, never a mix.
     """
 
-    async def load(self, key: str, type: type[M]) -> M | None:
+    async def get(self, key: str, type: type[M]) -> M | None:
         """Read and decode the file ``key``; ``None`` if it does not exist.
 
         Raises:
-            ExportDirectoryError: the file is not a valid ``type``.
+            DecodeError: the file is not a valid ``type``.
         """
         try:
             data = await asyncio.to_thread(Path(key).read_bytes)
@@ -142,9 +146,9 @@ class FileStore:
         try:
             return msgspec.json.decode(data, type=type)
         except msgspec.DecodeError as exc:
-            raise ExportDirectoryError(f"{key} is not a valid export manifest: {exc}") from None
+            raise DecodeError(f"{key}: {exc}") from None
 
-    async def save(self, key: str, value: object) -> None:
+    async def put(self, key: str, value: Any) -> None:
         """Encode ``value`` and replace the file ``key`` with it, durably."""
         data = msgspec.json.format(msgspec.json.encode(value), indent=1)
         path = Path(key)

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import msgspec
 
 from .._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from .._errors import InvalidArgumentError, PolySimError
+from .._errors import DecodeError, InvalidArgumentError, PolySimError
 from .._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
 from .._pagination import aclose_iterator
 from .._validation import check_enum, check_int, check_str, path_id
@@ -179,7 +179,10 @@ class _Export:
 
     async def open(self) -> None:
         """Load (or create) the manifest, check it matches, remove leftovers."""
-        found = await self.store.load(self.key, Manifest)
+        try:
+            found = await self.store.get(self.key, Manifest)
+        except DecodeError as exc:
+            raise ExportDirectoryError(f"{self.key} is not a valid export manifest: {exc}") from exc
         if found is None:
             self.manifest.columns = describe()
         else:
@@ -201,7 +204,7 @@ class _Export:
         await asyncio.to_thread(tidy_directory, self.out_dir, found)
         if found is None:
             # Recorded before any part exists, so a part file without it is never ours.
-            await self.store.save(self.key, self.manifest)
+            await self.store.put(self.key, self.manifest)
         for aid in self.ids:
             record = self.manifest.accounts.get(aid)
             self.starts[aid] = (None, None) if record is None else (record.watermark, record.walk)
@@ -371,7 +374,7 @@ class _Export:
                 record.watermark = chunk.mark
             else:
                 record.walk = chunk.walk
-        await self.store.save(self.key, manifest)
+        await self.store.put(self.key, manifest)
         self.report()
 
     def metadata(self, part: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
-from polysim_async.export import ExportDirectoryError
+from polysim_async import DecodeError
 from polysim_async.export._manifest import (
     FileStore,
     Manifest,
@@ -29,27 +29,27 @@ M = TypeVar("M")
 async def test_the_file_store_saves_atomically_and_loads_back(tmp_path: Path) -> None:
     store = FileStore()
     key = str(tmp_path / "_manifest.json")
-    assert await store.load(key, Manifest) is None
+    assert await store.get(key, Manifest) is None
     manifest = Manifest(format="csv", side=None, market_id="0xabc")
-    await store.save(key, manifest)
-    assert await store.load(key, Manifest) == manifest
+    await store.put(key, manifest)
+    assert await store.get(key, Manifest) == manifest
     assert os.listdir(tmp_path) == ["_manifest.json"]  # no temporary file left
     (tmp_path / "_manifest.json").write_text("[1, 2]")
-    with pytest.raises(ExportDirectoryError, match="not a valid export manifest"):
-        await store.load(key, Manifest)
+    with pytest.raises(DecodeError, match=r"_manifest\.json"):
+        await store.get(key, Manifest)
 
 
 class MemoryStore:
-    """Another store (as a shared checkpoint store would be): objects kept as JSON by key."""
+    """Another store, shaped like the shared ``CheckpointStore``: JSON by key."""
 
     def __init__(self) -> None:
         self.saved: dict[str, bytes] = {}
 
-    async def load(self, key: str, type: type[M]) -> M | None:
+    async def get(self, key: str, type: type[M]) -> M | None:
         data = self.saved.get(key)
         return None if data is None else msgspec.json.decode(data, type=type)
 
-    async def save(self, key: str, value: object) -> None:
+    async def put(self, key: str, value: object, *, lease: object = None) -> None:
         self.saved[key] = msgspec.json.encode(value)
 
 
