@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from ._errors import InvalidArgumentError
 from ._requester import Requester
@@ -92,12 +93,20 @@ async def _slices(data: bytes) -> AsyncIterator[bytes]:
         yield bytes(view[start : start + _SLICE])
 
 
-async def _write_all(chunks: AsyncIterator[bytes], file: IO[bytes]) -> tuple[int, bytes]:
+def _write_fully(file: io.FileIO, data: bytes) -> None:
+    # Unbuffered: each chunk reaches the file as it arrives; a raw write may be partial.
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        view = view[written or 0 :]
+
+
+async def _write_all(chunks: AsyncIterator[bytes], file: io.FileIO) -> tuple[int, bytes]:
     size, tail = 0, b""
     async for chunk in chunks:
         if not chunk:
             continue
-        await asyncio.to_thread(file.write, chunk)
+        await asyncio.to_thread(_write_fully, file, chunk)
         size += len(chunk)
         tail = (tail + chunk)[-_TAIL:]
     return size, tail
@@ -126,7 +135,7 @@ async def save_csv(
     target = _destination(dest)
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     headers = {"Accept": "text/csv"}
-    file = await asyncio.to_thread(open, part, "wb")
+    file = await asyncio.to_thread(io.FileIO, part, "wb")
     try:
         stream = getattr(requester, "stream", None)
         if stream is not None:

@@ -61,15 +61,16 @@ class KeyManagement(KeysAPI):
         # Never repeated once it may have arrived: each call mints another key.
         response = await self._r.send("POST", path, json=body, idempotent=False)
         status, request_id = response.status, response.request_id
+        wire: _NewKeyWire | None = None
+        reason = "it carried no raw_key"
         try:
             wire = _new_key_decoder.decode(response.content)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            # No ``body=`` and no chained cause: the body holds the new key.
-            message = f"the new key's answer did not decode: {exc}"
-            raise DecodeError(message, status=status, request_id=request_id) from None
-        secret = wire.raw_key or wire.key
-        if not secret:
-            message = "the new key's answer carried no raw_key"
+            reason = str(exc)
+        secret = None if wire is None else wire.raw_key or wire.key
+        if wire is None or not secret:
+            # Raised here, with no ``body=`` and no chained exception: the body holds the key.
+            message = f"the new key's answer did not decode: {reason}"
             raise DecodeError(message, status=status, request_id=request_id)
         return NewApiKey(
             id=wire.id,

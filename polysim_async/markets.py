@@ -32,6 +32,11 @@ BOOK_DEPTH_MAX = 500
 QUERY_MAX = 120
 
 
+def _segment(name: str, value: object) -> str:
+    """A string id, checked and quoted as one path segment."""
+    return path_id(name, check_str(name, value, max_len=256))
+
+
 def _next_market_cursor(page: MarketPage) -> str | None:
     return None if page.last else page.next_cursor
 
@@ -121,7 +126,7 @@ class MarketsAPI:
             NotFoundError: ``MARKET_NOT_FOUND`` (also briefly for brand-new markets).
         """
         params = {"include_book": "true"} if include_book else {}
-        path = f"/v1/markets/{path_id('condition_id', condition_id)}"
+        path = f"/v1/markets/{_segment('condition_id', condition_id)}"
         return await self._r.request(MarketDetail, "GET", path, params=params)
 
     async def by_slug(self, slug: str) -> MarketDetail:
@@ -131,7 +136,7 @@ class MarketsAPI:
             InvalidArgumentError: a blank or padded slug (nothing sent).
             NotFoundError: ``MARKET_NOT_FOUND``.
         """
-        path = f"/v1/markets/by-slug/{path_id('slug', slug)}"
+        path = f"/v1/markets/by-slug/{_segment('slug', slug)}"
         return await self._r.request(MarketDetail, "GET", path)
 
     async def by_token(self, token_id: str) -> TokenMarket:
@@ -144,7 +149,7 @@ class MarketsAPI:
             InvalidArgumentError: a blank or padded id (nothing sent).
             NotFoundError: ``TOKEN_NOT_FOUND``.
         """
-        path = f"/v1/markets-by-token/{path_id('token_id', token_id)}"
+        path = f"/v1/markets-by-token/{_segment('token_id', token_id)}"
         return await self._r.request(TokenMarket, "GET", path)
 
     async def book(
@@ -163,7 +168,7 @@ class MarketsAPI:
             InvalidArgumentError: bad arguments (nothing sent).
             NotFoundError: ``MARKET_NOT_FOUND``.
         """
-        path = f"/v1/markets/{path_id('condition_id', condition_id)}/book"
+        path = f"/v1/markets/{_segment('condition_id', condition_id)}/book"
         return await self._r.request(OrderBook, "GET", path, params=_book_params(outcome, depth))
 
     async def book_by_token(self, token_id: str, *, depth: int | None = None) -> OrderBook:
@@ -200,7 +205,7 @@ class MarketsAPI:
         params = {"interval": check_enum("interval", interval, CandleInterval).value}
         if outcome is not None:
             params["outcome"] = check_str("outcome", outcome, max_len=200)
-        path = f"/v1/markets/{path_id('condition_id', condition_id)}/candles"
+        path = f"/v1/markets/{_segment('condition_id', condition_id)}/candles"
         return await self._r.request(list[Candle], "GET", path, params=params)
 
     def list(
