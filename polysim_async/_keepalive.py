@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._clock import SYSTEM_CLOCK, Cancellable, Clock
-from ._errors import APIStatusError, DecodeError, PolySimError, TransportError
+from ._errors import APIStatusError, DecodeError, PolySimError, TransportError, UsageError
 from ._retry import backoff
 from .models.trading import Heartbeat
 
@@ -143,6 +143,7 @@ class KeepAlive:
         self._alive = False
         self._lapsed = asyncio.Event()
         self._lapse: HeartbeatLapsedError | None = None
+        self._stopped = False
         #: Successful beats so far (the first one included).
         self.beats = 0
         #: Lapses reported so far.
@@ -151,7 +152,15 @@ class KeepAlive:
         self.error: BaseException | None = None
 
     def __repr__(self) -> str:
-        state = "alive" if self._alive else "lapsed" if self._lapse else "idle"
+        state = (
+            "stopped"
+            if self._stopped
+            else "alive"
+            if self._alive
+            else "lapsed"
+            if self._lapse
+            else "idle"
+        )
         return (
             f"<KeepAlive label={self.label!r} interval={self.interval}s {state} "
             f"beats={self.beats} lapses={self.lapses}>"
@@ -168,7 +177,7 @@ class KeepAlive:
         return None if self._last is None else self._last.expires_at
 
     def check(self) -> None:
-        """Raise if the switch has lapsed; call it before placing orders.
+        """Raise if the switch has lapsed or its block was left; call it before placing orders.
 
         Raises:
             HeartbeatLapsedError: the server cancels (or has cancelled) every pending order.
@@ -177,7 +186,7 @@ class KeepAlive:
             raise self._lapse
 
     async def wait_lapsed(self) -> HeartbeatLapsedError:
-        """Wait until the switch lapses (at once if it has); return the lapse.
+        """Wait until the switch lapses or its block is left (at once if so); return why.
 
         Cancellation propagates; the keepalive keeps running.
         """
@@ -187,7 +196,7 @@ class KeepAlive:
 
     async def __aenter__(self) -> KeepAlive:
         if self._task is not None:
-            raise RuntimeError("a KeepAlive can be entered only once")
+            raise UsageError("a KeepAlive can be entered only once")
         started = self._clock.now()
         self._succeeded(await self._send(), started)
         self._task = asyncio.create_task(self._run(), name=f"polysim-keepalive-{self.label}")
@@ -200,17 +209,23 @@ class KeepAlive:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
+        self._stopped = True
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait((task,))
         when = self.expires_at.isoformat() if self.expires_at else "its last expiry"
-        logger.warning(
-            "keepalive %r stopped: unless another heartbeat arrives, the server cancels "
-            "every pending order of this account at %s",
-            self.label,
-            when,
+        stopped = HeartbeatLapsedError(
+            f"keepalive {self.label!r} stopped: unless another heartbeat arrives, the server "
+            f"cancels every pending order of this account at {when}",
+            label=self.label,
+            expires_at=self.expires_at,
+            cause=None,
         )
-        self._alive = False
+        logger.warning("%s", stopped)
+        if self._alive or self._lapse is None:
+            # Leaving ends the protection too: release waiters, and check() raises from now on.
+            self._alive, self._lapse = False, stopped
+            self._lapsed.set()
 
     def _succeeded(self, heartbeat: Heartbeat, sent_at: float) -> None:
         recovered = self._lapse is not None and not self._alive

@@ -12,7 +12,7 @@ from ._errors import InvalidArgumentError
 from ._keepalive import HeartbeatLapsedError, KeepAlive, clock_of
 from ._tiers import batch_limit, tier_book
 from ._validation import check_int, check_str
-from .models.orders import CancelAllResult
+from .models.orders import CancelAllResult, PlaceOrderRequest
 from .models.trading import BatchResult, Heartbeat
 from .orders import OrdersAPI
 
@@ -49,6 +49,22 @@ class TradingCalls(OrdersAPI):
         """
         return await batch_limit(self._r)
 
+    def prepare_many(self, orders: Sequence[OrderEntry]) -> list[PlaceOrderRequest]:
+        """Validate a batch and give every entry its ``client_order_id``, without sending.
+
+        Keep the result to send it with :meth:`place_many`, and to send the
+        very same entries again when a batch's outcome is unknown (a
+        :class:`TransportError`, a 5xx after the retries, a cancellation): the
+        server deduplicates each entry by its id, so nothing is placed twice.
+
+        Returns:
+            The request bodies, one per order, in order.
+
+        Raises:
+            InvalidArgumentError: as :meth:`place_many`.
+        """
+        return build_entries(orders)
+
     async def place_many(self, orders: Sequence[OrderEntry]) -> BatchResult:
         """Place several orders in one request (``POST /v1/orders/batch``).
 
@@ -75,11 +91,12 @@ class TradingCalls(OrdersAPI):
                 ``client_order_id`` used twice, or more orders than the tier allows.
             ValidationError: 400 ``BATCH_LIMIT_EXCEEDED`` or a malformed batch.
             PermissionDeniedError: the key has no ``trade`` permission.
-            TransportError: no answer after the retries; resend the same
-                entries (same ``client_order_id``s) to learn their fate.
+            TransportError: no answer after the retries; some entries may be
+                placed. Resend the same entries (from :meth:`prepare_many`, or
+                with your own ``client_order_id``s) to learn their fate.
 
         Cancellation propagates; a batch already sent may still be executed
-        (resend it with the same ids to find out what was placed).
+        (resend the same entries to find out what was placed).
         """
         entries = build_entries(orders)
         if len(entries) > 1:

@@ -119,6 +119,24 @@ class TestBody:
         assert len(set(ids)) == 2
         assert result.succeeded == 2 and result.failed == 0
 
+    async def test_prepared_entries_keep_their_ids_across_calls(self, mock: aioresponses) -> None:
+        know_tier(mock)
+        mock.post(BATCH, status=500, payload=error_body("INTERNAL_ERROR"))
+        mock.post(BATCH, payload={"results": [placed(1), placed(2)]})
+        async with make_client() as client:
+            batch = client.orders.prepare_many([ENTRY, {**ENTRY, "client_order_id": "mine"}])
+            assert [type(e) for e in batch] == [ps.PlaceOrderRequest] * 2
+            assert batch[0].client_order_id and batch[1].client_order_id == "mine"
+            with pytest.raises(ps.ServerError):  # 500: the outcome is unknown
+                await client.orders.place_many(batch)
+            await client.orders.place_many(batch)  # the same ids again
+        first, second = bodies(mock)
+        assert first == second
+        assert [e["client_order_id"] for e in first["orders"]] == [
+            batch[0].client_order_id,
+            "mine",
+        ]
+
     @pytest.mark.parametrize(
         ("orders", "message"),
         [

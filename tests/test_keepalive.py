@@ -142,6 +142,31 @@ class TestKeepAlive:
         assert switch.beats == 5 and switch.lapses == 0 and not switch.alive
         assert "keepalive 'mm' stopped" in caplog.text
         assert "cancels every pending order" in caplog.text
+        # Leaving ends the protection: check() raises and waiters are released.
+        with pytest.raises(ps.HeartbeatLapsedError, match="stopped"):
+            switch.check()
+        assert "stopped" in repr(switch)
+
+    def test_leaving_releases_a_waiter(self) -> None:
+        async def body(client: ps.Client, server: Server, loop: VirtualTimeLoop) -> Any:
+            async with client.orders.keepalive(interval=10) as switch:
+                waiter = asyncio.create_task(switch.wait_lapsed())
+                await asyncio.sleep(3)
+                assert not waiter.done()
+            return await waiter, switch
+
+        stopped, switch = on_virtual_time(body)
+        assert "stopped" in str(stopped) and switch.lapses == 0
+
+    def test_a_keepalive_is_entered_once(self) -> None:
+        async def body(client: ps.Client, server: Server, loop: VirtualTimeLoop) -> Any:
+            switch = client.orders.keepalive(interval=10)
+            async with switch:
+                with pytest.raises(ps.UsageError):
+                    await switch.__aenter__()
+            return server.times
+
+        assert on_virtual_time(body) == [0.0]
 
     def test_times_and_body(self) -> None:
         async def body(client: ps.Client, server: Server, loop: VirtualTimeLoop) -> Any:
