@@ -213,19 +213,22 @@ class KeepAlive:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait((task,))
-        when = self.expires_at.isoformat() if self.expires_at else "its last expiry"
-        stopped = HeartbeatLapsedError(
+        stopped = self._error(
             f"keepalive {self.label!r} stopped: unless another heartbeat arrives, the server "
-            f"cancels every pending order of this account at {when}",
-            label=self.label,
-            expires_at=self.expires_at,
-            cause=None,
+            "cancels every pending order of this account",
+            None,
         )
         logger.warning("%s", stopped)
         if self._alive or self._lapse is None:
             # Leaving ends the protection too: release waiters, and check() raises from now on.
             self._alive, self._lapse = False, stopped
             self._lapsed.set()
+
+    def _error(self, message: str, cause: BaseException | None) -> HeartbeatLapsedError:
+        when = self.expires_at.isoformat() if self.expires_at else "its last expiry"
+        return HeartbeatLapsedError(
+            f"{message} at {when}", label=self.label, expires_at=self.expires_at, cause=cause
+        )
 
     def _succeeded(self, heartbeat: Heartbeat, sent_at: float) -> None:
         recovered = self._lapse is not None and not self._alive
@@ -239,13 +242,10 @@ class KeepAlive:
     def _report(self, reason: str, cause: BaseException | None) -> None:
         self._alive = False
         self.lapses += 1
-        when = self.expires_at.isoformat() if self.expires_at else "once it expires"
-        lapse = HeartbeatLapsedError(
+        lapse = self._error(
             f"heartbeat {self.label!r} lapsed ({reason}): the server cancels every pending "
-            f"order of this account (at {when})",
-            label=self.label,
-            expires_at=self.expires_at,
-            cause=cause,
+            "order of this account",
+            cause,
         )
         self._lapse = lapse
         self._lapsed.set()

@@ -12,9 +12,8 @@ from typing import Any
 
 import msgspec
 
-from ._codec import decode
 from ._errors import DecodeError, InvalidArgumentError
-from ._offsets import walk_offsets
+from ._offsets import walk_listing
 from ._tiers import fetch_tiers
 from ._validation import check_int, check_str
 from .keys import KeysAPI
@@ -29,6 +28,10 @@ _PAGE_MAX = 200
 class _KeysEnvelope(msgspec.Struct, kw_only=True, frozen=True):
     keys: list[ApiKey] = msgspec.field(default_factory=list)
     items: list[ApiKey] = msgspec.field(default_factory=list)
+
+    @property
+    def rows(self) -> list[ApiKey]:
+        return self.keys or self.items
 
 
 _LIST_WIRE: Any = list[ApiKey] | _KeysEnvelope
@@ -191,13 +194,4 @@ class KeyManagement(KeysAPI):
             InvalidArgumentError: bad ``page_size``, raised by this call before anything is sent.
         """
         size = check_int("page_size", page_size, low=1, high=_PAGE_MAX)
-
-        async def fetch(limit: int, offset: int) -> list[ApiKey]:
-            params = {"limit": str(limit), "offset": str(offset)}
-            response = await self._r.send("GET", "/v1/keys", params=params)
-            wire = decode(
-                _LIST_WIRE, response.content, status=response.status, request_id=response.request_id
-            )
-            return wire if isinstance(wire, list) else (wire.keys or wire.items)
-
-        return walk_offsets(fetch, size)
+        return walk_listing(self._r, "/v1/keys", _LIST_WIRE, ApiKey, size)

@@ -7,8 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ._codec import decode
-from ._offsets import walk_offsets
+from ._offsets import walk_listing
 from ._requester import Requester
 from ._validation import check_enum, check_int, check_str
 from .models.wallets import Wallet, WalletKind
@@ -22,6 +21,10 @@ class _WalletsEnvelope(msgspec.Struct, kw_only=True, frozen=True):
     # The exact list envelope was not retrieved; the SDK accepts all three (API.md §4.4).
     wallets: list[Wallet] = msgspec.field(default_factory=list)
     items: list[Wallet] = msgspec.field(default_factory=list)
+
+    @property
+    def rows(self) -> list[Wallet]:
+        return self.wallets or self.items
 
 
 _LIST_WIRE: Any = list[Wallet] | _WalletsEnvelope
@@ -58,16 +61,7 @@ class WalletsAPI:
             PaginationError: the server ignored the offset (raised while iterating).
         """
         size = check_int("page_size", page_size, low=1, high=_PAGE_MAX)
-
-        async def fetch(limit: int, offset: int) -> list[Wallet]:
-            params = {"limit": str(limit), "offset": str(offset)}
-            response = await self._r.send("GET", "/v1/me/wallets", params=params)
-            wire = decode(
-                _LIST_WIRE, response.content, status=response.status, request_id=response.request_id
-            )
-            return list(wire) if isinstance(wire, list) else (wire.wallets or wire.items)
-
-        return walk_offsets(fetch, size)
+        return walk_listing(self._r, "/v1/me/wallets", _LIST_WIRE, Wallet, size)
 
     async def get(self, wallet_id: int) -> Wallet:
         """Return one wallet (``GET /v1/me/wallets/{wallet_id}``).
