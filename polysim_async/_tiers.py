@@ -129,6 +129,8 @@ async def batch_limit(requester: Requester) -> int | None:
     if known is not None or book.refused:
         return known
     async with book.lock:  # concurrent callers share one lookup
+        if book.refused:
+            return book.max_batch_size()
         try:
             if book.limits is None:
                 await fetch_tiers(requester)

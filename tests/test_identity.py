@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -90,6 +91,21 @@ class TestBatchLimit:
             assert await client.orders.batch_limit() is None
             assert await client.orders.batch_limit() is None
         assert len(calls(mock)) == 1
+
+    async def test_concurrent_callers_share_one_lookup(self, mock: aioresponses) -> None:
+        mock.get(TIERS_URL, payload=TIERS)
+        mock.get(ME_URL, payload=ME)
+        async with make_client() as client:
+            limits = await asyncio.gather(*(client.orders.batch_limit() for _ in range(5)))
+        assert limits == [5] * 5 and len(calls(mock)) == 2
+
+    async def test_concurrent_callers_after_a_refusal_do_not_ask_again(
+        self, mock: aioresponses
+    ) -> None:
+        mock.get(TIERS_URL, status=403, payload=error_body("ACCESS_RESTRICTED"))
+        async with make_client() as client:
+            limits = await asyncio.gather(*(client.orders.batch_limit() for _ in range(3)))
+        assert limits == [None] * 3 and len(calls(mock)) == 1
 
     async def test_a_transient_failure_is_tried_again_later(self, mock: aioresponses) -> None:
         mock.get(TIERS_URL, status=500, payload=error_body("INTERNAL_ERROR"))
