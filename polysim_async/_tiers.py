@@ -126,7 +126,7 @@ async def batch_limit(requester: Requester) -> int | None:
     """
     book = tier_book(requester)
     known = book.max_batch_size()
-    if known is not None or book.refused:
+    if known is not None:
         return known
     async with book.lock:  # concurrent callers share one lookup
         if book.refused:
