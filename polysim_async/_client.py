@@ -30,16 +30,21 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ClientClosedError, InvalidArgumentError
+from ._keyadmin import KeyManagement
+from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
 from ._requester import Requester
 from ._retry import ClientStats
+from ._tiers import fetch_me
+from ._trading import TradingCalls
 from ._transport import AiohttpTransport
 from ._version import __version__
-from .account import AccountAPI
 from .executions import ExecutionsAPI
-from .keys import KeysAPI
-from .orders import OrdersAPI
+from .markets import MarketsAPI
+from .models.keys import Me
 from .partner import PartnerAPI
+from .prices import PricesAPI
+from .wallets import WalletsAPI
 
 __all__ = ["Client"]
 
@@ -162,12 +167,20 @@ class Client:
         )
         #: The partner API (tenant key): ``client.partner.users``, ``client.partner.accounts``.
         self.partner = PartnerAPI(self._requester)
-        #: Trader account reads (personal key): equity, balance, positions.
-        self.account = AccountAPI(self._requester)
-        #: Trader orders (personal key): place, get, list, cancel, cancel-all.
-        self.orders = OrdersAPI(self._requester)
-        #: Trader key services (personal key): WebSocket tokens.
-        self.keys = KeysAPI(self._requester)
+        #: Trader account reads (personal key): equity, balance, positions, portfolio,
+        #: settlements, the API-wallet reset, CSV exports.
+        self.account = PortfolioReads(self._requester)
+        #: Trader orders (personal key): place, place_many, get, list, cancel, cancel-all,
+        #: cancel_market, heartbeat, keepalive.
+        self.orders = TradingCalls(self._requester)
+        #: Trader keys (personal key): WebSocket tokens, key management, the tier table.
+        self.keys = KeyManagement(self._requester)
+        #: The key owner's wallets (personal key).
+        self.wallets = WalletsAPI(self._requester)
+        #: Market data: markets, books, candles (personal key).
+        self.markets = MarketsAPI(self._requester)
+        #: Live prices of many markets (personal key).
+        self.prices = PricesAPI(self._requester)
         #: The trader's fills as a reconnecting, gap-free stream (personal key).
         self.executions = ExecutionsAPI(
             self._requester,
@@ -226,3 +239,19 @@ class Client:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+    async def me(self, *, wallet_id: int | str | None = None) -> Me:
+        """Return the trader key owner's profile, tier and the key's permissions (``GET /v1/me``).
+
+        The tier is remembered, for the batch size of ``orders.place_many`` and
+        ``prices.batch``.
+
+        Args:
+            wallet_id: forwarded as the official SDK does (``"all"``, ``"api"`` or
+                a wallet id); the server's use of it is undocumented.
+
+        Raises:
+            InvalidArgumentError: a bad ``wallet_id`` (nothing sent).
+            AuthenticationError: the key is missing, unknown or revoked.
+        """
+        return await fetch_me(self._requester, wallet_id)
