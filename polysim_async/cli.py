@@ -107,8 +107,8 @@ async def _simulate_trading(sb: Sandbox, account_id: str, days: int, seed: int, 
                     quantity=str(quantity), order_type="market", price="0.99",
                 )  # fmt: skip
             orders += 1
-            if order.position is not None:
-                held[market] = order.position.quantity
+            if order["position"] is not None:
+                held[market] = Decimal(order["position"]["quantity"])
             sb.advance(hours=4)
     out(f"   {orders} orders over {days} simulated days; clock now {sb.now():%Y-%m-%d %H:%M} UTC")
 

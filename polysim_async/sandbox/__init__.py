@@ -67,7 +67,7 @@ Standalone: ``run(host, port, seed)`` blocks and prints the URL and keys;
 ``await serve(host, port, seed)`` does the same until cancelled.
 """
 
-from ._core import Settings
+from ._context import Settings
 from ._faults import FaultRule
 from ._ops import Controller, TenantInfo, TraderInfo
 from ._server import Sandbox, run, serve
