@@ -142,6 +142,10 @@ async def _serve(
     core: Core, ctx: RequestContext, request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     """Everything after the size checks: control routes, or faults then the API."""
+    if request.body_exists:
+        # Read (and cache) the whole body first, so a broken body is one clear 400
+        # whether or not the route reads it.
+        await request.read()
     if request.path.startswith("/_sandbox/"):
         return await _control.dispatch(core, request, handler)
     core.exchange.catch_up()
@@ -191,12 +195,20 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status, f"HTTP_{exc.status}")
         response = error_response(exc.status, code, exc.reason, verbose=verbose, request_id=rid)
-    except HttpProcessingError as exc:
-        # The body's framing broke while a handler read it (chunking, encoding, length).
-        status = exc.code if 400 <= exc.code < 500 else 400
-        message = " ".join(str(exc.message).split()) or "malformed request body"
-        code = _HTTP_CODES.get(status, f"HTTP_{status}")
-        response = error_response(status, code, message, verbose=verbose, request_id=rid)
+    except (web.RequestPayloadError, HttpProcessingError) as exc:
+        # The body's framing broke while a handler read it (chunking, encoding, length):
+        # answer, and close the connection rather than read the rest of a broken body.
+        cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
+        text = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        response = error_response(
+            400,
+            "HTTP_400",
+            " ".join(str(text).split()) or "malformed request body",
+            verbose=verbose,
+            request_id=rid,
+        )
+        response.force_close()
+        request.content.feed_eof()  # nothing more to read: no lingering read of the rest
     except ConnectionError:
         response = web.Response(status=499)  # the client went away: nobody reads this
     except Exception:

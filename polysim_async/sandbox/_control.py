@@ -222,7 +222,7 @@ async def _index(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) ->
     return listing()
 
 
-@_route("GET", "/_sandbox/state", "sb.url, sb.tenant_key, sb.api_key, ...")
+@_route("GET", "/_sandbox/state", "tenant_key, tenant_id, api_key, user_id, market_ids, now()")
 async def _state(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
     """Default keys and ids, markets and the simulated clock."""
     return {
@@ -398,7 +398,7 @@ async def _faults(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -
 
 
 @_route(
-    "POST", "/_sandbox/faults", "add_fault(path, action, ...), fail_next, ...", _Fault, status=201
+    "POST", "/_sandbox/faults", "add_fault(path, action, ...), fail_next(), ...", _Fault, status=201
 )
 async def _add_fault(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
     """Install an HTTP fault rule."""
@@ -416,7 +416,7 @@ async def _clear_faults(ctl: Controller, path: dict[str, Any], args: dict[str, A
 @_route(
     "POST",
     "/_sandbox/ws/faults",
-    "ws_drop_after, ws_chaos, ws_send_malformed, set_fill_frame_shape",
+    "ws_drop_after(), ws_chaos(), ws_send_malformed(), set_fill_frame_shape()",
     _WsFaults,
 )
 async def _ws_faults(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:

@@ -100,16 +100,16 @@ def _count(name: str, value: int, low: int, high: int) -> int:
     return value
 
 
-def _seconds(name: str, value: float, high: float) -> float:
-    """``value`` as finite seconds within ``0..high``.
+def _amount(name: str, value: float, high: float, unit: str = "seconds") -> float:
+    """``value`` as a finite number within ``0..high`` (of ``unit``).
 
     Raises:
         ValueError: naming ``name``.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number of seconds")
+        raise ValueError(f"{name} must be a number of {unit}")
     if not (math.isfinite(value) and 0 <= value <= high):
-        raise ValueError(f"{name} must be from 0 to {high:g} seconds")
+        raise ValueError(f"{name} must be from 0 to {high:g} {unit}")
     return float(value)
 
 
@@ -354,6 +354,7 @@ class Controller:
         Raises:
             ValueError: a negative or non-finite amount, or more than 400 days at once.
         """
+        limit = MAX_ADVANCE_DAYS * 86400
         total = 0.0
         for name, value, unit in (
             ("seconds", seconds, 1),
@@ -361,8 +362,8 @@ class Controller:
             ("hours", hours, 3600),
             ("days", days, 86400),
         ):
-            total += _seconds(name, value, MAX_ADVANCE_DAYS * 86400 / unit) * unit
-        if total > MAX_ADVANCE_DAYS * 86400:
+            total += _amount(name, value, limit / unit, name) * unit
+        if total > limit:
             raise ValueError(f"advance at most {MAX_ADVANCE_DAYS} days at once")
         self._core.clock.advance(total)
         self._core.exchange.catch_up()
@@ -522,7 +523,7 @@ class Controller:
             code,
             message,
             retry_after,
-            _seconds("delay", delay, MAX_DELAY),
+            _amount("delay", delay, MAX_DELAY),
         )
         self._core.faults.add(rule)
 
@@ -648,7 +649,7 @@ class Controller:
             self._core.partner_limiter.per_second = per_second
             self._core.partner_limiter.per_minute = per_minute
         if order_delay is not None:
-            settings.order_delay = _seconds("order_delay", order_delay, MAX_DELAY)
+            settings.order_delay = _amount("order_delay", order_delay, MAX_DELAY)
         if rate_limits is not None:
             settings.rate_limits = rate_limits
         if push_taker_fills is not None:
