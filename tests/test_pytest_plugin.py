@@ -135,21 +135,19 @@ def test_without_pytest_asyncio_the_plugin_loads_and_sync_tests_run(
         sys.exit(pytest.main(["-q", "-p", "no:asyncio", "-p", "no:cacheprovider", "--fixtures"]))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", runner],
-        capture_output=True,
-        text=True,
-        cwd=pytester.path,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "polysim_sandbox" in done.stdout and "polysim_client" in done.stdout
-    runner = runner.replace('"--fixtures"', '"test_plain.py"')
-    done = subprocess.run(
-        [sys.executable, "-c", runner],
-        capture_output=True,
-        text=True,
-        cwd=pytester.path,
-        check=False,
-    )
-    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+
+    def run(target: str) -> str:
+        script = runner.replace('"--fixtures"', target)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=pytester.path,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    listing = run('"--fixtures"')
+    assert "polysim_sandbox" in listing and "polysim_client" in listing
+    assert "1 passed" in run('"test_plain.py"')

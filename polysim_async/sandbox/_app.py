@@ -246,7 +246,7 @@ def make_app(core: Core) -> web.Application:
 
 
 class _JsonErrorHandler(web.RequestHandler):
-    """aiohttp's connection handler, answering unparseable requests with the JSON envelope."""
+    """aiohttp's connection handler, answering what never reached the app with the envelope."""
 
     def handle_error(
         self,
@@ -255,12 +255,14 @@ class _JsonErrorHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if status == 500:
-            return super().handle_error(request, status, exc, message)
         if request.writer.output_size > 0:  # part of an answer already went out
             raise ConnectionError("the answer was already started")
-        if isinstance(exc, LineTooLong):
-            status, code, text = 431, _HTTP_CODES[431], "a request line or header is too long"
+        if status >= 500:
+            # Only a failure outside the middleware lands here: log it like one inside.
+            log.error("sandbox connection handler failed", exc_info=exc)
+            code, text = "INTERNAL_ERROR", "internal error"
+        elif isinstance(exc, LineTooLong):
+            code, text = _HTTP_CODES[400], "a request line or header field is too long"
         else:
             code = _HTTP_CODES.get(status, f"HTTP_{status}")
             text = " ".join((message or "malformed HTTP request").split())

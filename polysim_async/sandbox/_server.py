@@ -104,7 +104,12 @@ class Sandbox(Controller):
 
     @property
     def app(self) -> web.Application:
-        """A fresh ``aiohttp.web.Application`` over this sandbox's state (for custom serving)."""
+        """A fresh ``aiohttp.web.Application`` over this sandbox's state (for custom serving).
+
+        Served by a plain ``web.AppRunner``, requests too malformed to reach the
+        application get aiohttp's plain-text 400; :meth:`start` serves through
+        ``JsonErrorRunner`` (in ``_app``), which answers them with the JSON envelope.
+        """
         return make_app(self._core)
 
     async def start(self) -> None:

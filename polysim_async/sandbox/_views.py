@@ -81,14 +81,7 @@ def register_response(mapping: TenantUser, *, created: bool) -> dict[str, Any]:
 
 def partner_user(mapping: TenantUser) -> dict[str, Any]:
     """P2 body: P1's fields (``created`` false) plus the stored ``metadata``."""
-    return PARTNER_USER.make(
-        user_id=mapping.user_id,
-        tenant_user_id=mapping.tenant_user_id,
-        external_id=mapping.external_id,
-        email=mapping.email,
-        created=False,
-        metadata=mapping.metadata,
-    )
+    return PARTNER_USER.make(**register_response(mapping, created=False), metadata=mapping.metadata)
 
 
 def partner_account(account: PartnerAccount) -> dict[str, Any]:
