@@ -33,7 +33,8 @@ class RSample:
     at: datetime
     balance: Decimal
     equity: Decimal
-    positions: tuple[tuple[str, str, Decimal, Decimal], ...] | None = None  # market, outcome, qty, cost
+    #: (market_id, outcome, quantity, cost) per open position, or None
+    positions: tuple[tuple[str, str, Decimal, Decimal], ...] | None = None
 
 
 def day_start(rules: RuleSet, d: int) -> datetime:
@@ -73,7 +74,7 @@ def pct(start: Decimal, p: Decimal | None) -> Decimal | None:
 def reference(
     rules: RuleSet, start: Decimal, opened: datetime, events: list[Any], now: datetime
 ) -> dict[str, Any]:
-    """Judge ``events`` (fills and samples in the order given) and summarise the verdict at ``now``."""
+    """Judge ``events`` (fills and samples, in the given order); sum up the verdict at ``now``."""
     M = pct(start, rules.max_drawdown_pct)
     daily = pct(start, rules.daily_loss_pct)
     target = pct(start, rules.profit_target_pct)
@@ -179,7 +180,7 @@ def reference(
 
     def last_activity() -> datetime:
         times = [f.filled_at for f in fills()]
-        return max(times + [opened])
+        return max([*times, opened])
 
     def decided() -> bool:
         return bool(out.breaches) or out.passed_at is not None
@@ -229,7 +230,9 @@ def reference(
             if not decided() and e.side == "BUY" and pos_limit is not None:
                 cost = book().get(e.market_id, Decimal(0))
                 if cost > pos_limit:
-                    out.breaches.append(("position_limit", e.filled_at, cost, pos_limit, e.market_id))
+                    out.breaches.append(
+                        ("position_limit", e.filled_at, cost, pos_limit, e.market_id)
+                    )
             if not decided():
                 try_pass(e.filled_at)
         else:

@@ -100,7 +100,9 @@ def events(draw: st.DrawFn) -> tuple[list[Any], datetime]:
                 positions = tuple(
                     (m, "Yes", Decimal(q), Decimal(q) * Decimal("0.5"))
                     for m, q in zip(
-                        MARKETS, draw(st.lists(st.sampled_from([0, 20, 100, 300]), max_size=2))
+                        MARKETS,
+                        draw(st.lists(st.sampled_from([0, 20, 100, 300]), max_size=2)),
+                        strict=False,
                     )
                 )
             out.append(RSample(t, balance, equity, positions))
@@ -142,7 +144,7 @@ def test_the_evaluator_agrees_with_the_brute_force_reference(
 def test_the_floor_never_falls_and_a_decision_is_never_undone(
     rules: RuleSet, stream: tuple[list[Any], datetime]
 ) -> None:
-    items, now = stream
+    items, _ = stream
     evaluator = Evaluator(rules, starting_balance=START, opened_at=OPENED)
     floor = evaluator.state.floor
     decided: Any = None
