@@ -166,9 +166,7 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
         if rules is None:
             return cls()
         if isinstance(rules, msgspec.Struct):
-            mapping: Mapping[str, Any] = msgspec.to_builtins(
-                rules, builtin_types=(Decimal,), order="deterministic"
-            )
+            mapping: Mapping[str, Any] = msgspec.to_builtins(rules, builtin_types=(Decimal,))
         elif isinstance(rules, Mapping):
             mapping = rules
         else:
