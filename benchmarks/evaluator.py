@@ -66,8 +66,11 @@ def run(*, quick: bool = False, fills: int = 20_000) -> list[Row]:
         return ev
 
     def read_only() -> Any:
+        last: Any = None
         for t in feed:
-            (t.filled_at, t.market_id, t.outcome, t.side, t.price, t.quantity, t.realized_pnl)
+            last = (t.filled_at, t.market_id, t.outcome, t.side, t.price, t.quantity)
+            last = t.realized_pnl
+        return last
 
     def one_shot() -> Any:
         return evaluate(
