@@ -396,9 +396,10 @@ class Evaluator:
             equity = _money("equity", equity)
         previous = self._last_sample_at if self._last_sample_at is not None else self._opened
         if at < previous:
+            what = "the previous sample" if self._last_sample_at is not None else "the opening"
             raise InvalidArgumentError(
                 f"samples must come in time order: {at.isoformat()} is before "
-                f"{previous.isoformat()}"
+                f"{what} ({previous.isoformat()})"
             )
         if positions is not None:
             book = self._positions_book(positions)

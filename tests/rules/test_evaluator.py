@@ -455,7 +455,7 @@ def test_bad_inputs_are_refused() -> None:
         ev.add_sample(datetime(2026, 3, 28), balance=START, equity=START)
     with pytest.raises(InvalidArgumentError, match="never float"):
         ev.add_sample(utc(2026, 3, 28), balance=10000.0, equity=START)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgumentError, match="before"):
+    with pytest.raises(InvalidArgumentError, match="before the opening"):
         ev.add_sample(utc(2026, 3, 27, 11), balance=START, equity=START)
     ev.add_sample(utc(2026, 3, 28), balance=START, equity=START)
     with pytest.raises(InvalidArgumentError, match="time order"):
