@@ -31,6 +31,7 @@ BENCHMARKS = [
     "stream",
     "sandbox_pages",
     "sandbox_startup",
+    "evaluator",
 ]
 
 
