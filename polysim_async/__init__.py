@@ -22,11 +22,13 @@ from ._errors import (
     ConflictError,
     ConnectError,
     ConnectTimeoutError,
+    CoordinationError,
     DeadlineExceededError,
     DecodeError,
     EdgeBlockedError,
     FanOutError,
     InvalidArgumentError,
+    LeaseLostError,
     MissingDependencyError,
     NetworkError,
     NotFoundError,
@@ -38,12 +40,14 @@ from ._errors import (
     RateLimitError,
     ReadTimeoutError,
     ServerError,
+    StoreUnavailableError,
     StreamClosedError,
     TransportError,
     UsageError,
     ValidationError,
     VenueUnavailableError,
 )
+from ._limits import Limiter
 from ._retry import ClientStats
 from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__
@@ -78,6 +82,7 @@ from .models import (
     Watermark,
     WsToken,
 )
+from .redis import RedisLimiterStats, RedisRateLimit
 
 __all__ = [
     "APIStatusError",
@@ -93,6 +98,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
+    "CoordinationError",
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
@@ -110,6 +116,8 @@ __all__ = [
     "Fill",
     "FillStream",
     "InvalidArgumentError",
+    "LeaseLostError",
+    "Limiter",
     "LoginLink",
     "MissingDependencyError",
     "NetworkError",
@@ -132,11 +140,14 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
+    "RedisLimiterStats",
+    "RedisRateLimit",
     "RetryPolicy",
     "Rules",
     "ServerError",
     "Side",
     "Stage",
+    "StoreUnavailableError",
     "StreamCheckpoint",
     "StreamClosedError",
     "StreamGap",
