@@ -1,5 +1,6 @@
 """polysim-async: an asyncio-native client for the PolySimulator partner and trader APIs."""
 
+from ._checkpoints import CheckpointStore, Lease, SQLiteCheckpointStore
 from ._client import Client
 from ._config import (
     DEFAULT_BASE_URL,
@@ -82,7 +83,7 @@ from .models import (
     Watermark,
     WsToken,
 )
-from .redis import RedisLimiterStats, RedisRateLimit
+from .redis import RedisCheckpointStore, RedisLimiterStats, RedisRateLimit
 
 __all__ = [
     "APIStatusError",
@@ -92,6 +93,7 @@ __all__ = [
     "AuthenticationError",
     "Balance",
     "CancelAllResult",
+    "CheckpointStore",
     "Client",
     "ClientClosedError",
     "ClientStats",
@@ -116,6 +118,7 @@ __all__ = [
     "Fill",
     "FillStream",
     "InvalidArgumentError",
+    "Lease",
     "LeaseLostError",
     "Limiter",
     "LoginLink",
@@ -140,10 +143,12 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
+    "RedisCheckpointStore",
     "RedisLimiterStats",
     "RedisRateLimit",
     "RetryPolicy",
     "Rules",
+    "SQLiteCheckpointStore",
     "ServerError",
     "Side",
     "Stage",

@@ -5,5 +5,6 @@ is imported when one of these objects is created, not when this package is.
 """
 
 from ._limiter import RedisLimiterStats, RedisRateLimit
+from ._store import RedisCheckpointStore
 
-__all__ = ["RedisLimiterStats", "RedisRateLimit"]
+__all__ = ["RedisCheckpointStore", "RedisLimiterStats", "RedisRateLimit"]
