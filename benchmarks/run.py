@@ -23,7 +23,7 @@ if __package__ in (None, ""):
 
 from benchmarks._common import Row
 
-BENCHMARKS = ["decode", "bulk_pull", "memory", "fanout", "stream", "sandbox_pages"]
+BENCHMARKS = ["decode", "bulk_pull", "memory", "fanout", "stream", "sandbox_pages", "redis_limiter"]
 
 
 def machine() -> str:
