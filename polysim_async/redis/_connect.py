@@ -25,11 +25,11 @@ def load(feature: str) -> Any:
 def unavailable_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "Redis did not answer": every redis-py error and ``OSError``."""
     exceptions = require("redis.exceptions", "redis", feature="Redis")
-    return (exceptions.RedisError, OSError)
+    return (exceptions.RedisError, exceptions.RedisClusterException, OSError)
 
 
-def connect(url: str, *, timeout: float, feature: str) -> Any:
-    """A ``redis.asyncio.Redis`` for ``url`` that fails fast instead of retrying.
+def connect(url: str, *, cluster: bool, timeout: float, feature: str) -> Any:
+    """A ``redis.asyncio.Redis`` (or ``RedisCluster``) for ``url`` that fails fast.
 
     No connection is opened until the first command. redis-py's own retries are
     turned off: the caller decides what an unreachable server means.
@@ -37,7 +37,8 @@ def connect(url: str, *, timeout: float, feature: str) -> Any:
     redis_asyncio = load(feature)
     backoff = require("redis.backoff", "redis", feature=feature)
     retry = require("redis.asyncio.retry", "redis", feature=feature)
-    return redis_asyncio.Redis.from_url(
+    kind = redis_asyncio.RedisCluster if cluster else redis_asyncio.Redis
+    return kind.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

@@ -113,6 +113,7 @@ class RedisRateLimit:
             it failed (``"local"`` only).
         timeout: seconds to wait for Redis to connect or answer before it
             counts as unavailable.
+        cluster: ``url`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
         clock: time source; must be the same clock the client uses, because
             ``acquire`` compares the wait to the client's deadline.
 
@@ -134,6 +135,7 @@ class RedisRateLimit:
         expected_workers: int = 1,
         retry_interval: float = 1.0,
         timeout: float = 1.0,
+        cluster: bool = False,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not isinstance(url, str) or not url:
@@ -158,6 +160,7 @@ class RedisRateLimit:
         check_positive("retry_interval", retry_interval, allow_none=False)
         check_positive("timeout", timeout, allow_none=False)
         self.url = url
+        self.cluster = bool(cluster)
         self.name = name
         self.on_unavailable = on_unavailable
         self.expected_workers = expected_workers
@@ -213,7 +216,9 @@ class RedisRateLimit:
         if self._closed:
             raise ClientClosedError("the RedisRateLimit is closed")
         if self._redis is None:
-            self._redis = connect(self.url, timeout=self.timeout, feature=_FEATURE)
+            self._redis = connect(
+                self.url, cluster=self.cluster, timeout=self.timeout, feature=_FEATURE
+            )
             self._acquire_script = self._redis.register_script(_lua.ACQUIRE)
             self._pause_script = self._redis.register_script(_lua.PAUSE)
         return self._redis

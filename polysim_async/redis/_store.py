@@ -63,6 +63,7 @@ class RedisCheckpointStore:
         url: a redis-py URL (``redis://host:6379/0``, ``rediss://...``, ``unix://...``).
         namespace: keeps the keys of different applications apart.
         timeout: seconds to wait for Redis to connect or answer.
+        cluster: ``url`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
 
     Raises:
         InvalidArgumentError: a bad option.
@@ -70,7 +71,9 @@ class RedisCheckpointStore:
             (``pip install "polysim-async[redis]"``).
     """
 
-    def __init__(self, url: str, *, namespace: str = "default", timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, namespace: str = "default", timeout: float = 5.0, cluster: bool = False
+    ) -> None:
         if not isinstance(url, str) or not url:
             raise InvalidArgumentError(f"url must be a Redis URL, got {url!r}")
         if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}"):
@@ -79,6 +82,7 @@ class RedisCheckpointStore:
             )
         check_positive("timeout", timeout, allow_none=False)
         self.url = url
+        self.cluster = bool(cluster)
         self.namespace = namespace
         self.timeout = timeout
         self._errors = unavailable_errors()  # also fails early if redis-py is missing
@@ -97,7 +101,9 @@ class RedisCheckpointStore:
         if self._closed:
             raise ClientClosedError(f"{self!r} is closed")
         if self._redis is None:
-            self._redis = connect(self.url, timeout=self.timeout, feature=_FEATURE)
+            self._redis = connect(
+                self.url, cluster=self.cluster, timeout=self.timeout, feature=_FEATURE
+            )
         return self._redis
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
