@@ -288,7 +288,9 @@ class RedisRateLimit:
     async def _acquire_shared(self, deadline: float | None) -> None:
         while True:
             now = self._clock.now()
-            max_wait = -1 if deadline is None else max(0, math.floor((deadline - now) * _US))
+            if deadline is not None and deadline < now:
+                raise DeadlineExceededError("the call's deadline passed before its turn")
+            max_wait = -1 if deadline is None else math.floor((deadline - now) * _US)
             local_pause = max(0, math.ceil((self._paused_until - now) * _US))
             granted, wait_ms, pause_left = await self._run(
                 self._acquire_script,
