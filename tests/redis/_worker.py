@@ -16,9 +16,10 @@ import polysim_async as ps
 async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     failures: list[str] = []
     retries = 0
+    all_retries = 0
 
     async def one_client() -> None:
-        nonlocal retries
+        nonlocal retries, all_retries
         limit = ps.RedisRateLimit(
             cfg["redis"],
             name=cfg["name"],
@@ -39,9 +40,10 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
             await asyncio.gather(*(task() for _ in range(cfg["concurrency"])))
             retries += client.stats.retries["rate_limit"]
+            all_retries += sum(client.stats.retries.values())
 
     await asyncio.gather(*(one_client() for _ in range(cfg["clients"])))
-    return {"failures": failures, "rate_limit_retries": retries}
+    return {"failures": failures, "rate_limit_retries": retries, "retries": all_retries}
 
 
 if __name__ == "__main__":

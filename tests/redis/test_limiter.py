@@ -116,17 +116,21 @@ async def test_processes_sharing_one_budget_keep_to_it(
         }
         results = await run_workers(3, cfg)
     assert [r["failures"] for r in results] == [[], [], []]
-    retries = sum(r["rate_limit_retries"] for r in results)
     turns = await scores(redis_server.url, keys(name)[1])
-    # One turn per attempt, every attempt arrived.
-    assert len(turns) == len(budget.arrivals) == 60 + retries
+    # Every attempt took a turn and arrived: 60 calls and their repeats after a 429 (a
+    # loaded machine can send turns late, bunched, so the server may answer some with
+    # 429). A caller woken into such a 429's pause takes a fresh turn: turns >= arrivals.
+    least = 60 + sum(r["rate_limit_retries"] for r in results)
+    assert least <= len(budget.arrivals) <= 60 + sum(r["retries"] for r in results)
+    assert len(turns) >= len(budget.arrivals)
     # The turns keep to the budget exactly, on the server's clock: any 21 consecutive
     # turns span at least the window (1 s + the 0.05 s margin).
     assert all(later - first >= 1.05 * US for first, later in zip(turns, turns[20:], strict=False))
-    # No request arrived ahead of the schedule: the i-th arrival came no earlier than
-    # the i-th turn (arrivals and TIME read the same clock; 1 ms for rounding).
+    # No request arrived ahead of the schedule: each arrival follows its own turn, so the
+    # i-th arrival came no earlier than the i-th turn (arrivals and TIME read the same
+    # clock; 1 ms for rounding).
     arrivals = sorted(budget.arrivals)
-    assert all(a * US >= t - 1000 for a, t in zip(arrivals, turns, strict=True))
+    assert all(a * US >= t - 1000 for a, t in zip(arrivals, turns, strict=False))
 
 
 async def test_minute_window_and_deadlines_take_no_slot(
