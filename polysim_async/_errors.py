@@ -21,7 +21,7 @@ is never caught or wrapped::
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
     ├── FanOutError                                      feeds of trades_many failed (per account)
     ├── CoordinationError                                shared budget or checkpoints failed
-    │   ├── StoreUnavailableError                        its backend (Redis) could not be reached
+    │   ├── StoreUnavailableError                        its store (Redis, SQLite) could not be used
     │   └── LeaseLostError                               this worker no longer holds the lease
     └── APIStatusError                                   the server answered with an error status
         ├── ValidationError                              400 and 422
@@ -213,7 +213,7 @@ class CoordinationError(PolySimError):
 
 
 class StoreUnavailableError(CoordinationError):
-    """The shared store (Redis) could not be reached; the message names the cause."""
+    """The shared store (Redis, or the SQLite file) could not be used; the message says why."""
 
 
 class LeaseLostError(CoordinationError):
