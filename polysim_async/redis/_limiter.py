@@ -50,12 +50,15 @@ class RedisLimiterStats:
         local: turns granted by the local fallback while Redis was unreachable.
         outages: times Redis was found unreachable after working (or at first use).
         waited: seconds callers spent waiting for their turns, both kinds together.
+        late: turns given up because this process woke more than ``margin / 2`` after
+            them (a starved CPU); each such caller took one fresh turn instead.
     """
 
     shared: int = 0
     local: int = 0
     outages: int = 0
     waited: float = 0.0
+    late: int = 0
 
 
 class _Unavailable(Exception):
@@ -85,7 +88,10 @@ class RedisRateLimit:
     clock, so the clocks of the worker machines do not matter; every key
     carries the hash tag ``{name}`` (Redis Cluster safe), expires a minute
     after its last use, and the minute window holds at most ``per_minute``
-    entries. One turn costs one round trip to Redis.
+    entries. One turn costs one round trip to Redis. A caller whose process
+    wakes more than ``margin / 2`` after its turn (a starved CPU) gives the turn
+    up and takes one fresh turn, rather than land bunched with the turns after
+    it (counted in ``stats.late``).
 
     When Redis cannot be reached, ``on_unavailable`` decides:
 
@@ -176,6 +182,7 @@ class RedisRateLimit:
             str(round((1.0 + margin) * _US)),
             str(round((60.0 + margin) * _US)),
         ]
+        self._late_tolerance = margin / 2
         self._member = f"{secrets.token_hex(6)}:"
         self._counter = itertools.count()
         self._fallback = _local_limiter(
@@ -286,12 +293,13 @@ class RedisRateLimit:
             )
 
     async def _acquire_shared(self, deadline: float | None) -> None:
+        late_retake = False
         while True:
-            now = self._clock.now()
-            if deadline is not None and deadline < now:
+            sent = self._clock.now()
+            if deadline is not None and deadline < sent:
                 raise DeadlineExceededError("the call's deadline passed before its turn")
-            max_wait = -1 if deadline is None else math.floor((deadline - now) * _US)
-            local_pause = max(0, math.ceil((self._paused_until - now) * _US))
+            max_wait = -1 if deadline is None else math.floor((deadline - sent) * _US)
+            local_pause = max(0, math.ceil((self._paused_until - sent) * _US))
             granted, wait_ms, pause_left = await self._run(
                 self._acquire_script,
                 self._keys,
@@ -302,19 +310,34 @@ class RedisRateLimit:
                 self._paused_until = max(self._paused_until, now + pause_left / _US)
             wait = wait_ms / 1000
             if not granted:
+                if late_retake:
+                    return  # no later turn fits the deadline: use the late one after all
                 raise DeadlineExceededError(
                     f"shared rate limiter wait of {wait:.3f}s would pass the call's deadline"
                 )
             self.stats.shared += 1
-            if wait <= 0:
-                return
-            self.stats.waited += wait
-            await self._clock.sleep(wait)
+            if wait > 0:
+                self.stats.waited += wait
+                await self._clock.sleep(wait)
+            now = self._clock.now()
             # A pause learnt while this caller slept (its own process's 429, or another
             # process's seen in a reply) holds it too: it takes a fresh turn after the
             # pause; the old one stays spent (conservative), as in the in-process limiter.
-            if self._paused_until <= self._clock.now():
-                return
+            if self._paused_until > now:
+                continue
+            # A caller that wakes later than its turn by more than half the margin (its
+            # process was starved of CPU) would land close to the turns after it and
+            # could push the server's window over budget. It gives the turn up and takes
+            # a fresh one, once: one wasted turn instead of a 429 that pauses everyone.
+            if (
+                not late_retake
+                and self._late_tolerance > 0
+                and now - sent - wait > self._late_tolerance
+            ):
+                late_retake = True
+                self.stats.late += 1
+                continue
+            return
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         # Only the round trip's own errors mean "unavailable" (TimeoutError is an OSError).

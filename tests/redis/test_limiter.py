@@ -202,6 +202,32 @@ async def test_a_pause_seen_by_one_process_holds_every_process(
         await limit.aclose()
 
 
+class OversleepingClock(ManualClock):
+    """Every sleep ends 0.2 s late, as in a process starved of CPU."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + 0.2)
+
+
+async def test_a_caller_that_wakes_late_takes_one_fresh_turn(
+    redis_server: RedisServer, name: str
+) -> None:
+    clock = OversleepingClock()
+    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=1, clock=clock)
+    await limit.acquire()  # immediate: nobody slept, so not late
+    await limit.acquire()  # waits ~1.05 s, wakes 0.2 s late: retakes once, then goes
+    assert (limit.stats.shared, limit.stats.late) == (3, 1)
+    assert len(await scores(redis_server.url, keys(name)[1])) == 3
+    await limit.aclose()
+    exact = ps.RedisRateLimit(
+        redis_server.url, name=f"{name}-0", per_second=1, margin=0, clock=clock
+    )
+    await exact.acquire()
+    await exact.acquire()
+    assert exact.stats.late == 0  # margin=0 asks for exact pacing: no retakes
+    await exact.aclose()
+
+
 async def test_own_pause_holds_this_process_before_it_reaches_redis(
     redis_server: RedisServer, name: str
 ) -> None:
