@@ -50,8 +50,8 @@ class RedisLimiterStats:
         local: turns granted by the local fallback while Redis was unreachable.
         outages: times Redis was found unreachable after working (or at first use).
         waited: seconds callers spent waiting for their turns, both kinds together.
-        late: turns given up because this process woke more than ``margin / 2`` after
-            them (a starved CPU); each such caller took one fresh turn instead.
+        late: turns given up because this process woke from its wait more than
+            ``margin / 2`` late (a starved CPU); each such caller took one fresh turn.
     """
 
     shared: int = 0
@@ -89,9 +89,9 @@ class RedisRateLimit:
     carries the hash tag ``{name}`` (Redis Cluster safe), expires a minute
     after its last use, and the minute window holds at most ``per_minute``
     entries. One turn costs one round trip to Redis. A caller whose process
-    wakes more than ``margin / 2`` after its turn (a starved CPU) gives the turn
-    up and takes one fresh turn, rather than land bunched with the turns after
-    it (counted in ``stats.late``).
+    wakes from its wait more than ``margin / 2`` late (a starved CPU) gives the
+    turn up and takes one fresh turn, rather than land bunched with the turns
+    after it (counted in ``stats.late``).
 
     When Redis cannot be reached, ``on_unavailable`` decides:
 
@@ -295,11 +295,11 @@ class RedisRateLimit:
     async def _acquire_shared(self, deadline: float | None) -> None:
         late_retake = False
         while True:
-            sent = self._clock.now()
-            if deadline is not None and deadline < sent:
+            now = self._clock.now()
+            if deadline is not None and deadline < now:
                 raise DeadlineExceededError("the call's deadline passed before its turn")
-            max_wait = -1 if deadline is None else math.floor((deadline - sent) * _US)
-            local_pause = max(0, math.ceil((self._paused_until - sent) * _US))
+            max_wait = -1 if deadline is None else math.floor((deadline - now) * _US)
+            local_pause = max(0, math.ceil((self._paused_until - now) * _US))
             granted, wait_ms, pause_left = await self._run(
                 self._acquire_script,
                 self._keys,
@@ -316,6 +316,7 @@ class RedisRateLimit:
                     f"shared rate limiter wait of {wait:.3f}s would pass the call's deadline"
                 )
             self.stats.shared += 1
+            woke = now + wait  # when this caller should wake
             if wait > 0:
                 self.stats.waited += wait
                 await self._clock.sleep(wait)
@@ -326,14 +327,12 @@ class RedisRateLimit:
             if self._paused_until > now:
                 continue
             # A caller that wakes later than its turn by more than half the margin (its
-            # process was starved of CPU) would land close to the turns after it and
-            # could push the server's window over budget. It gives the turn up and takes
-            # a fresh one, once: one wasted turn instead of a 429 that pauses everyone.
-            if (
-                not late_retake
-                and self._late_tolerance > 0
-                and now - sent - wait > self._late_tolerance
-            ):
+            # process was starved of CPU while it slept) would land close to the turns
+            # after it and could push the server's window over budget. It gives the turn
+            # up and takes a fresh one, once: one wasted turn instead of a 429 that
+            # pauses everyone. (The round trip itself is not counted: it also holds the
+            # connect on first use, which delays nothing that matters.)
+            if not late_retake and self._late_tolerance > 0 and now - woke > self._late_tolerance:
                 late_retake = True
                 self.stats.late += 1
                 continue
