@@ -32,6 +32,7 @@ BENCHMARKS = [
     "sandbox_pages",
     "sandbox_startup",
     "evaluator",
+    "redis_limiter",
 ]
 
 

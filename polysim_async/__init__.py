@@ -1,5 +1,6 @@
 """polysim-async: an asyncio-native client for the PolySimulator partner and trader APIs."""
 
+from ._checkpoints import CheckpointStore, Lease, SQLiteCheckpointStore
 from ._client import Client
 from ._config import (
     DEFAULT_BASE_URL,
@@ -23,11 +24,13 @@ from ._errors import (
     ConflictError,
     ConnectError,
     ConnectTimeoutError,
+    CoordinationError,
     DeadlineExceededError,
     DecodeError,
     EdgeBlockedError,
     FanOutError,
     InvalidArgumentError,
+    LeaseLostError,
     MissingDependencyError,
     NetworkError,
     NotFoundError,
@@ -39,6 +42,7 @@ from ._errors import (
     RateLimitError,
     ReadTimeoutError,
     ServerError,
+    StoreUnavailableError,
     StreamClosedError,
     TransportError,
     UsageError,
@@ -46,6 +50,7 @@ from ._errors import (
     VenueUnavailableError,
 )
 from ._keepalive import HeartbeatLapsedError, KeepAlive
+from ._limits import Limiter
 from ._retry import ClientStats
 from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__
@@ -100,6 +105,7 @@ from .models.portfolio import ApiBalanceReset, Portfolio, Settlement, Settlement
 from .models.prices import PriceTick, TokenPrice
 from .models.trading import BatchResult, Heartbeat
 from .models.wallets import Wallet, WalletAccount, WalletKind, WalletManager
+from .redis import RedisCheckpointStore, RedisLimiterStats, RedisRateLimit
 from .rules import (
     Breach,
     Evaluator,
@@ -130,12 +136,14 @@ __all__ = [
     "CancelAllResult",
     "Candle",
     "CandleInterval",
+    "CheckpointStore",
     "Client",
     "ClientClosedError",
     "ClientStats",
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
+    "CoordinationError",
     "CsvExport",
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
@@ -159,6 +167,9 @@ __all__ = [
     "HeartbeatLapsedError",
     "InvalidArgumentError",
     "KeepAlive",
+    "Lease",
+    "LeaseLostError",
+    "Limiter",
     "LivePrice",
     "LoginLink",
     "Market",
@@ -196,10 +207,14 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
+    "RedisCheckpointStore",
+    "RedisLimiterStats",
+    "RedisRateLimit",
     "RetryPolicy",
     "RuleSet",
     "RuleWarning",
     "Rules",
+    "SQLiteCheckpointStore",
     "Sample",
     "SampleCoverage",
     "Secret",
@@ -208,6 +223,7 @@ __all__ = [
     "SettlementPage",
     "Side",
     "Stage",
+    "StoreUnavailableError",
     "StreamCheckpoint",
     "StreamClosedError",
     "StreamGap",

@@ -31,6 +31,7 @@ from ._config import (
 )
 from ._errors import ClientClosedError, InvalidArgumentError
 from ._keyadmin import KeyManagement
+from ._limits import Limiter, aclose_limiter
 from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
 from ._requester import Requester
@@ -80,7 +81,9 @@ class Client:
             tightens to lower limits the server advertises in
             ``X-RateLimit-Limit-Per-Second`` / ``X-RateLimit-Limit`` (a Pro trader
             key: 10/s, 600/min); a :class:`RateLimit` is used as given; ``None``
-            turns the limiter off.
+            turns the limiter off. Any other object implementing the limiter
+            protocol (:class:`RedisRateLimit` for one budget shared by every
+            process) is used as the limiter, and closed with the client.
         pool_size: maximum open connections.
         allow_insecure: permit plain ``http`` to a non-loopback host.
         clock, sleep, wall_clock: time sources, injectable for tests.
@@ -99,7 +102,7 @@ class Client:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         drain_retries: int = DEFAULT_DRAIN_RETRIES,
-        rate_limit: RateLimit | Literal["auto"] | None = "auto",
+        rate_limit: RateLimit | Limiter | Literal["auto"] | None = "auto",
         pool_size: int = DEFAULT_POOL_SIZE,
         allow_insecure: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -128,8 +131,10 @@ class Client:
         adaptive = rate_limit == "auto"
         if adaptive:
             rate_limit = DEFAULT_RATE_LIMIT
-        elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise InvalidArgumentError('rate_limit must be a RateLimit, "auto" or None')
+        elif rate_limit is not None and not isinstance(rate_limit, (RateLimit, Limiter)):
+            raise InvalidArgumentError(
+                'rate_limit must be a RateLimit, a limiter (e.g. RedisRateLimit), "auto" or None'
+            )
         self.timeout = timeout
         self.retry_policy = RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, drain_retries=drain_retries
@@ -147,12 +152,16 @@ class Client:
             },
             pool_size=pool_size,
         )
-        self.limiter = RateLimiter(
-            rate_limit if isinstance(rate_limit, RateLimit) else None,
-            clock=clock,
-            sleep=sleep,
-            wall_clock=wall_clock,
-            adaptive=adaptive,
+        self.limiter: Limiter = (
+            rate_limit
+            if isinstance(rate_limit, Limiter)
+            else RateLimiter(
+                rate_limit if isinstance(rate_limit, RateLimit) else None,
+                clock=clock,
+                sleep=sleep,
+                wall_clock=wall_clock,
+                adaptive=adaptive,
+            )
         )
         self._requester = Requester(
             self._transport,
@@ -226,9 +235,15 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections. Idempotent; the client cannot be used afterwards."""
+        """Close the pooled connections and a limiter given as ``rate_limit``.
+
+        Idempotent; the client cannot be used afterwards.
+        """
         self._state = _State.CLOSED
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            await aclose_limiter(self.limiter)
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
