@@ -23,7 +23,18 @@ if __package__ in (None, ""):
 
 from benchmarks._common import Row
 
-BENCHMARKS = ["decode", "bulk_pull", "memory", "fanout", "stream", "sandbox_pages", "export"]
+BENCHMARKS = [
+    "decode",
+    "bulk_pull",
+    "memory",
+    "fanout",
+    "stream",
+    "sandbox_pages",
+    "sandbox_startup",
+    "evaluator",
+    "redis_limiter",
+    "export",
+]
 
 
 def machine() -> str:

@@ -30,16 +30,22 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ClientClosedError, InvalidArgumentError
+from ._keyadmin import KeyManagement
+from ._limits import Limiter, aclose_limiter
+from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
 from ._requester import Requester
 from ._retry import ClientStats
+from ._tiers import fetch_me
+from ._trading import TradingCalls
 from ._transport import AiohttpTransport
 from ._version import __version__
-from .account import AccountAPI
 from .executions import ExecutionsAPI
-from .keys import KeysAPI
-from .orders import OrdersAPI
+from .markets import MarketsAPI
+from .models.keys import Me
 from .partner import PartnerAPI
+from .prices import PricesAPI
+from .wallets import WalletsAPI
 
 __all__ = ["Client"]
 
@@ -75,7 +81,9 @@ class Client:
             tightens to lower limits the server advertises in
             ``X-RateLimit-Limit-Per-Second`` / ``X-RateLimit-Limit`` (a Pro trader
             key: 10/s, 600/min); a :class:`RateLimit` is used as given; ``None``
-            turns the limiter off.
+            turns the limiter off. Any other object implementing the limiter
+            protocol (:class:`RedisRateLimit` for one budget shared by every
+            process) is used as the limiter, and closed with the client.
         pool_size: maximum open connections.
         allow_insecure: permit plain ``http`` to a non-loopback host.
         clock, sleep, wall_clock: time sources, injectable for tests.
@@ -94,7 +102,7 @@ class Client:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         drain_retries: int = DEFAULT_DRAIN_RETRIES,
-        rate_limit: RateLimit | Literal["auto"] | None = "auto",
+        rate_limit: RateLimit | Limiter | Literal["auto"] | None = "auto",
         pool_size: int = DEFAULT_POOL_SIZE,
         allow_insecure: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -123,8 +131,10 @@ class Client:
         adaptive = rate_limit == "auto"
         if adaptive:
             rate_limit = DEFAULT_RATE_LIMIT
-        elif rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise InvalidArgumentError('rate_limit must be a RateLimit, "auto" or None')
+        elif rate_limit is not None and not isinstance(rate_limit, (RateLimit, Limiter)):
+            raise InvalidArgumentError(
+                'rate_limit must be a RateLimit, a limiter (e.g. RedisRateLimit), "auto" or None'
+            )
         self.timeout = timeout
         self.retry_policy = RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, drain_retries=drain_retries
@@ -142,12 +152,16 @@ class Client:
             },
             pool_size=pool_size,
         )
-        self.limiter = RateLimiter(
-            rate_limit if isinstance(rate_limit, RateLimit) else None,
-            clock=clock,
-            sleep=sleep,
-            wall_clock=wall_clock,
-            adaptive=adaptive,
+        self.limiter: Limiter = (
+            rate_limit
+            if isinstance(rate_limit, Limiter)
+            else RateLimiter(
+                rate_limit if isinstance(rate_limit, RateLimit) else None,
+                clock=clock,
+                sleep=sleep,
+                wall_clock=wall_clock,
+                adaptive=adaptive,
+            )
         )
         self._requester = Requester(
             self._transport,
@@ -162,12 +176,20 @@ class Client:
         )
         #: The partner API (tenant key): ``client.partner.users``, ``client.partner.accounts``.
         self.partner = PartnerAPI(self._requester)
-        #: Trader account reads (personal key): equity, balance, positions.
-        self.account = AccountAPI(self._requester)
-        #: Trader orders (personal key): place, get, list, cancel, cancel-all.
-        self.orders = OrdersAPI(self._requester)
-        #: Trader key services (personal key): WebSocket tokens.
-        self.keys = KeysAPI(self._requester)
+        #: Trader account reads (personal key): equity, balance, positions, portfolio,
+        #: settlements, the API-wallet reset, CSV exports.
+        self.account = PortfolioReads(self._requester)
+        #: Trader orders (personal key): place, place_many, get, list, cancel, cancel-all,
+        #: cancel_market, heartbeat, keepalive.
+        self.orders = TradingCalls(self._requester)
+        #: Trader keys (personal key): WebSocket tokens, key management, the tier table.
+        self.keys = KeyManagement(self._requester)
+        #: The key owner's wallets (personal key).
+        self.wallets = WalletsAPI(self._requester)
+        #: Market data: markets, books, candles (personal key).
+        self.markets = MarketsAPI(self._requester)
+        #: Live prices of many markets (personal key).
+        self.prices = PricesAPI(self._requester)
         #: The trader's fills as a reconnecting, gap-free stream (personal key).
         self.executions = ExecutionsAPI(
             self._requester,
@@ -213,9 +235,15 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections. Idempotent; the client cannot be used afterwards."""
+        """Close the pooled connections and a limiter given as ``rate_limit``.
+
+        Idempotent; the client cannot be used afterwards.
+        """
         self._state = _State.CLOSED
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            await aclose_limiter(self.limiter)
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
@@ -226,3 +254,19 @@ class Client:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+    async def me(self, *, wallet_id: int | str | None = None) -> Me:
+        """Return the trader key owner's profile, tier and the key's permissions (``GET /v1/me``).
+
+        The tier is remembered, for the batch size of ``orders.place_many`` and
+        ``prices.batch``.
+
+        Args:
+            wallet_id: forwarded as the official SDK does (``"all"``, ``"api"`` or
+                a wallet id); the server's use of it is undocumented.
+
+        Raises:
+            InvalidArgumentError: a bad ``wallet_id`` (nothing sent).
+            AuthenticationError: the key is missing, unknown or revoked.
+        """
+        return await fetch_me(self._requester, wallet_id)

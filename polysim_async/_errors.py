@@ -20,6 +20,9 @@ is never caught or wrapped::
     │       └── DeadlineExceededError                    the call's overall deadline ran out
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
     ├── FanOutError                                      feeds of trades_many failed (per account)
+    ├── CoordinationError                                shared budget or checkpoints failed
+    │   ├── StoreUnavailableError                        its store (Redis, SQLite) could not be used
+    │   └── LeaseLostError                               this worker no longer holds the lease
     └── APIStatusError                                   the server answered with an error status
         ├── ValidationError                              400 and 422
         ├── AuthenticationError                          401
@@ -54,11 +57,13 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
+    "CoordinationError",
     "DeadlineExceededError",
     "DecodeError",
     "EdgeBlockedError",
     "FanOutError",
     "InvalidArgumentError",
+    "LeaseLostError",
     "MissingDependencyError",
     "NetworkError",
     "NotFoundError",
@@ -70,6 +75,7 @@ __all__ = [
     "RateLimitError",
     "ReadTimeoutError",
     "ServerError",
+    "StoreUnavailableError",
     "StreamClosedError",
     "TransportError",
     "UsageError",
@@ -200,6 +206,18 @@ class FanOutError(PolySimError):
             f"{len(self.failures)} feed(s) failed: {shown}"
             + (f"; and {more} more" if more > 0 else "")
         )
+
+
+class CoordinationError(PolySimError):
+    """Work shared between processes (budget, checkpoints, leases) could not be coordinated."""
+
+
+class StoreUnavailableError(CoordinationError):
+    """The shared store (Redis, or the SQLite file) could not be used; the message says why."""
+
+
+class LeaseLostError(CoordinationError):
+    """This worker no longer holds the lease (it expired or was taken over); nothing was written."""
 
 
 class APIStatusError(PolySimError):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from ._codec import decode, encode
 from ._config import RetryPolicy, Timeout
 from ._errors import ClientClosedError, DeadlineExceededError, RateLimitError, from_response
-from ._ratelimit import RateLimiter
+from ._limits import Limiter
 from ._retry import CallKind, ClientStats, run_with_retries
 from ._transport import Request, Response, Transport
 
@@ -32,7 +32,7 @@ class Requester:
         self,
         transport: Transport,
         *,
-        limiter: RateLimiter,
+        limiter: Limiter,
         policy: RetryPolicy,
         timeout: Timeout,
         deadline: float | None,

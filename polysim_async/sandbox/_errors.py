@@ -17,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .._codec import encode
+from ._fields import ERROR, ERROR_VERBOSE
+from ._json import encode
 
 __all__ = [
     "ApiError",
@@ -74,10 +75,12 @@ def error_response(
     details: Any = None,
 ) -> web.Response:
     """Build the JSON error response: two-field body plus ``X-Polysim-Code``."""
-    body: dict[str, Any] = {"error": code, "message": message}
     if verbose:
-        body["details"] = details
-        body["request_id"] = request_id
+        body = ERROR_VERBOSE.make(
+            error=code, message=message, details=details, request_id=request_id
+        )
+    else:
+        body = ERROR.make(error=code, message=message)
     out = {"X-Polysim-Code": code, "Content-Type": "application/json"}
     if headers:
         out.update(headers)

@@ -29,17 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
 
-from .._codec import encode
 from ._clock import HOUR_US, format_iso
+from ._context import Settings
 from ._errors import ApiError, bad_request
+from ._fields import TRADE
+from ._json import encode
 from ._state import Market, Order, Position, SandboxState, User, Wallet
 
-if TYPE_CHECKING:
-    from ._core import Settings
-
-__all__ = ["Exchange", "FillHook", "OrderParams", "q2", "q4"]
+__all__ = ["Exchange", "FillHook", "OrderParams", "money", "q2", "q4", "units"]
 
 ZERO = Decimal(0)
 _C2 = Decimal("0.01")
@@ -59,9 +57,24 @@ def q4(value: Decimal) -> Decimal:
     return value.quantize(_C4, rounding=ROUND_HALF_UP)
 
 
+def _text(value: Decimal) -> str:
+    # Plain notation, and no "-0.00" for a value that rounds to zero.
+    return f"{value.copy_abs() if value.is_zero() else value:f}"
+
+
+def money(value: Decimal) -> str:
+    """Cash and P&L on the wire: a decimal string with 2 dp (``"9745.20"``)."""
+    return _text(q2(value))
+
+
+def units(value: Decimal) -> str:
+    """Prices and quantities on the wire: a decimal string with 4 dp (``"0.4100"``)."""
+    return _text(q4(value))
+
+
 @dataclass(frozen=True, slots=True)
 class OrderParams:
-    """A validated order request (see :func:`._order_routes.parse_order` for the wire rules)."""
+    """A validated order request (see :func:`._trading.parse_order` for the wire rules)."""
 
     market_id: str
     side: str
@@ -181,6 +194,7 @@ class Exchange:
         self._register(user, order)
         wallet.updated_us = now
         if marketable:
+            order.spread_bps = int((market.spread / market.mids[outcome] * 10_000).to_integral())
             self._fill(wallet, order, touch, fee, now)
         elif params.order_type == "market" or params.time_in_force in ("IOC", "FOK"):
             order.status = "CANCELLED"
@@ -307,19 +321,25 @@ class Exchange:
     ) -> None:
         assert order.filled_us is not None and order.fill_price is not None
         assert order.notional is not None and order.fee is not None
-        price = str(q4(order.fill_price))
-        qty = str(q4(order.quantity))
-        pnl = "null" if realized is None else f'"{q2(realized)}"'
-        row = (
-            f'{{"trade_id":{order.order_id},"order_id":{order.order_id},'
-            f'"market_id":{encode(order.market_id).decode()},"side":"{order.side}",'
-            f'"outcome":{encode(order.outcome).decode()},"price":"{price}",'
-            f'"quantity":"{qty}","notional":"{q2(order.notional)}","fee":"{q2(order.fee)}",'
-            f'"filled_at":"{format_iso(order.filled_us)}",'
-            f'"client_order_id":{encode(order.client_order_id).decode()},'
-            f'"realized_pnl":{pnl}}}'
-        ).encode()
-        wallet.fills.append(order.filled_us, order.order_id, order.side, order.market_id, row)
+        price = units(order.fill_price)
+        qty = units(order.quantity)
+        row = TRADE.make(
+            trade_id=order.order_id,
+            order_id=order.order_id,
+            market_id=order.market_id,
+            side=order.side,
+            outcome=order.outcome,
+            price=price,
+            quantity=qty,
+            notional=money(order.notional),
+            fee=money(order.fee),
+            filled_at=format_iso(order.filled_us),
+            client_order_id=order.client_order_id,
+            realized_pnl=None if realized is None else money(realized),
+        )
+        wallet.fills.append(
+            order.filled_us, order.order_id, order.side, order.market_id, encode(row)
+        )
         if push and self.on_fill is not None:
             self.on_fill(
                 order.user_id,

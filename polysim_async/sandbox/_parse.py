@@ -10,13 +10,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from ._errors import validation
+from ._json import decode_body
 
 __all__ = [
     "decimal_field",
+    "json_body",
     "json_object",
     "optional_object",
     "query_bool",
@@ -25,9 +26,20 @@ __all__ = [
     "string_field",
 ]
 
-_decoder = msgspec.json.Decoder()
-#: Cap on request bodies we bother to parse (the app also caps the socket read).
-MAX_BODY = 1 << 20
+
+async def json_body(request: web.Request) -> Any:
+    """Read and decode a JSON body (``None`` when it is empty).
+
+    Raises:
+        ApiError: 422 when the body is not JSON or nests too deeply.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return decode_body(raw)
+    except ValueError as exc:
+        raise validation(str(exc)) from None
 
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -35,17 +47,13 @@ async def json_object(request: web.Request, *, allow_empty: bool = False) -> dic
 
     Raises:
         ApiError: 422 when the body is missing (unless ``allow_empty``), not JSON,
-            or not an object.
+            not an object, or nested too deeply.
     """
-    raw = await request.read()
-    if not raw.strip():
+    data = await json_body(request)
+    if data is None:
         if allow_empty:
             return {}
         raise validation("request body is required (a JSON object)")
-    try:
-        data = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise validation(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise validation("request body must be a JSON object")
     return data
@@ -94,7 +102,8 @@ def decimal_field(
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise validation(f'{name} must be a decimal string such as "10.00"')
     try:
-        number = Decimal(str(value).strip())
+        # An int goes in directly: str() of a huge int raises ValueError.
+        number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
     except InvalidOperation:
         raise validation(f'{name} must be a decimal string such as "10.00"') from None
     if not number.is_finite():

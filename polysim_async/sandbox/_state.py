@@ -176,6 +176,8 @@ class Order:
     cancelled_us: int | None = None
     cancelled_reason: str | None = None
     amount_interpreted_as: str | None = None
+    #: The quoted spread when the order took liquidity (None for resting fills).
+    spread_bps: int | None = None
 
 
 @dataclass(slots=True)
@@ -227,8 +229,8 @@ class User:
     wallet_ids: list[int] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     order_created: array[int] = field(default_factory=lambda: array("q"))
-    #: Idempotency store: key -> (body fingerprint, stored answer or None while in flight).
-    idempotency: dict[str, tuple[bytes, Any]] = field(default_factory=dict)
+    #: Idempotency store: key -> (body fingerprint, the answer sent, or None while in flight).
+    idempotency: dict[str, tuple[bytes, dict[str, Any] | None]] = field(default_factory=dict)
     client_order_ids: dict[str, str] = field(default_factory=dict)
 
 

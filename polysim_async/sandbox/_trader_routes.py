@@ -21,20 +21,23 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 
-from ..models import EquityPoint, HistoryPage, HistoryRow, Side, WsToken
-from ._clock import HOUR_US, to_datetime
-from ._core import CONTEXT, CORE, WS_TOKEN_TTL, Core
+from ._clock import HOUR_US
+from ._context import CONTEXT
+from ._core import CORE, Core
 from ._errors import ApiError, not_found, validation
-from ._exchange import q2
 from ._feed import TradeRow
+from ._fields import HISTORY_PAGE, POSITION_PAGE, WS_TOKEN
+from ._json import json_response
 from ._parse import query_bool, query_choice, query_int
 from ._state import TraderKey, User, Wallet
-from ._views import balance, json_response, positions, price_source
+from ._views import balance, equity_point, history_row, positions, price_source
+from ._ws import WS_TOKEN_TTL
 
-__all__ = ["routes", "scoped_wallets"]
+__all__ = ["api_wallet", "caller", "require_trade", "routes", "scoped_wallets"]
 
 routes = web.RouteTableDef()
 
@@ -96,29 +99,18 @@ async def get_positions(request: web.Request) -> web.Response:
     rows = positions(core.exchange, wallets, status)
     if envelope:
         return json_response(
-            {"limit": len(rows), "count": len(rows), "next_cursor": "", "data": rows}
+            POSITION_PAGE.make(limit=len(rows), count=len(rows), next_cursor="", data=rows)
         )
     return json_response(rows)
 
 
-def _history_row(core: Core, filled_us: int, row: TradeRow) -> HistoryRow:
+def _history_row(core: Core, filled_us: int, row: TradeRow) -> dict[str, Any]:
     order = core.state.orders.get(row.order_id)
-    created = order.created_us if order is not None else filled_us
-    source = "generated" if order is None else price_source(order)
-    return HistoryRow(
-        order_id=row.order_id,
-        market_id=row.market_id,
-        side=Side(row.side),
-        outcome=row.outcome,
-        price=Decimal(row.price),
-        quantity=Decimal(row.quantity),
-        notional=Decimal(row.notional),
-        fee=Decimal(row.fee),
-        status="FILLED",
-        price_source=source,
-        price_age_ms=0,
-        filled_at=to_datetime(filled_us),
-        created_at=to_datetime(created),
+    return history_row(
+        row,
+        filled_us=filled_us,
+        created_us=filled_us if order is None else order.created_us,
+        price_source="generated" if order is None else price_source(order),
     )
 
 
@@ -149,7 +141,7 @@ async def get_history(request: web.Request) -> web.Response:
     rows = [_history_row(core, f, r) for f, r in picked]
     if envelope:
         next_cursor = str(offset + limit) if len(rows) == limit else ""
-        return json_response(HistoryPage(data=rows, next_cursor=next_cursor))
+        return json_response(HISTORY_PAGE.make(data=rows, next_cursor=next_cursor))
     return json_response(rows)
 
 
@@ -170,13 +162,7 @@ async def get_equity(request: web.Request) -> web.Response:
             acc[1] += value
             acc[2] += start
     points = [
-        EquityPoint(
-            timestamp=to_datetime(hour),
-            cash_balance=q2(cash),
-            position_value=q2(value),
-            total_value=q2(cash + value),
-            pnl=q2(cash + value - start),
-        )
+        equity_point(hour, cash, value, start)
         for hour, (cash, value, start) in sorted(by_hour.items())
     ]
     return json_response(points)
@@ -186,9 +172,8 @@ async def get_equity(request: web.Request) -> web.Response:
 async def ws_token(request: web.Request) -> web.Response:
     """Mint a 60-second, reusable WebSocket token."""
     core, key, user = caller(request)
-    return json_response(
-        WsToken(token=core.mint_ws_token(user.user_id, key.tier), expires_in=WS_TOKEN_TTL)
-    )
+    token = core.tokens.mint(user.user_id, key.tier)
+    return json_response(WS_TOKEN.make(token=token, expires_in=WS_TOKEN_TTL))
 
 
 def require_trade(key: TraderKey) -> None:

@@ -1,11 +1,12 @@
-"""The execution WebSocket, ``/v1/ws/executions?token=`` (API.md §10).
+"""The execution WebSocket, ``/v1/ws/executions?token=`` (API.md §10), and its tokens.
 
 On open the server sends ``{"type":"connected","user_id":..,"protocol_version":"1.0"}``,
 then one frame per fill of any of the user's wallets (API and partner accounts;
 taker fills too, unless ``push_taker_fills`` is off) in the current flat ``fill``
 shape, or an older ``execution`` shape when a fault selects it. JSON pings
 (``{"action":"ping"}`` or ``{"type":"ping"}``) get ``{"type":"pong","ts":<ms>}``;
-protocol pings are answered by aiohttp; other client frames are ignored.
+protocol pings are answered by aiohttp; other client frames (unreadable or
+deeply nested ones included) are ignored and the socket stays open.
 
 A missing, unknown or expired token is accepted then closed with ``4001``; a
 socket over the tier's connection cap is closed with ``4002``. A plain GET
@@ -13,28 +14,76 @@ without an upgrade answers ``404 WEBSOCKET_UPGRADE_REQUIRED`` in the standard
 envelope (the docs file the "upgrade hint" under the 404 schema). Each socket
 has an unbounded outbound queue drained by its own sender task; both end with
 the socket, and sandbox shutdown closes every socket with ``1001``.
+
+:class:`Hub` is built from what it needs (the clock, the WebSocket faults and the
+token store), not from the whole sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import msgspec
 from aiohttp import WSMsgType, web
 
-from .._codec import encode
-from ._clock import format_iso_z
+from ._clock import SandboxClock, format_iso_z
 from ._errors import ApiError
+from ._faults import WsFaults
+from ._fields import WS_CONNECTED, WS_FILL, WS_PONG
+from ._json import encode
 from ._state import TIERS
 
-if TYPE_CHECKING:
-    from ._core import Core
+__all__ = ["WS_TOKEN_TTL", "Conn", "Hub", "WsTokens"]
 
-__all__ = ["Conn", "Hub", "executions_handler"]
-
+#: Lifetime of a WebSocket token, in simulated seconds (API.md §2.3).
+WS_TOKEN_TTL = 60
 _decoder = msgspec.json.Decoder()
+
+
+class WsTokens:
+    """Issued WebSocket tokens: reusable until they expire on the simulated clock.
+
+    Args:
+        clock: the simulated clock (token lifetimes are simulated time).
+        hex_source: returns ``n`` random hex characters (seeded by the sandbox).
+    """
+
+    def __init__(self, clock: SandboxClock, hex_source: Callable[[int], str]) -> None:
+        self._clock = clock
+        self._hex = hex_source
+        #: token -> (user_id, tier, expires_us)
+        self._tokens: dict[str, tuple[int, str, int]] = {}
+
+    def mint(self, user_id: int, tier: str) -> str:
+        """Issue a JWT-shaped token valid for :data:`WS_TOKEN_TTL` simulated seconds."""
+        expires = self._clock.now_us() + WS_TOKEN_TTL * 1_000_000
+
+        def b64(data: dict[str, object]) -> str:
+            return base64.urlsafe_b64encode(encode(data)).decode().rstrip("=")
+
+        head = b64({"alg": "HS256", "typ": "JWT"})
+        body = b64({"sub": str(user_id), "exp": expires // 1_000_000, "jti": self._hex(16)})
+        sig = base64.urlsafe_b64encode(bytes.fromhex(self._hex(64))).decode().rstrip("=")
+        token = f"{head}.{body}.{sig}"
+        self._tokens[token] = (user_id, tier, expires)
+        return token
+
+    def check(self, token: str) -> tuple[int, str] | None:
+        """Return ``(user_id, tier)`` for a live token, ``None`` for an unknown or expired one."""
+        entry = self._tokens.get(token)
+        if entry is None or entry[2] <= self._clock.now_us():
+            return None
+        return entry[0], entry[1]
+
+    def expire_all(self) -> int:
+        """Expire every token now; return how many there were."""
+        now = self._clock.now_us()
+        for token, (user_id, tier, _) in list(self._tokens.items()):
+            self._tokens[token] = (user_id, tier, now)
+        return len(self._tokens)
 
 
 class Conn:
@@ -57,8 +106,10 @@ class Conn:
 class Hub:
     """Open sockets by user, and the fan-out of fill frames."""
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, clock: SandboxClock, faults: WsFaults, tokens: WsTokens) -> None:
+        self.clock = clock
+        self.faults = faults
+        self.tokens = tokens
         self.conns: dict[int, set[Conn]] = {}
 
     def count(self, user_id: int) -> int:
@@ -76,24 +127,27 @@ class Hub:
         filled_us: int,
     ) -> str:
         """Encode one fill in the configured shape."""
-        shape = self.core.ws_faults.shape
+        shape = self.faults.shape
         ts = format_iso_z(filled_us)
-        fields: dict[str, object] = {
-            "order_id": order_id,
-            "market_id": market_id,
-            "side": side,
-            "outcome": outcome,
-            "price": price,
-            "quantity": quantity,
-        }
-        data: dict[str, object]
+        fill = WS_FILL.make(
+            type="fill",
+            order_id=order_id,
+            market_id=market_id,
+            side=side,
+            outcome=outcome,
+            price=price,
+            quantity=quantity,
+            filled_at=ts,
+        )
+        data: dict[str, object] = fill
+        # The older shapes of API.md §10.3, kept only as faults a client must survive.
         if shape == "execution_nested":
-            data = {"type": "execution", "data": {**fields, "filled_at": ts}}
+            del fill["type"]
+            data = {"type": "execution", "data": fill}
         elif shape == "execution_flat":
-            data = {"type": "execution", **fields, "order_id": str(order_id)}
+            del fill["filled_at"]
+            data = {**fill, "type": "execution", "order_id": str(order_id)}
             data.update(status="FILLED", timestamp=ts)
-        else:
-            data = {"type": "fill", **fields, "filled_at": ts}
         return encode(data).decode()
 
     def push_fill(
@@ -122,7 +176,7 @@ class Hub:
                 await conn.ws.close(code=code, message=b"sandbox shutting down")
 
     async def _send(self, conn: Conn) -> None:
-        faults = self.core.ws_faults
+        faults = self.faults
         while True:
             text = await conn.queue.get()
             if faults.malformed > 0:
@@ -140,25 +194,37 @@ class Hub:
                 conn.abort()
                 return
 
-    async def serve(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/ws/executions``: upgrade and serve, or a JSON error for a plain GET.
+
+        Raises:
+            ApiError: 404 WEBSOCKET_UPGRADE_REQUIRED without an upgrade.
+        """
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ApiError(
+                404,
+                "WEBSOCKET_UPGRADE_REQUIRED",
+                "this is a WebSocket endpoint: connect with ws:// and ?token=<ws-token>",
+            )
+        return await self._serve(request)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         """Run one executions socket until either side closes it."""
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 16)
         await ws.prepare(request)
-        core = self.core
-        entry = core.ws_tokens.get(request.query.get("token", ""))
-        if entry is None or entry[2] <= core.clock.now_us():
+        entry = self.tokens.check(request.query.get("token", ""))
+        if entry is None:
             await ws.close(code=4001, message=b"invalid or expired token")
             return ws
-        user_id, tier, _ = entry
+        user_id, tier = entry
 
         if self.count(user_id) >= TIERS[tier].ws_connections:
             await ws.close(code=4002, message=b"too many WebSocket connections for this tier")
             return ws
         conn = Conn(ws, request, user_id)
         self.conns.setdefault(user_id, set()).add(conn)
-        await ws.send_str(
-            encode({"type": "connected", "user_id": user_id, "protocol_version": "1.0"}).decode()
-        )
+        hello = WS_CONNECTED.make(type="connected", user_id=user_id, protocol_version="1.0")
+        await ws.send_str(encode(hello).decode())
         sender = asyncio.create_task(self._send(conn))
         try:
             async for msg in ws:
@@ -181,25 +247,8 @@ class Hub:
     async def _on_text(self, ws: web.WebSocketResponse, data: str) -> None:
         try:
             frame = _decoder.decode(data)
-        except msgspec.DecodeError:
-            return
+        except (msgspec.DecodeError, RecursionError):
+            return  # unreadable or nested too deeply to read: ignored, like any other frame
         if isinstance(frame, dict) and "ping" in (frame.get("action"), frame.get("type")):
-            ts = self.core.clock.now_us() // 1000
-            await ws.send_str(f'{{"type":"pong","ts":{ts}}}')
-
-
-async def executions_handler(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/ws/executions``: upgrade, or a JSON error for a plain GET.
-
-    Raises:
-        ApiError: 404 WEBSOCKET_UPGRADE_REQUIRED without an upgrade.
-    """
-    from ._core import CORE
-
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise ApiError(
-            404,
-            "WEBSOCKET_UPGRADE_REQUIRED",
-            "this is a WebSocket endpoint: connect with ws:// and ?token=<ws-token>",
-        )
-    return await request.app[CORE].hub.serve(request)
+            pong = WS_PONG.make(type="pong", ts=self.clock.now_us() // 1000)
+            await ws.send_str(encode(pong).decode())

@@ -14,8 +14,9 @@ as an explicit expectation with a comment:
 * ``RateLimitError.code`` is always ``RATE_LIMIT_EXCEEDED`` whatever the server sent.
 * ``GET /v1/me`` is not served by the sandbox, so ``me()`` is not exercised.
 
-Time is the sandbox's frozen clock; the SDK's retry sleeps are replaced by a fake that
-records the wait and advances that clock, so nothing here sleeps for real.
+Time is the sandbox's frozen clock (and, for its rate limits, a fake real-time source);
+the SDK's retry sleeps are replaced by a fake that records the wait and advances both,
+so nothing here sleeps for real.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from polysim_sdk.ws import aexecutions_stream
 
 from polysim_async.sandbox import Sandbox
 
+from ._helpers import FakeTime
+
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _FILL_KEYS = {"type", "order_id", "market_id", "side", "outcome", "price", "quantity", "filled_at"}
 
@@ -74,12 +77,15 @@ class FakeSleep:
 
     def __init__(self) -> None:
         self.sb: Sandbox | None = None
+        self.time: FakeTime | None = None
         self.waits: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         if self.sb is not None:
             self.sb.advance(seconds)
+        if self.time is not None:
+            self.time.advance(seconds)
         await asyncio.sleep(0)
 
 
@@ -471,7 +477,11 @@ async def test_rate_limit_retry_after(
 async def test_real_rate_limiter(sleeps: FakeSleep) -> None:
     """The sandbox's own per-key limiter (tier pro: 10/s) and the SDK's honouring of it."""
     start = datetime(2026, 6, 1, 12, 0, 30, tzinfo=timezone.utc)
-    async with Sandbox(seed=12, start=start, frozen_clock=True, random_walk=False) as sb:
+    # Rate limits count real time: here a fake real time, moved only by the SDK's sleeps.
+    sleeps.time = FakeTime(wall=start.timestamp())
+    async with Sandbox(
+        seed=12, start=start, frozen_clock=True, random_walk=False, rate_clock=sleeps.time
+    ) as sb:
         sleeps.sb = sb
         async with SdkClient(sb.api_key, sb.url) as c:
             for _ in range(11):
@@ -488,4 +498,4 @@ async def test_real_rate_limiter(sleeps: FakeSleep) -> None:
         assert limited.headers["X-Polysim-Code"] == "RATE_LIMIT_EXCEEDED"
         assert limited.headers["x-ratelimit-tier"] == "pro"
         assert limited.headers["x-ratelimit-remaining-per-second"] == "0"
-        assert sleeps.waits == [1.0]  # the frozen clock moved on by exactly the Retry-After
+        assert sleeps.waits == [1.0]  # time moved on by exactly the Retry-After
