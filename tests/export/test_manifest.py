@@ -139,3 +139,28 @@ def test_the_tracker_builds_the_next_watermark() -> None:
     assert Tracker(mark, None).finished() == mark
     tracker = Tracker(None, None)
     assert tracker.page([trade(2, 1), trade(1, 0)]) == ([trade(2, 1), trade(1, 0)], False)
+
+
+async def test_a_shared_checkpoint_store_keeps_the_manifest(tmp_path: Path) -> None:
+    """The SQLite checkpoint store (issue 12) plugs in as the manifest store as it is."""
+    import polysim_async as ps
+    from polysim_async.export._run import run_export
+
+    feed = Feed()
+    for i in range(7):
+        feed.add("A", at(i), i)
+    out = tmp_path / "out"
+    store = ps.SQLiteCheckpointStore(tmp_path / "checkpoints.db")
+    try:
+        async with feed_server(feed) as url, ps.Client("tk", url, rate_limit=None) as client:
+            accounts = client.partner.accounts
+            first = await run_export(accounts, accounts._r, ["A"], out, format="csv", store=store)
+            feed.add("A", at(8), 80)
+            second = await run_export(accounts, accounts._r, ["A"], out, format="csv", store=store)
+        saved = await store.get(str(out / "_manifest.json"), Manifest)
+    finally:
+        await store.aclose()
+    assert (first.fills, second.fills) == (7, 1)
+    assert saved is not None and saved.accounts["A"].rows == 8
+    assert not (out / "_manifest.json").exists()
+    assert len(by_trade(read_csv(out))) == 8

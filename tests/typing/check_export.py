@@ -27,3 +27,12 @@ async def export(client: ps.Client, ids: list[str], fmt: ExportFormat) -> None:
         assert_type(exc.summary, ps.ExportSummary)
     except ps.ExportValueError as exc:
         assert_type(exc.trade_id, int)
+
+
+def stores(path: Path) -> None:
+    from polysim_async.export._manifest import FileStore, ManifestStore
+
+    # The shared checkpoint stores fit the export's manifest store as they are.
+    store: ManifestStore = ps.SQLiteCheckpointStore(path)
+    store = FileStore()
+    assert store
