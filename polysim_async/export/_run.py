@@ -30,7 +30,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -38,10 +38,10 @@ from .._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .._errors import DecodeError, InvalidArgumentError, PolySimError
 from .._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
 from .._pagination import aclose_iterator
+from .._requester import Requester
 from .._validation import check_enum, check_int, check_str, path_id
 from .._version import __version__
 from ..models.common import Side
-from ..models.partner import TradePage
 from ._errors import ExportDirectoryError, ExportError
 from ._files import write_atomic
 from ._manifest import (
@@ -64,6 +64,9 @@ from ._progress import ExportProgress, ExportSummary, estimate_eta
 from ._schema import MONEY_PRECISION, MONEY_SCALE, SCHEMA_VERSION, describe
 from ._writers import ExportFormat, PartFormat, UnwritableRows, make_format
 
+if TYPE_CHECKING:  # partner.py imports this module to delegate to it
+    from ..partner import PartnerAccounts
+
 __all__ = ["COMMIT_INTERVAL", "DEFAULT_PART_ROWS", "ProgressCallback", "run_export"]
 
 #: Rows per part unless told otherwise: about 20 MB of Arrow data in memory, a few MB on disk.
@@ -73,21 +76,6 @@ DEFAULT_PART_ROWS = 100_000
 COMMIT_INTERVAL = 30.0
 
 ProgressCallback = Callable[[ExportProgress], object]
-
-
-class TradePages(Protocol):
-    """What the export needs from ``client.partner.accounts``."""
-
-    def trade_pages(
-        self,
-        account_id: str,
-        *,
-        side: Side | str | None = None,
-        market_id: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        cursor: str | None = None,
-        prefetch: bool = True,
-    ) -> AsyncIterator[TradePage]: ...
 
 
 @dataclass(slots=True)
@@ -104,7 +92,7 @@ class _Chunk:
     error: PolySimError | None = None
 
 
-def _budget(requester: Any) -> float | None:
+def _budget(requester: Requester) -> float | None:
     """Requests per second the client's rate limiter allows, if it says."""
     limit = getattr(getattr(requester, "limiter", None), "limit", None)
     per_second = getattr(limit, "per_second", None)
@@ -115,7 +103,7 @@ def _budget(requester: Any) -> float | None:
     return min(rates) if rates else None
 
 
-def _monotonic(requester: Any) -> Callable[[], float]:
+def _monotonic(requester: Requester) -> Callable[[], float]:
     """The request path's monotonic clock: a ``Clock`` (its ``now``) or a plain function."""
     clock = requester.clock
     now = getattr(clock, "now", None)
@@ -126,7 +114,7 @@ def _monotonic(requester: Any) -> Callable[[], float]:
 class _Export:
     def __init__(
         self,
-        accounts: TradePages,
+        accounts: PartnerAccounts,
         ids: list[str],
         out_dir: Path,
         fmt: PartFormat[Any],
@@ -451,8 +439,8 @@ def _account_ids(account_ids: Iterable[str]) -> list[str]:
 
 
 async def run_export(
-    accounts: TradePages,
-    requester: Any,
+    accounts: PartnerAccounts,
+    requester: Requester,
     account_ids: Iterable[str],
     out_dir: str | os.PathLike[str],
     *,

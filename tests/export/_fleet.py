@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def wire_row(aid: str, trade: ps.Trade) -> dict[str, Any]:
         "quantity": trade.raw_quantity,
         "notional": trade.raw_notional,
         "fee": trade.raw_fee,
-        "filled_at": trade.filled_at.isoformat(timespec="microseconds"),
+        "filled_at": trade.filled_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
         "client_order_id": trade.client_order_id,
         "realized_pnl": trade.raw_realized_pnl,
     }

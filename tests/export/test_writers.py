@@ -28,6 +28,8 @@ from polysim_async.export._writers import (
     make_format,
 )
 
+from ._fleet import wire_row
+
 UTC = timezone.utc
 T = datetime(2026, 6, 4, 14, 9, 31, 220148, tzinfo=UTC)
 
@@ -61,24 +63,6 @@ AWKWARD = [
 ]
 
 
-def wire(trade: ps.Trade, account: str) -> dict[str, Any]:
-    return {
-        "account_id": account,
-        "trade_id": trade.trade_id,
-        "order_id": trade.order_id,
-        "market_id": trade.market_id,
-        "side": trade.side.value,
-        "outcome": trade.outcome,
-        "price": trade.raw_price,
-        "quantity": trade.raw_quantity,
-        "notional": trade.raw_notional,
-        "fee": trade.raw_fee,
-        "filled_at": trade.filled_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "client_order_id": trade.client_order_id,
-        "realized_pnl": trade.raw_realized_pnl,
-    }
-
-
 def test_ndjson_lines_are_the_wire_row_with_the_account_in_front(tmp_path: Path) -> None:
     fmt = NdjsonFormat()
     path = tmp_path / "part.ndjson"
@@ -86,8 +70,8 @@ def test_ndjson_lines_are_the_wire_row_with_the_account_in_front(tmp_path: Path)
     lines = path.read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines]
     assert [list(row) for row in rows] == [list(COLUMNS)] * 6
-    expected = [wire(t, "acc-1") for t in AWKWARD[:3]] + [wire(t, "acc-2") for t in AWKWARD[3:]]
-    assert rows == expected
+    accounts = ["acc-1"] * 3 + ["acc-2"] * 3
+    assert rows == [wire_row(a, t) for a, t in zip(accounts, AWKWARD, strict=True)]
     assert rows[2]["filled_at"] == "2026-06-04T14:09:31.500000+00:00"
     assert rows[3]["filled_at"] == "2026-06-04T14:09:31.000000+00:00"
 
@@ -109,7 +93,7 @@ def test_csv_reads_back_as_the_exact_wire_strings(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(COLUMNS)
     for row, t in zip(rows, AWKWARD, strict=True):
-        expected = wire(t, "acc-1")
+        expected = wire_row("acc-1", t)
         # CSV has no null: a null is an empty field.
         expected = {k: "" if v is None else str(v) for k, v in expected.items()}
         assert row == expected
