@@ -28,6 +28,7 @@ import msgspec
 
 from .._errors import InvalidArgumentError
 from .._extras import require
+from ..models.common import Side
 from ..models.partner import Trade
 from ._errors import ExportValueError
 from ._schema import (
@@ -95,6 +96,10 @@ def _text_columns(account_id: str, columns: list[tuple[Any, ...]]) -> list[Seque
     return out
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_SIDE_TEXT = {side: side.value for side in Side}
+
+
 class CsvFormat:
     """CSV, UTF-8, ``\\n`` line ends, a header in every part, the exact wire strings.
 
@@ -108,6 +113,38 @@ class CsvFormat:
     def convert(self, account_id: str, trades: Sequence[Trade]) -> bytes:
         columns = transpose(trades)
         _check_money(account_id, trades, columns)
+        coid = ["" if v is None else v for v in column(columns, "client_order_id")]
+        texts = [account_id, *column(columns, "market_id"), *column(columns, "outcome"), *coid]
+        if _NEEDS_QUOTES.search("".join(texts)):
+            return self.convert_rows(account_id, columns)
+        # Fast path: no field needs quoting (money, ids and timestamps never do), so
+        # a row is one f-string, several times cheaper than the csv module.
+        pnl = ["" if v is None else v for v in column(columns, "realized_pnl")]
+        rows = zip(
+            column(columns, "trade_id"),
+            column(columns, "order_id"),
+            column(columns, "market_id"),
+            map(_SIDE_TEXT.__getitem__, column(columns, "side")),
+            column(columns, "outcome"),
+            column(columns, "price"),
+            column(columns, "quantity"),
+            column(columns, "notional"),
+            column(columns, "fee"),
+            iso_utc(column(columns, "filled_at")),
+            coid,
+            pnl,
+            strict=True,
+        )
+        a = account_id
+        return "".join(
+            [
+                f"{a},{t},{o},{m},{s},{oc},{p},{q},{n},{fe},{at},{c},{r}\n"
+                for t, o, m, s, oc, p, q, n, fe, at, c, r in rows
+            ]
+        ).encode()
+
+    def convert_rows(self, account_id: str, columns: list[tuple[Any, ...]]) -> bytes:
+        """The same lines through the csv module, which quotes what needs quoting."""
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(
             zip(*_text_columns(account_id, columns), strict=True)

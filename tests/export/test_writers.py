@@ -85,6 +85,26 @@ def test_ndjson_fast_path_writes_the_same_bytes_as_the_row_by_row_path() -> None
     assert fast == fmt.convert_rows("acc-1", transpose(utc_with_micros))
 
 
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=8), st.none() | st.text(max_size=8), st.sampled_from("BS")),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_csv_fast_path_writes_what_the_csv_module_writes(
+    rows: list[tuple[str, str | None, str]],
+) -> None:
+    from polysim_async.export._schema import transpose
+
+    trades = [
+        trade(i, outcome=o, client_order_id=c, side="BUY" if s == "B" else "SELL")
+        for i, (o, c, s) in enumerate(rows)
+    ]
+    fmt = CsvFormat()
+    assert fmt.convert("acc-1", trades) == fmt.convert_rows("acc-1", transpose(trades))
+
+
 def test_csv_reads_back_as_the_exact_wire_strings(tmp_path: Path) -> None:
     fmt = CsvFormat()
     path = tmp_path / "part.csv"
