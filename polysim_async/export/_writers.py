@@ -101,14 +101,17 @@ _SIDE_TEXT = {side: side.value for side in Side}
 
 
 class CsvFormat:
-    """CSV, UTF-8, ``\\n`` line ends, a header in every part, the exact wire strings.
+    """CSV (RFC 4180: ``\\r\\n`` line ends), UTF-8, a header in every part, the exact
+    wire strings. A null (``client_order_id``, ``realized_pnl``) is an empty field.
 
-    A null (``client_order_id``, ``realized_pnl``) is an empty field.
+    ``\\r\\n`` rather than ``\\n``: the csv module quotes a field holding a bare
+    ``\\r`` only when ``\\r`` is part of the line end, and an unquoted one would
+    split the row for every reader.
     """
 
     name: ExportFormat = "csv"
     extension = "csv"
-    header = (",".join(COLUMNS) + "\n").encode()
+    header = (",".join(COLUMNS) + "\r\n").encode()
 
     def convert(self, account_id: str, trades: Sequence[Trade]) -> bytes:
         columns = transpose(trades)
@@ -138,7 +141,7 @@ class CsvFormat:
         a = account_id
         return "".join(
             [
-                f"{a},{t},{o},{m},{s},{oc},{p},{q},{n},{fe},{at},{c},{r}\n"
+                f"{a},{t},{o},{m},{s},{oc},{p},{q},{n},{fe},{at},{c},{r}\r\n"
                 for t, o, m, s, oc, p, q, n, fe, at, c, r in rows
             ]
         ).encode()
@@ -146,7 +149,7 @@ class CsvFormat:
     def convert_rows(self, account_id: str, columns: list[tuple[Any, ...]]) -> bytes:
         """The same lines through the csv module, which quotes what needs quoting."""
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(
+        csv.writer(buffer, lineterminator="\r\n").writerows(
             zip(*_text_columns(account_id, columns), strict=True)
         )
         return buffer.getvalue().encode()

@@ -54,7 +54,7 @@ def trade(trade_id: int, **fields: Any) -> ps.Trade:
 
 
 AWKWARD = [
-    trade(1, client_order_id='a,b "quoted"\nnext line', outcome="Team, Inc."),
+    trade(1, client_order_id='a,b "quoted"\nnext line\rand a bare CR', outcome="Team, Inc."),
     trade(2, client_order_id='Z","client_order_id":{"trade_id":1}', realized_pnl="-12.34"),
     trade(3, filled_at="2026-06-04T16:09:31.5+02:00", price="0.0001"),  # another offset
     trade(4, filled_at="2026-06-04T14:09:31+00:00", quantity="123456789.1234"),  # no micros
@@ -85,9 +85,12 @@ def test_ndjson_fast_path_writes_the_same_bytes_as_the_row_by_row_path() -> None
     assert fast == fmt.convert_rows("acc-1", transpose(utc_with_micros))
 
 
+awkward_text = st.text(alphabet=st.sampled_from(list("ab ,\"\r\n'é✓;\t")), max_size=6)
+
+
 @given(
     st.lists(
-        st.tuples(st.text(max_size=8), st.none() | st.text(max_size=8), st.sampled_from("BS")),
+        st.tuples(awkward_text, st.none() | awkward_text, st.sampled_from("BS")),
         min_size=1,
         max_size=5,
     )
@@ -108,9 +111,13 @@ def test_csv_fast_path_writes_what_the_csv_module_writes(
 def test_csv_reads_back_as_the_exact_wire_strings(tmp_path: Path) -> None:
     fmt = CsvFormat()
     path = tmp_path / "part.csv"
-    fmt.write(path, [fmt.convert("acc-1", AWKWARD)], {})
+    fmt.write(path, [fmt.convert("acc-1", AWKWARD), fmt.convert("acc-2", [trade(7)])], {})
+    assert path.read_bytes().startswith(b"account_id,trade_id,")
+    assert path.read_bytes().endswith(b"\r\n")  # RFC 4180 line ends
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    assert len(rows) == len(AWKWARD) + 1
+    assert rows.pop()["account_id"] == "acc-2"
     assert list(rows[0]) == list(COLUMNS)
     for row, t in zip(rows, AWKWARD, strict=True):
         expected = wire_row("acc-1", t)
