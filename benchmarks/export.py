@@ -6,6 +6,9 @@ baseline, the kernel's peak mark is reset there (``/proc/self/clear_refs``), and
 the peak after the run is compared with it. The pull alone is ``trades_many``
 over the same accounts, with the same concurrency and page size, discarding the
 rows. Variants are interleaved round by round and each keeps its best round.
+The client process's CPU time per fill (all its threads) is reported too: on a
+shared 2-core machine it is steadier than the rates, whose ratio also depends
+on how much of the second core is free for the writing thread and the sandbox.
 
 Targets (issue 11): Parquet >= 60% of the pull-alone rate; peak RSS <= 150 MB
 over the baseline.
@@ -55,6 +58,7 @@ async def main(variant, url, key, ids_file, out_dir):
             reset = True
         except OSError:
             reset = False
+        cpu = time.process_time()
         start = time.perf_counter()
         if variant == "pull alone":
             fills = 0
@@ -65,9 +69,10 @@ async def main(variant, url, key, ids_file, out_dir):
                                             page_size=500)
             fills = summary.fills
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         peak = status("VmHWM")
-    print(json.dumps({"fills": fills, "seconds": seconds, "baseline": baseline, "peak": peak,
-                      "reset": reset}))
+    print(json.dumps({"fills": fills, "seconds": seconds, "cpu": cpu, "baseline": baseline,
+                      "peak": peak, "reset": reset}))
 
 asyncio.run(main(*sys.argv[1:6]))
 """
@@ -91,7 +96,7 @@ def _measure(variant: str, url: str, key: str, ids_file: Path, work: Path) -> di
 
 def run(*, quick: bool = False) -> list[Row]:
     """Export the sandbox's fills in each format and pull them alone; compare rates and RSS."""
-    accounts, per_account, rounds = (10, 5_000, 1) if quick else (100, 10_000, 2)
+    accounts, per_account, rounds = (10, 5_000, 1) if quick else (100, 10_000, 3)
     total = accounts * per_account
     best: dict[str, dict[str, float]] = {}
     server = sandbox_process(accounts=accounts, fills_per_account=per_account, rate_limits=False)
@@ -113,7 +118,12 @@ def run(*, quick: bool = False) -> list[Row]:
         per_s = total / r["seconds"]
         grown = (r["peak"] - r["baseline"]) / 2**20
         share = per_s / pull
-        note = f"peak RSS +{grown:.0f} MB over {r['baseline'] / 2**20:.0f} MB"
+        # CPU per fill (every thread of the client process) is steadier than the rate
+        # on a loaded machine: the ratio of rates also depends on free cores.
+        note = (
+            f"client CPU {r['cpu'] / total * 1e6:.2f} us/fill; "
+            f"peak RSS +{grown:.0f} MB over {r['baseline'] / 2**20:.0f} MB"
+        )
         if not r["reset"]:
             note += " (peak mark not resettable: includes start-up)"
         is_parquet = variant == "parquet"
