@@ -32,7 +32,8 @@ class ExportValueError(PolySimError, ValueError):
 
     Raised for a money string that is not a decimal number, or (Parquet) one that
     does not fit ``decimal128(38, 18)``. It ends that account's export (reported
-    through :class:`ExportError`); the account's earlier fills stay exported.
+    through :class:`ExportError`); its fills already in parts stay there, and its
+    position in the manifest stays before the fill.
 
     Attributes:
         account_id: the account whose feed holds the fill.

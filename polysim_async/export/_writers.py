@@ -3,15 +3,18 @@
 Each format does two things:
 
 * ``convert(account_id, trades)`` turns one page of fills into the format's
-  in-memory form (an Arrow record batch, or encoded lines). It runs as each page
-  arrives, so a value that cannot be written exactly fails that account at once
-  (:class:`ExportValueError`), and the page's ``Trade`` objects are freed.
-* ``write(file, chunks, metadata)`` writes a whole part from its chunks. It
-  blocks (the export calls it in a worker thread).
+  in-memory form (a record batch of plain columns, or encoded lines) as the page
+  arrives, so the page's ``Trade`` objects are freed at once. A money string
+  that is not a decimal number fails its account here (:class:`ExportValueError`).
+* ``write(path, chunks, metadata)`` writes a whole part from its chunks. It blocks
+  (the export calls it in a worker thread). Parquet's bulk work happens here,
+  including the cast of money to ``decimal128``: a value that does not fit raises
+  :class:`UnwritableRows` naming every such account, and the export writes the
+  part without them.
 
 Column work is done in bulk: fields are pulled out of a page's trades as whole
 columns, timestamps are formatted by msgspec in C, money strings are cast by
-pyarrow (Parquet) or checked by one regular expression per column (CSV, NDJSON).
+pyarrow (Parquet) or checked a column at a time (CSV, NDJSON).
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class PartFormat(Protocol[C]):
         """One page (one or more fills) of one account, converted.
 
         Raises:
-            ExportValueError: a value cannot be written exactly.
+            ExportValueError: a money string is not a decimal number (CSV, NDJSON;
+                Parquet finds it when writing).
         """
         ...
 
@@ -68,7 +72,8 @@ class PartFormat(Protocol[C]):
         """Write a complete part at ``path`` (blocking; the caller fsyncs and renames it).
 
         Raises:
-            UnwritableRows: some accounts' rows cannot be written (nothing was written).
+            UnwritableRows: some accounts' rows cannot be written; what is at
+                ``path`` is incomplete (the caller removes it).
         """
         ...
 
