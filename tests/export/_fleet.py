@@ -16,12 +16,17 @@ import polysim_async as ps
 from polysim_async.export import COLUMNS
 from polysim_async.sandbox import Sandbox
 
+from .._helpers import FakeClock
+
 
 @dataclass
 class Fleet:
     sb: Sandbox
     client: ps.Client
     ids: list[str]
+    #: The client's clock: time moves only when a test moves it, so no part is ever
+    #: cut by the export's commit interval because the machine was slow.
+    clock: FakeClock
 
     async def truth(self) -> list[tuple[str, ps.Trade]]:
         """Every fill of every account, pulled from the feed."""
@@ -47,9 +52,10 @@ class Fleet:
 @asynccontextmanager
 async def fleet(fills: list[int], *, seed: int = 5) -> AsyncIterator[Fleet]:
     """A sandbox (no rate limits) with one account per entry, holding that many fills."""
+    clock = FakeClock()
     async with (
         Sandbox(seed=seed, rate_limits=False, random_walk=False) as sb,
-        ps.Client(sb.tenant_key, sb.url, rate_limit=None) as client,
+        ps.Client(sb.tenant_key, sb.url, rate_limit=None, clock=clock, sleep=clock.sleep) as client,
     ):
         ids = []
         for i, count in enumerate(fills):
@@ -63,7 +69,7 @@ async def fleet(fills: list[int], *, seed: int = 5) -> AsyncIterator[Fleet]:
             if count:
                 sb.generate_fills(count, account_id=account.account_id)
             ids.append(account.account_id)
-        yield Fleet(sb, client, ids)
+        yield Fleet(sb, client, ids, clock)
 
 
 def wire_row(aid: str, trade: ps.Trade) -> dict[str, Any]:

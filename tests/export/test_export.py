@@ -204,6 +204,32 @@ async def test_progress_reports_counts_that_only_grow(tmp_path: Path) -> None:
     assert any(e.eta is None for e in events)  # before any account finished
 
 
+async def test_a_part_is_also_cut_when_the_commit_interval_passed(tmp_path: Path) -> None:
+    from polysim_async.export import COMMIT_INTERVAL
+
+    async with fleet([60]) as f:
+
+        def thirty_seconds_at_page_two(event: ExportProgress) -> None:
+            if event.requests == 2 and event.parts_written == 0:
+                f.clock.now += COMMIT_INTERVAL
+
+        summary = await f.client.partner.accounts.export(
+            f.ids,
+            tmp_path,
+            format="csv",
+            page_size=10,
+            part_rows=50,
+            progress=thirty_seconds_at_page_two,
+        )
+    # 20 rows at 30 s, then 40 (not full: the walk ended).
+    assert [len(read_csv_part(tmp_path / p)) for p in summary.parts] == [20, 40]
+    assert summary.seconds == COMMIT_INTERVAL
+
+
+def read_csv_part(path: Path) -> list[str]:
+    return path.read_text().splitlines()[1:]
+
+
 async def test_a_failing_account_is_reported_and_the_others_are_exported(tmp_path: Path) -> None:
     async with fleet([20, 30]) as f:
         accounts = f.client.partner.accounts
