@@ -406,8 +406,9 @@ class Exchange:
             other = market.outcomes[1] if name == market.outcomes[0] else market.outcomes[0]
             market.mids[other] = Decimal(1) - price
         now = self.state.clock.now_us()
+        filled = self.match(market, now)
         self.moved(market, now)
-        return self.match(market, now)
+        return filled
 
     def moved(self, market: Market, at_us: int) -> None:
         """Record a market's new mids (or state) and report them to ``on_price``."""
@@ -501,8 +502,8 @@ class Exchange:
             market.mids[name] = mid
             if len(market.outcomes) == 2:
                 market.mids[market.outcomes[1]] = Decimal(1) - mid
-            self.moved(market, at_us)
             self.match(market, at_us)
+            self.moved(market, at_us)
 
     def _snapshot(self, hour_us: int) -> None:
         for wallet in self.state.wallets.values():

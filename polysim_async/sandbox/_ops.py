@@ -730,7 +730,12 @@ class Controller:
 
         Returns:
             How many pending orders the lapses cancelled.
+
+        Raises:
+            KeyError: unknown user.
         """
+        if user_id is not None and user_id not in self._core.state.users:
+            raise KeyError(f"unknown user {user_id}")
         exchange = self._core.exchange
         return sum(exchange.lapse(r) for r in exchange.heartbeats.drop(user_id))
 
