@@ -408,17 +408,7 @@ WALLET_ACCOUNT = Shape(
 PORTFOLIO_POSITION = Shape(
     "PortfolioPosition",
     "API.md §4.3 Pf (position rows without market_question)",
-    (
-        "id",
-        "market_id",
-        "outcome",
-        "quantity",
-        "avg_entry_price",
-        "current_price",
-        "market_value",
-        "unrealized_pnl",
-        "status",
-    ),
+    tuple(name for name in POSITION.fields if name != "market_question"),
 )
 PORTFOLIO = Shape(
     "Portfolio",

@@ -124,6 +124,24 @@ def _market(core: Core, market_id: str) -> Market:
     return market
 
 
+def _token(core: Core, token_id: str) -> tuple[str, str]:
+    """The ``(market_id, outcome)`` an outcome token stands for.
+
+    Raises:
+        ApiError: 404 TOKEN_NOT_FOUND.
+    """
+    entry = core.state.tokens.get(token_id)
+    if entry is None:
+        raise not_found("TOKEN_NOT_FOUND", f"token not found: {token_id[:80]}")
+    return entry
+
+
+def _depth(request: web.Request) -> int | None:
+    if "depth" not in request.query:
+        return None
+    return query_int(request, "depth", default=0, low=1, high=500)
+
+
 def _outcome(request: web.Request, market: Market) -> str:
     raw = request.query.get("outcome")
     if raw is None:
@@ -163,12 +181,7 @@ async def market_book(request: web.Request) -> web.Response:
     core, _, _ = caller(request)
     market = _market(core, request.match_info["condition_id"])
     outcome = _outcome(request, market)
-    depth = (
-        query_int(request, "depth", default=0, low=1, high=500)
-        if "depth" in request.query
-        else None
-    )
-    return json_response(book(market, outcome, depth, core.clock.now_us()))
+    return json_response(book(market, outcome, _depth(request), core.clock.now_us()))
 
 
 @routes.get("/v1/book")
@@ -178,27 +191,16 @@ async def token_book(request: web.Request) -> web.Response:
     token_id = request.query.get("token_id")
     if not token_id:
         raise validation("token_id is required")
-    entry = core.state.tokens.get(token_id)
-    if entry is None:
-        raise not_found("TOKEN_NOT_FOUND", f"token not found: {token_id[:80]}")
-    depth = (
-        query_int(request, "depth", default=0, low=1, high=500)
-        if "depth" in request.query
-        else None
-    )
-    market_id, outcome = entry
-    return json_response(book(core.state.markets[market_id], outcome, depth, core.clock.now_us()))
+    market_id, outcome = _token(core, token_id)
+    market = core.state.markets[market_id]
+    return json_response(book(market, outcome, _depth(request), core.clock.now_us()))
 
 
 @routes.get("/v1/markets-by-token/{token_id}")
 async def market_by_token(request: web.Request) -> web.Response:
     """The market that mints an outcome token."""
     core, _, _ = caller(request)
-    token_id = request.match_info["token_id"]
-    entry = core.state.tokens.get(token_id)
-    if entry is None:
-        raise not_found("TOKEN_NOT_FOUND", f"token not found: {token_id[:80]}")
-    market_id, outcome = entry
+    market_id, outcome = _token(core, request.match_info["token_id"])
     return json_response(token_market(core.state.markets[market_id], outcome))
 
 

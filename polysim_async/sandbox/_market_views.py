@@ -69,6 +69,8 @@ __all__ = [
     "price_frame",
     "price_row",
     "token_market",
+    "volume_24h",
+    "volume_total",
 ]
 
 BOOK_LEVELS = 5

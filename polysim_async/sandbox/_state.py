@@ -170,13 +170,6 @@ class Market:
         """Best ask of an outcome (where a BUY fills)."""
         return self.mids[outcome] + self.spread / 2
 
-    def outcome_of_token(self, token_id: str) -> str | None:
-        """The outcome an outcome token stands for, or ``None``."""
-        for name, token in self.token_ids.items():
-            if token == token_id:
-                return name
-        return None
-
     def record(self, at_us: int) -> None:
         """Note every outcome's current mid in the price history."""
         self.updated_us = at_us

@@ -66,3 +66,12 @@ def check(d: Doc, body: Any, path: str = "$") -> None:
         forgotten = (d.fields | d.optional) - _model_fields(d.model)
         assert not forgotten, f"the client's {d.model.__name__} lacks {sorted(forgotten)}"
         decode(d.model, msgspec.json.encode(body))
+
+
+def check_answer(docs: dict[str, Doc], name: str, body: Any, *, nonempty: bool = True) -> None:
+    """Check an answer against ``docs[name]``: an object, or an array whose every item is."""
+    items = body if isinstance(body, list) else [body]
+    if nonempty:
+        assert items, f"{name}: nothing to check"
+    for item in items:
+        check(docs[name], item)

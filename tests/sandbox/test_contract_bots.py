@@ -25,7 +25,7 @@ from polysim_async._keyadmin import _NewKeyWire
 from polysim_async.models import keys, markets, portfolio, prices, trading, wallets
 from polysim_async.sandbox import Sandbox
 
-from ._contract import Doc, check, doc
+from ._contract import Doc, check_answer, doc
 from ._helpers import Api
 
 # -- transcribed from the docs (source in each comment) ------------------------------------
@@ -158,14 +158,6 @@ SETTLEMENTS_CSV = (
     "position_id market_id outcome quantity avg_entry_price cost_basis payout payout_per_share"
     " realized_pnl result settled_at"
 )
-
-
-def check_answer(name: str, body: Any) -> None:
-    """Check an answer: an object, or a non-empty array whose every item is checked."""
-    items = body if isinstance(body, list) else [body]
-    assert items, f"{name}: nothing to check"
-    for item in items:
-        check(DOCS[name], item)
 
 
 # -- a sandbox with something in every answer ---------------------------------------------
@@ -370,7 +362,7 @@ async def test_endpoint_answers_the_documented_fields(world: World, case: str) -
             "INVALID_INTERVAL",
             "VALIDATION_FAILED",
         )
-    check_answer(name, body)
+    check_answer(DOCS, name, body)
 
 
 async def test_the_unknown_price_row_has_only_its_id(world: World) -> None:
@@ -419,7 +411,7 @@ async def test_price_frames_have_the_documented_fields(
         elif frame == "ws pong":
             await ws.send_json({"type": "ping"})
             got = await _recv(ws)
-    check_answer(frame, got)
+    check_answer(DOCS, frame, got)
     assert got["type"] == frame.split()[1]
 
 
@@ -433,7 +425,7 @@ async def test_a_closed_market_price_frame_drops_the_book_fields(
         await _recv(ws)
         world.sb.resolve_market(world.sb.market_ids[1])  # a split
         got = await _recv(ws)
-    check_answer("ws price", got)
+    check_answer(DOCS, "ws price", got)
     assert got["closed"] is True and "best_bid" not in got and got["buy"] == "0.5000"
 
 
