@@ -441,19 +441,14 @@ class Exchange:
                 filled += 1
         return filled
 
-    def catch_up(self) -> int:
-        """Run every event due by now, in time order: heartbeat lapses, then each hour's
-        expiries, random walk, matching and snapshots.
-
-        Returns:
-            How many orders heartbeat lapses cancelled.
-        """
+    def catch_up(self) -> None:
+        """Run every event due by now, in time order: heartbeat lapses, and each hour's
+        expiries, random walk, matching and snapshots."""
         now = self.state.clock.now_us()
-        cancelled = 0
         while True:
             hour_due = self._next_hour <= now
             for reg in self.heartbeats.pop_lapsed(self._next_hour if hour_due else now):
-                cancelled += self.lapse(reg, reg.expires_us + 1)
+                self.lapse(reg, reg.expires_us + 1)
             if not hour_due:
                 break
             hour = self._next_hour
@@ -463,7 +458,6 @@ class Exchange:
             self._snapshot(hour)
             self._next_hour += HOUR_US
         self._expire(now)
-        return cancelled
 
     def next_event_us(self) -> int:
         """The simulated instant of the next timed event (an hour, or a heartbeat lapse)."""

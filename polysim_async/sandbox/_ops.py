@@ -676,7 +676,8 @@ class Controller:
     def ws_drop_after(
         self, frames: int, *, mode: Literal["close", "abort"] = "close", code: int = 1011
     ) -> None:
-        """Close (with ``code``) or abort every executions socket after ``frames`` fill frames.
+        """Close (with ``code``) or abort every socket after ``frames`` pushed frames
+        (fills on the executions socket; prices and replies on the price socket).
 
         Raises:
             ValueError: ``frames`` < 1, an unknown mode, or a code a server may not send.
@@ -691,7 +692,7 @@ class Controller:
         self._core.ws_faults.close_code = code
 
     def ws_chaos(self, probability: float, *, seed: int = 0) -> None:
-        """Abort executions sockets at random fill frames (seeded).
+        """Abort sockets at random pushed frames (seeded).
 
         Raises:
             ValueError: ``probability`` outside 0..1.
@@ -702,7 +703,7 @@ class Controller:
         self._core.ws_faults.rng = random.Random(seed)
 
     def ws_send_malformed(self, count: int = 1) -> None:
-        """Send an invalid JSON text frame before each of the next ``count`` fill frames."""
+        """Send an invalid JSON text frame before each of the next ``count`` pushed frames."""
         self._core.ws_faults.malformed = _count("count", count, 0, 1_000_000_000)
 
     def set_fill_frame_shape(self, shape: FrameShape) -> None:
