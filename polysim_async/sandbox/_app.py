@@ -25,12 +25,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from . import _control, _order_routes, _partner_routes, _trader_routes
+from . import (
+    _control,
+    _export_routes,
+    _heartbeat_routes,
+    _key_routes,
+    _market_routes,
+    _order_routes,
+    _partner_routes,
+    _trader_routes,
+    _wallet_routes,
+)
 from ._auth import partner_key, require_scope, trader_key
 from ._context import CONTEXT, RequestContext
 from ._core import CORE, Core
@@ -191,6 +201,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
             verbose=verbose,
             request_id=rid,
             details=exc.details,
+            shape=exc.shape,
+            extra=exc.extra,
         )
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status, f"HTTP_{exc.status}")
@@ -228,7 +240,17 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 async def _on_shutdown(app: web.Application) -> None:
-    await app[CORE].hub.close_all()
+    core = app[CORE]
+    await core.hub.close_all()
+    await core.prices.close_all()
+
+
+async def _timed_events(app: web.Application) -> AsyncIterator[None]:
+    """Run the core's timed events (heartbeat lapses, hourly walk) while the app serves."""
+    task = asyncio.create_task(app[CORE].run_timed_events(), name="polysim-sandbox-events")
+    yield
+    task.cancel()
+    await asyncio.wait([task])
 
 
 def make_app(core: Core) -> web.Application:
@@ -237,11 +259,21 @@ def make_app(core: Core) -> web.Application:
     app[CORE] = core
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/ws/executions", core.hub.handle)
-    app.router.add_routes(_partner_routes.routes)
-    app.router.add_routes(_trader_routes.routes)
-    app.router.add_routes(_order_routes.routes)
+    app.router.add_get("/v1/ws/prices", core.prices.handle)
+    for module in (
+        _partner_routes,
+        _trader_routes,
+        _order_routes,
+        _heartbeat_routes,
+        _key_routes,
+        _wallet_routes,
+        _market_routes,
+        _export_routes,
+    ):
+        app.router.add_routes(module.routes)
     _control.add_routes(app)
     app.on_shutdown.append(_on_shutdown)
+    app.cleanup_ctx.append(_timed_events)
     return app
 
 

@@ -11,7 +11,8 @@ docs open to a key *or* a Bearer JWT (``GET /v1/account/balance``), where it is
 of key the route needs). A tenant that is not enabled sees ``404
 NOT_FOUND`` on its whole partner surface; a missing scope is ``403
 INSUFFICIENT_PERMISSION``; a trader key without ``trade`` on a write is ``403
-INSUFFICIENT_PERMISSION``.
+INSUFFICIENT_PERMISSION``. The old half of a rotated trader key works for 24
+simulated hours, then gets ``401 KEY_EXPIRED``.
 """
 
 from __future__ import annotations
@@ -108,4 +109,6 @@ def trader_key(state: SandboxState, request: web.Request) -> TraderKey:
     key = state.trader_keys.get(raw)
     if key is None or not key.active:
         raise _invalid(_NEEDS_TRADER if raw in state.tenant_keys else "")
+    if not key.usable(state.clock.now_us()):
+        raise ApiError(401, "KEY_EXPIRED", "this key was rotated and its overlap has ended")
     return key

@@ -28,6 +28,8 @@ class Settings:
     order_delay: float = 0.0
     #: When set, control routes require ``X-Sandbox-Token: <token>``.
     control_token: str | None = None
+    #: Rows a CSV export holds before its ``# truncated`` line.
+    export_row_cap: int = 10_000
 
 
 @dataclass(slots=True)

@@ -66,6 +66,28 @@ class _Market(_Body):
     tick: Decimal | UnsetType = UNSET
     min_size: Decimal | UnsetType = UNSET
     fee_rate: Decimal | UnsetType = UNSET
+    slug: str | UnsetType | None = UNSET
+    category: str | UnsetType = UNSET
+    volume: Decimal | UnsetType = UNSET
+
+
+class _Resolve(_Body):
+    winner: str | UnsetType | None = UNSET
+
+
+class _Tier(_Body):
+    tier: str
+
+
+class _Wallet(_Body):
+    user_id: int | UnsetType | None = UNSET
+    kind: str | UnsetType = UNSET
+    label: str | UnsetType | None = UNSET
+    balance: Decimal | UnsetType | None = UNSET
+
+
+class _Lapse(_Body):
+    user_id: int | UnsetType | None = UNSET
 
 
 class _Price(_Body):
@@ -172,6 +194,7 @@ class _Config(_Body):
     order_delay: float | UnsetType = UNSET
     random_walk: bool | UnsetType = UNSET
     partner_limits: tuple[int, int] | UnsetType = UNSET
+    export_row_cap: int | UnsetType = UNSET
 
 
 Run = Callable[[Controller, dict[str, Any], dict[str, Any]], Awaitable[Any]]
@@ -276,6 +299,17 @@ async def _close_market(ctl: Controller, path: dict[str, Any], args: dict[str, A
     """Close (or reopen, with closed=false) a market."""
     ctl.set_market_closed(path["market_id"], **args)
     return _OK
+
+
+@_route(
+    "POST",
+    "/_sandbox/markets/{market_id}/resolve",
+    "resolve_market(market_id, winner=None)",
+    _Resolve,
+)
+async def _resolve(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
+    """Resolve a market (winner, or a split): settle every position in it."""
+    return {"settled": ctl.resolve_market(path["market_id"], **args)}
 
 
 # -- trading ---------------------------------------------------------------------------
@@ -383,6 +417,31 @@ async def _user_key(ctl: Controller, path: dict[str, Any], args: dict[str, Any])
     return dataclasses.asdict(ctl.create_trader_key(path["user_id"], **args))
 
 
+@_route(
+    "POST",
+    "/_sandbox/users/{user_id}/tier",
+    "set_tier(tier, user_id=)",
+    _Tier,
+    int_params=("user_id",),
+)
+async def _set_tier(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
+    """Move a trader's plan and every key of theirs to a tier."""
+    ctl.set_tier(args["tier"], user_id=path["user_id"])
+    return _OK
+
+
+@_route(
+    "POST",
+    "/_sandbox/wallets",
+    "create_wallet(*, user_id, kind, label, balance)",
+    _Wallet,
+    status=201,
+)
+async def _create_wallet(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
+    """Open a wallet of any kind for a trader (no plan cap)."""
+    return {"wallet_id": ctl.create_wallet(**args)}
+
+
 @_route("POST", "/_sandbox/keys/revoke", "revoke_key(key)", _Revoke)
 async def _revoke(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
     """Deactivate a tenant or trader key."""
@@ -436,6 +495,18 @@ async def _ws_faults(ctl: Controller, path: dict[str, Any], args: dict[str, Any]
     if "shape" in args:
         ctl.set_fill_frame_shape(args["shape"])
     return _OK
+
+
+@_route("GET", "/_sandbox/heartbeats", "heartbeats()")
+async def _heartbeats(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
+    """Every live heartbeat registration."""
+    return ctl.heartbeats()
+
+
+@_route("POST", "/_sandbox/heartbeats/lapse", "lapse_heartbeats(*, user_id=)", _Lapse)
+async def _lapse(ctl: Controller, path: dict[str, Any], args: dict[str, Any]) -> Any:
+    """Lapse registrations now, cancelling the pending orders they protect."""
+    return {"cancelled": ctl.lapse_heartbeats(**args)}
 
 
 @_route("POST", "/_sandbox/ws-tokens/expire", "expire_ws_tokens()")

@@ -20,10 +20,12 @@ from typing import Any, Literal
 import msgspec
 
 from ._bulk import generate_fills
+from ._clock import format_iso_z
 from ._core import Core
 from ._faults import ACTIONS, SHAPES, FaultAction, FaultRule, FrameShape
 from ._json import encode
-from ._state import DEFAULT_SCOPES, TIERS, User, Wallet
+from ._resolution import resolve_market
+from ._state import DEFAULT_SCOPES, TIERS, WALLET_KINDS, User, Wallet
 from ._trading import place_order
 from ._views import account_state
 
@@ -196,6 +198,54 @@ class Controller:
             raise KeyError(f"unknown tenant {tenant_id}")
         self._core.state.tenants[tenant_id].enabled = enabled
 
+    def set_tier(self, tier: str, *, user_id: int | None = None) -> None:
+        """Move a trader (default: the default trader) and every key of theirs to ``tier``.
+
+        The plan decides paid features (exports, resets, SANDBOX wallets) and the
+        baseline of the next API-wallet reset; a key's tier decides its rate
+        limits, batch size and WebSocket connections (tokens minted before keep
+        their tier).
+
+        Raises:
+            KeyError: unknown user. ValueError: unknown tier.
+        """
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+        user = self._core.state.users[self.user_id if user_id is None else user_id]
+        user.tier = tier
+        for key in user.keys:
+            key.tier = tier
+
+    def create_wallet(
+        self,
+        *,
+        user_id: int | None = None,
+        kind: str = "SANDBOX",
+        label: str | None = None,
+        balance: Decimal | str | None = None,
+    ) -> int:
+        """Open a wallet of any kind for a trader (default: the default trader), beyond
+        what ``POST /v1/me/wallets`` allows (no plan cap, any kind); return its id.
+
+        ``balance`` defaults to the plan's baseline.
+
+        Raises:
+            KeyError: unknown user. ValueError: an unknown kind, a label over 255
+                characters, or a negative balance.
+        """
+        user = self._core.state.users[self.user_id if user_id is None else user_id]
+        name = kind.upper()
+        if name not in WALLET_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(WALLET_KINDS)}")
+        if label is not None and len(label) > 255:
+            raise ValueError("label must be at most 255 characters long")
+        amount = (
+            TIERS[user.tier].baseline
+            if balance is None
+            else _decimal("balance", balance, low=Decimal(0))
+        )
+        return self._core.state.add_wallet(user, name, amount, label=label).wallet_id
+
     def revoke_key(self, key: str) -> None:
         """Deactivate a tenant or trader key (it then gets 401 INVALID_KEY).
 
@@ -258,19 +308,33 @@ class Controller:
         tick: Decimal | str = "0.01",
         min_size: Decimal | str = "5",
         fee_rate: Decimal | str = "0",
+        slug: str | None = None,
+        category: str = "general",
+        volume: Decimal | str = "0",
     ) -> str:
         """List a market and return its id (a ``0x`` condition id unless given).
 
+        ``slug`` defaults to the question's words; ``category`` and ``volume`` (its
+        listed volume before any sandbox fill, for ``hot_only`` and the ordering
+        of ``GET /v1/markets``) feed the market-data routes.
+
         Raises:
-            ValueError: a taken or empty id, fewer than two or repeated outcomes, or a
-                number out of range (``price`` in (0, 1), ``spread`` in [0, 1),
-                ``tick`` in (0, 0.1], ``min_size`` > 0, ``fee_rate`` in [0, 1]).
+            ValueError: a taken or empty id or slug, fewer than two or repeated
+                outcomes, or a number out of range (``price`` in (0, 1), ``spread``
+                in [0, 1), ``tick`` in (0, 0.1], ``min_size`` > 0, ``fee_rate`` in
+                [0, 1], ``volume`` >= 0).
         """
         state = self._core.state
         if market_id is not None and not 1 <= len(market_id) <= 256:
             raise ValueError("market_id must be 1 to 256 characters long")
         if market_id in state.markets:
             raise ValueError(f"market_id {market_id} already exists")
+        if slug is not None and (not 1 <= len(slug) <= 256 or "/" in slug):
+            raise ValueError("slug must be 1 to 256 characters long, without '/'")
+        if slug in state.slugs:
+            raise ValueError(f"slug {slug} already exists")
+        if not 1 <= len(category) <= 100:
+            raise ValueError("category must be 1 to 100 characters long")
         names = tuple(outcomes)
         if len(names) < 2 or len({o.lower() for o in names}) != len(names):
             raise ValueError("outcomes must hold at least two distinct labels")
@@ -286,6 +350,9 @@ class Controller:
             tick=_decimal("tick", tick, low=zero, high=Decimal("0.1"), open_low=True),
             min_size=_decimal("min_size", min_size, low=zero, open_low=True),
             fee_rate=_decimal("fee_rate", fee_rate, low=zero, high=one),
+            slug=slug,
+            category=category,
+            volume=_decimal("volume", volume, low=zero),
         )
         return market.market_id
 
@@ -338,9 +405,36 @@ class Controller:
         """Close a market (orders then get 400 MARKET_CLOSED) or reopen it.
 
         Raises:
-            KeyError: unknown market.
+            KeyError: unknown market. ValueError: reopening a resolved market.
         """
-        self._core.state.markets[market_id].closed = closed
+        market = self._core.state.markets[market_id]
+        if market.resolved and not closed:
+            raise ValueError("a resolved market stays closed")
+        if market.closed != closed:
+            market.closed = closed
+            self._core.exchange.moved(market, self._core.clock.now_us())
+
+    def resolve_market(self, market_id: str, winner: str | None = None) -> int:
+        """Resolve a market: settle every position in it and close it for good.
+
+        Each share of ``winner`` pays 1 and the others 0; with no winner the
+        market splits (every share pays ``1 / outcomes``). Resting orders in it are
+        cancelled, positions close with a settlement (``GET
+        /v1/account/settlements``), and price sockets get the final prices.
+
+        Returns:
+            How many positions were settled.
+
+        Raises:
+            KeyError: unknown market. ValueError: an unknown outcome, or resolved already.
+        """
+        market = self._core.state.markets[market_id]
+        name = None
+        if winner is not None:
+            name = market.outcome_name(winner)
+            if name is None:
+                raise ValueError(f"winner must be one of {', '.join(market.outcomes)}")
+        return resolve_market(self._core.exchange, market, name)
 
     def now(self) -> datetime:
         """The current simulated instant."""
@@ -367,6 +461,7 @@ class Controller:
             raise ValueError(f"advance at most {MAX_ADVANCE_DAYS} days at once")
         self._core.clock.advance(total)
         self._core.exchange.catch_up()
+        self._core.wake.set()  # the timed-event loop waits for an event that may be due now
         return self._core.clock.now()
 
     # -- trading -----------------------------------------------------------------------
@@ -581,7 +676,8 @@ class Controller:
     def ws_drop_after(
         self, frames: int, *, mode: Literal["close", "abort"] = "close", code: int = 1011
     ) -> None:
-        """Close (with ``code``) or abort every executions socket after ``frames`` fill frames.
+        """Close (with ``code``) or abort every socket after ``frames`` pushed frames
+        (fills on the executions socket; prices and replies on the price socket).
 
         Raises:
             ValueError: ``frames`` < 1, an unknown mode, or a code a server may not send.
@@ -596,7 +692,7 @@ class Controller:
         self._core.ws_faults.close_code = code
 
     def ws_chaos(self, probability: float, *, seed: int = 0) -> None:
-        """Abort executions sockets at random fill frames (seeded).
+        """Abort sockets at random pushed frames (seeded).
 
         Raises:
             ValueError: ``probability`` outside 0..1.
@@ -607,7 +703,7 @@ class Controller:
         self._core.ws_faults.rng = random.Random(seed)
 
     def ws_send_malformed(self, count: int = 1) -> None:
-        """Send an invalid JSON text frame before each of the next ``count`` fill frames."""
+        """Send an invalid JSON text frame before each of the next ``count`` pushed frames."""
         self._core.ws_faults.malformed = _count("count", count, 0, 1_000_000_000)
 
     def set_fill_frame_shape(self, shape: FrameShape) -> None:
@@ -615,6 +711,34 @@ class Controller:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
         self._core.ws_faults.shape = shape
+
+    # -- the dead-man's switch -----------------------------------------------------------
+    def heartbeats(self) -> list[dict[str, Any]]:
+        """Every live heartbeat registration: user, label, interval, last beat, expiry."""
+        return [
+            {
+                "user_id": r.user_id,
+                "client_label": r.label,
+                "interval_ms": r.interval_ms,
+                "last_beat_at": format_iso_z(r.beat_us),
+                "expires_at_ms": r.expires_us // 1000,
+            }
+            for r in self._core.exchange.heartbeats.registrations()
+        ]
+
+    def lapse_heartbeats(self, *, user_id: int | None = None) -> int:
+        """Lapse every registration (of one user) now, as if its beats had stopped.
+
+        Returns:
+            How many pending orders the lapses cancelled.
+
+        Raises:
+            KeyError: unknown user.
+        """
+        if user_id is not None and user_id not in self._core.state.users:
+            raise KeyError(f"unknown user {user_id}")
+        exchange = self._core.exchange
+        return sum(exchange.lapse(r) for r in exchange.heartbeats.drop(user_id))
 
     def expire_ws_tokens(self) -> int:
         """Expire every WebSocket token now; return how many there were."""
@@ -629,12 +753,15 @@ class Controller:
         order_delay: float | None = None,
         random_walk: bool | None = None,
         partner_limits: tuple[int, int] | None = None,
+        export_row_cap: int | None = None,
     ) -> None:
         """Change run-time knobs (``None`` leaves one as it is).
 
         ``order_delay`` holds each placement's idempotency key in flight for that
         many real seconds (0..60). ``partner_limits`` is ``(per_second, per_minute)``
         for the partner windows (documented default ``(50, 3000)``).
+        ``export_row_cap`` is how many rows a CSV export holds before its
+        ``# truncated`` line (default 10,000).
 
         Raises:
             ValueError: a value out of range.
@@ -650,6 +777,8 @@ class Controller:
             self._core.partner_limiter.per_minute = per_minute
         if order_delay is not None:
             settings.order_delay = _amount("order_delay", order_delay, MAX_DELAY)
+        if export_row_cap is not None:
+            settings.export_row_cap = _count("export_row_cap", export_row_cap, 1, 10**7)
         if rate_limits is not None:
             settings.rate_limits = rate_limits
         if push_taker_fills is not None:

@@ -1,4 +1,5 @@
-"""Trader order routes: place, get, list, cancel, cancel-all (API.md §4.5, §8.2).
+"""Trader order routes: place, batch, get, list, cancel, cancel-all, cancel by market
+(API.md §4.5, §8.2).
 
 Placement rules and idempotency live in :mod:`._trading`. Choices where the docs
 are silent (in API terms):
@@ -12,6 +13,15 @@ are silent (in API terms):
   ``source=filled`` market orders only. Non-integer ids are ``422``.
 * Cancel-all cancels every resting order of the API wallet; ``DELETE`` is the
   deprecated alias (``X-Deprecation``/``Sunset`` headers).
+* ``POST /v1/orders/batch``: the body must be ``{"orders": [...]}`` with at least
+  one entry (else ``422``); more entries than the key's tier allows (free 1, pro
+  5, pro_plus 10, enterprise 25) is ``400 BATCH_LIMIT_EXCEEDED`` with nothing
+  processed; otherwise ``200`` with one result per entry (see :mod:`._trading`).
+  It counts as one request against the rate limit.
+* ``DELETE /v1/cancel-market-orders``: ``market=<condition_id>`` and/or
+  ``asset_id=<token_id>`` (neither: ``422``; both: the orders matching both)
+  cancel the API wallet's resting orders in that market (or that outcome);
+  unknown ids match nothing, so a repeat answers an empty ``canceled`` list.
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ from ._errors import bad_request, not_found, validation
 from ._fields import CANCEL_ALL, ORDER_PAGE
 from ._json import json_response
 from ._parse import json_body, query_choice, query_int
-from ._state import Order, User
+from ._state import TIERS, Order, User
 from ._trader_routes import api_wallet, caller, require_trade, scoped_wallets
+from ._trading import place_batch
 from ._trading import place_order as place
 from ._views import order_response, order_row
 
@@ -65,6 +76,26 @@ async def place_order(request: web.Request) -> web.Response:
     if idem is not None and len(idem) > 256:
         raise validation("Idempotency-Key must be at most 256 characters")
     return json_response(await place(core, user, wallet.wallet_id, data, idem))
+
+
+@routes.post("/v1/orders/batch")
+async def place_orders(request: web.Request) -> web.Response:
+    """Place up to the tier's batch size of orders on the API wallet."""
+    core, key, user = caller(request)
+    require_trade(key)
+    wallet = api_wallet(core, user)
+    data = await json_body(request)
+    orders = data.get("orders") if isinstance(data, dict) else None
+    if not isinstance(orders, list):
+        raise validation('request body must be {"orders": [order, ...]}')
+    if not orders:
+        raise validation("orders must hold at least one order")
+    limit = TIERS[key.tier].max_batch
+    if len(orders) > limit:
+        raise bad_request(
+            "BATCH_LIMIT_EXCEEDED", f"Batch size {len(orders)} exceeds tier limit ({limit})"
+        )
+    return json_response(await place_batch(core, user, wallet.wallet_id, orders))
 
 
 def _find(request: web.Request, user: User) -> Order:
@@ -206,3 +237,26 @@ async def cancel_all_deprecated(request: web.Request) -> web.Response:
     response.headers["X-Deprecation"] = "use POST /v1/cancel-all"
     response.headers["Sunset"] = "Wed, 31 Dec 2026 23:59:59 GMT"
     return response
+
+
+@routes.delete("/v1/cancel-market-orders")
+async def cancel_market_orders(request: web.Request) -> web.Response:
+    """Cancel the API wallet's resting orders in one market (or one outcome token)."""
+    core, key, user = caller(request)
+    require_trade(key)
+    market_id = request.query.get("market") or None
+    asset_id = request.query.get("asset_id") or None
+    if market_id is None and asset_id is None:
+        raise validation("give market=<condition_id> or asset_id=<token_id>")
+    for name, value in (("market", market_id), ("asset_id", asset_id)):
+        if value is not None and len(value) > 256:
+            raise validation(f"{name} must be at most 256 characters")
+    wallet = api_wallet(core, user)
+    outcome = None
+    if asset_id is not None:
+        token = core.state.tokens.get(asset_id)
+        if token is None or (market_id is not None and token[0] != market_id):
+            return json_response(CANCEL_ALL.make(canceled=[], not_canceled={}))
+        market_id, outcome = token
+    ids = core.exchange.cancel_where(wallet, market_id=market_id, outcome=outcome)
+    return json_response(CANCEL_ALL.make(canceled=[str(i) for i in ids], not_canceled={}))

@@ -7,11 +7,13 @@ an overlong string). Routes raise the more specific 400 codes themselves.
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
+from ._clock import from_datetime
 from ._errors import validation
 from ._json import decode_body
 
@@ -24,6 +26,7 @@ __all__ = [
     "query_choice",
     "query_int",
     "string_field",
+    "time_range",
 ]
 
 
@@ -187,3 +190,35 @@ def query_bool(request: web.Request, name: str, *, default: bool = False) -> boo
     if low in ("false", "0", "no"):
         return False
     raise validation(f"{name} must be true or false")
+
+
+def _instant(name: str, raw: str, *, end: bool) -> int:
+    """One bound as epoch microseconds; an ``end`` bound is exclusive."""
+    text = raw.strip().replace(" ", "+")  # a "+00:00" sent unencoded arrives as a space
+    try:
+        if len(text) == 10:
+            day = datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc)
+            return from_datetime(day + timedelta(days=1) if end else day)
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return from_datetime(value) + (1 if end else 0)
+    except (ValueError, OverflowError):
+        raise validation(f"{name} must be an ISO 8601 date or date-time") from None
+
+
+def time_range(request: web.Request) -> tuple[int | None, int | None]:
+    """The ``from``/``to`` query bounds: ``(start inclusive, end exclusive)`` in epoch µs.
+
+    A date covers its whole UTC day (``to=2026-06-01`` ends at the next
+    midnight); a date-time without a zone is UTC.
+
+    Raises:
+        ApiError: 422 for an unreadable bound.
+    """
+    start = request.query.get("from")
+    end = request.query.get("to")
+    return (
+        None if not start else _instant("from", start, end=False),
+        None if not end else _instant("to", end, end=True),
+    )

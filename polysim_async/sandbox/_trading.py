@@ -33,11 +33,20 @@ Wire rules and the choices made where the docs are silent (in API terms):
   never expire within a sandbox's life.
 * Close and reset cancel at most ``bulk_cancel_limit`` open orders per call and
   answer ``409 ORDERS_NOT_CANCELLED`` while some remain.
+* Batches (API.md O2): entries are placed one after the other with exactly the
+  rules above, each deduplicated by its own ``client_order_id`` in the same
+  store as single orders (an entry that repeats an earlier order comes back as
+  its replay). A refused entry becomes ``REJECTED`` with its code in ``error``
+  (an unexpected failure ``ERROR`` / ``INTERNAL_ERROR``); the others stand.
+* ``reset-api-balance`` cancels the API wallet's resting orders
+  (``balance_reset``), closes its positions as ``CLOSED_BY_RESET`` and refunds it
+  to the plan's baseline; free plans get ``402 UPGRADE_REQUIRED``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -45,13 +54,23 @@ import msgspec
 
 from ._clock import SECOND_US
 from ._core import Core
-from ._errors import ApiError, bad_request, validation
-from ._exchange import OrderParams
+from ._errors import ApiError, bad_request, upgrade_required, validation
+from ._exchange import OrderParams, money
+from ._fields import API_RESET, BATCH
 from ._parse import decimal_field, string_field
-from ._state import PartnerAccount, User
-from ._views import REPLAY_NULLS, order_response
+from ._state import TIERS, PartnerAccount, User, Wallet
+from ._views import REPLAY_NULLS, order_response, rejected_order
 
-__all__ = ["close_account", "parse_order", "place_order", "reset_account"]
+__all__ = [
+    "close_account",
+    "parse_order",
+    "place_batch",
+    "place_order",
+    "reset_account",
+    "reset_api_balance",
+]
+
+log = logging.getLogger("polysim_async.sandbox")
 
 _canonical = msgspec.json.Encoder(order="sorted")
 _TIFS = ("GTC", "FOK", "FAK", "IOC", "GTD")
@@ -198,6 +217,52 @@ async def place_order(
     return answer
 
 
+async def place_batch(core: Core, user: User, wallet_id: int, entries: list[Any]) -> dict[str, Any]:
+    """Place each entry of a batch on ``wallet_id``; return the ``BatchResult`` body.
+
+    Cancellation propagates; entries placed before it stand.
+    """
+    results: list[dict[str, Any]] = []
+    for entry in entries:
+        try:
+            if not isinstance(entry, dict):
+                raise validation("each order must be a JSON object")
+            results.append(await place_order(core, user, wallet_id, entry, None))
+        except ApiError as exc:
+            results.append(rejected_order(entry, exc.code, exc.message))
+        except Exception:
+            log.exception("sandbox batch entry failed")
+            results.append(
+                rejected_order(entry, "INTERNAL_ERROR", "internal error", status="ERROR")
+            )
+    failed = sum(1 for r in results if r["order_id"] == 0)
+    return BATCH.make(results=results, succeeded=len(results) - failed, failed=failed)
+
+
+def reset_api_balance(core: Core, user: User, wallet: Wallet) -> dict[str, Any]:
+    """Reset the API wallet to the plan's baseline; return the documented answer.
+
+    Raises:
+        ApiError: 402 UPGRADE_REQUIRED on the free plan.
+    """
+    if user.tier == "free":
+        raise upgrade_required(
+            "api_wallet.reset", "resetting the API wallet needs a paid plan (Pro or above)"
+        )
+    for order in sorted(wallet.pending.values(), key=lambda o: o.order_id):
+        core.exchange.cancel(order, reason="balance_reset")
+    closed = len(wallet.positions)
+    wallet.starting_balance = TIERS[user.tier].baseline
+    core.exchange.reset_wallet(wallet)
+    amount = money(wallet.cash)
+    return API_RESET.make(
+        message=f"API balance reset to ${wallet.cash:,.2f}",
+        new_api_balance=amount,
+        positions_closed=closed,
+        cooldown_days=0,
+    )
+
+
 def _drain(core: Core, account: PartnerAccount) -> None:
     """Cancel up to the bulk-cancel limit of an account's open orders.
 
@@ -224,7 +289,7 @@ def close_account(core: Core, account: PartnerAccount) -> bool:
     _drain(core, account)
     account.status = "closed"
     account.wallet.status = "ARCHIVED"
-    account.wallet.updated_us = core.clock.stamp()
+    account.wallet.updated_us = account.wallet.archived_us = core.clock.stamp()
     return True
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "positions",
     "price_source",
     "register_response",
+    "rejected_order",
 ]
 
 #: Order telemetry fields an idempotent replay sends as null (API.md §4.5, §9.1).
@@ -298,4 +299,46 @@ def order_row(order: Order) -> dict[str, Any]:
         fill_price=None if order.fill_price is None else units(order.fill_price),
         cancelled_at=_iso_z(order.cancelled_us),
         cancelled_reason=order.cancelled_reason,
+    )
+
+
+def rejected_order(
+    entry: Any, code: str, message: str, *, status: str = "REJECTED"
+) -> dict[str, Any]:
+    """A failed batch entry (API.md O2): ``order_id`` 0, the code in ``error``, prose in
+    ``error_message``; what could be read from the entry is echoed, the rest is zero or null."""
+    data = entry if isinstance(entry, dict) else {}
+
+    def text(name: str, default: str | None = None) -> str | None:
+        value = data.get(name)
+        return value if isinstance(value, str) and len(value) <= 256 else default
+
+    order_type = (text("order_type") or "market").lower()
+    side = text("side")
+    return ORDER.make(
+        order_id=0,
+        status=status,
+        order_type=order_type if order_type in ("market", "limit") else "market",
+        side=None if side is None else side.upper(),
+        outcome=text("outcome"),
+        price="0",
+        quantity=text("quantity", "0"),
+        notional="0",
+        fee="0",
+        filled_at=None,
+        cancelled_reason=None,
+        price_source=None,
+        slippage_bps=None,
+        quote_age_ms=None,
+        spread_bps=None,
+        impact_bps=None,
+        book_walk_levels=None,
+        account_balance=None,
+        position=None,
+        client_order_id=text("client_order_id"),
+        error=code,
+        error_message=message,
+        amount_interpreted_as=None,
+        is_replay=False,
+        warnings=[],
     )

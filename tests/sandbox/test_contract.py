@@ -11,33 +11,17 @@ One test per endpoint (and per frame of the execution WebSocket).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 
 from polysim_async import models
-from polysim_async._codec import decode
 from polysim_async.sandbox import Sandbox
 
+from ._contract import Doc, check_answer, doc
 from ._helpers import Api
-
-
-@dataclass(frozen=True)
-class Doc:
-    """The documented fields of one answer (or of each item of an array answer)."""
-
-    fields: frozenset[str]
-    optional: frozenset[str] = frozenset()
-    model: Any = None  # the client's model for one object (None: the client has none)
-    nested: dict[str, Doc] = field(default_factory=dict)
-
-
-def doc(names: str, *, optional: str = "", model: Any = None, **nested: Doc) -> Doc:
-    return Doc(frozenset(names.split()), frozenset(optional.split()), model, nested)
-
 
 # -- transcribed from API.md (section in the comment) and the seeds -------------------------
 TRADE = doc(  # P6 row; seed step 6
@@ -120,41 +104,6 @@ DOCS: dict[str, Doc] = {
     ),
     "ws pong": doc("type ts", model=models.PongFrame),  # §10.2
 }
-
-
-def _model_fields(model: Any) -> set[str]:
-    info = msgspec.inspect.type_info(model)
-    assert isinstance(info, msgspec.inspect.StructType)
-    names = {f.encode_name for f in info.fields}
-    if info.tag_field is not None:
-        names.add(info.tag_field)
-    return names
-
-
-def check(d: Doc, body: Any, path: str = "$") -> None:
-    """Assert ``body`` (one object) has exactly the documented fields, recursively."""
-    assert isinstance(body, dict), f"{path}: expected an object, got {body!r}"
-    keys = set(body)
-    missing, extra = d.fields - keys, keys - d.fields - d.optional
-    assert not missing and not extra, f"{path}: missing {sorted(missing)}, extra {sorted(extra)}"
-    for name, inner in d.nested.items():
-        value = body[name]
-        for i, item in enumerate(value if isinstance(value, list) else [value]):
-            if item is not None:
-                check(inner, item, f"{path}.{name}[{i}]")
-    if d.model is not None:
-        forgotten = (d.fields | d.optional) - _model_fields(d.model)
-        assert not forgotten, f"the client's {d.model.__name__} lacks {sorted(forgotten)}"
-        decode(d.model, msgspec.json.encode(body))
-
-
-def check_answer(name: str, body: Any, *, nonempty: bool = True) -> None:
-    """Check an answer: an object, or an array whose every item is checked."""
-    items = body if isinstance(body, list) else [body]
-    if nonempty:
-        assert items, f"{name}: nothing to check"
-    for item in items:
-        check(DOCS[name], item)
 
 
 # -- a sandbox with something in every answer ---------------------------------------------
@@ -312,7 +261,7 @@ async def test_endpoint_answers_the_documented_fields(world: World, case: str) -
     name, call = CASES[case]
     status, _, body = await call(world)
     assert status < 300 or name.startswith("error"), (status, body)
-    check_answer(name, body)
+    check_answer(DOCS, name, body)
 
 
 async def test_replayed_order_keeps_the_documented_fields(world: World) -> None:
@@ -321,7 +270,7 @@ async def test_replayed_order_keeps_the_documented_fields(world: World) -> None:
     hdr = {"Idempotency-Key": "same"}
     await world.api.trader("POST", "/orders", json=order, headers=hdr)
     _, _, again = await world.api.trader("POST", "/orders", json=order, headers=hdr)
-    check_answer("order", again)
+    check_answer(DOCS, "order", again)
     assert again["is_replay"] is True
 
 
@@ -342,7 +291,7 @@ async def test_websocket_frames_have_the_documented_fields(
         elif frame == "ws pong":
             await ws.send_str('{"action": "ping"}')
             got = await ws.receive_json()
-    check_answer(frame, got)
+    check_answer(DOCS, frame, got)
     assert got["type"] == frame.split()[1]
 
 

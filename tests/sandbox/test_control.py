@@ -86,6 +86,14 @@ async def test_the_reported_500s_are_422s_now(api: Api) -> None:
         ("/_sandbox/ws/faults", {"mode": "abort"}, "drop_after"),
         ("/_sandbox/config", {"order_delay": 1e9}, "order_delay"),
         ("/_sandbox/config", {"partner_limits": [0, 10]}, "partner_limits"),
+        ("/_sandbox/config", {"export_row_cap": 0}, "export_row_cap"),
+        ("/_sandbox/markets", {"volume": "-1"}, "volume"),
+        ("/_sandbox/markets", {"slug": "a/b"}, "slug"),
+        ("/_sandbox/markets", {"category": ""}, "category"),
+        ("/_sandbox/markets/{market_id}/resolve", {"winner": "Maybe"}, "winner"),
+        ("/_sandbox/users/{user_id}/tier", {"tier": "gold"}, "tier"),
+        ("/_sandbox/wallets", {"kind": "GOLD"}, "kind"),
+        ("/_sandbox/wallets", {"balance": "-5"}, "balance"),
     ],
 )
 async def test_values_out_of_range_are_422_naming_the_field(
@@ -104,6 +112,10 @@ async def test_unknown_ids_are_404(api: Api, sb: Sandbox) -> None:
         ("POST", "/_sandbox/keys/revoke", {"key": "nope"}),
         ("GET", "/_sandbox/accounts/nope", None),
         ("POST", "/_sandbox/fills", {"count": 2, "account_id": "nope"}),
+        ("POST", "/_sandbox/users/1/tier", {"tier": "pro"}),
+        ("POST", "/_sandbox/wallets", {"user_id": 1}),
+        ("POST", "/_sandbox/markets/0xnone/resolve", {}),
+        ("POST", "/_sandbox/heartbeats/lapse", {"user_id": 1}),
     ):
         assert_error(*await api.call(method, path, json=body), 404, "CONTROL_NOT_FOUND")
     got = await api.call("POST", "/_sandbox/tenants/abc/keys", json={})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,11 @@ BAD_VALUES: list[Any] = [
     {"a": {"b": [1]}},
     "9" * 5000,
 ]
+#: Error codes whose envelope adds documented fields (API.md §5.2, price-candles page).
+CARVE_OUTS = {
+    "UPGRADE_REQUIRED": {"feature_key", "upgrade_url"},
+    "INVALID_INTERVAL": {"supported_intervals"},
+}
 DEEP = 5_000
 NESTED = b"[" * DEEP + b"]" * DEEP
 OVERSIZED = b'{"x": "' + b"a" * (2 << 20) + b'"}'
@@ -68,12 +74,14 @@ class Ids:
     order_id: int
     tenant_id: int
     market_id: str
+    key_id: int
+    wallet_id: int
 
 
 @dataclass(frozen=True)
 class Route:
     method: str
-    path: str  # with {user_id}, {account_id}, {order_id}, {tenant_id}, {market_id}
+    path: str  # with {user_id}, {account_id}, {order_id}, {tenant_id}, {market_id}, ...
     realm: str  # "partner", "trader" or "control"
     body: dict[str, Any]  # a valid body
     extra_fields: tuple[str, ...] = ()  # fields the route takes beyond those in ``body``
@@ -140,6 +148,37 @@ def _api_routes() -> list[Route]:
         Route("POST", "/v1/cancel-all?confirm=true", "trader", {}),
         Route("DELETE", "/v1/cancel-all?confirm=true", "trader", {}),
         Route("POST", "/v1/keys/ws-token", "trader", {}),
+        Route(
+            "POST",
+            "/v1/orders/batch",
+            "trader",
+            {
+                "orders": [
+                    {
+                        "market_id": "{market_id}",
+                        "side": "BUY",
+                        "outcome": "Yes",
+                        "quantity": "5",
+                        "order_type": "limit",
+                        "price": "0.30",
+                        "client_order_id": "b-1",
+                    }
+                ]
+            },
+        ),
+        Route("DELETE", "/v1/cancel-market-orders?market={market_id}", "trader", {}),
+        Route("POST", "/v1/heartbeats", "trader", {"interval_ms": 5000, "client_label": "x"}),
+        Route("POST", "/heartbeats", "trader", {"interval_ms": 5000, "client_label": "x"}),
+        Route("POST", "/v1/account/reset-api-balance", "trader", {}),
+        Route("POST", "/v1/keys", "trader", {"name": "k", "tier": "pro", "permissions": ["read"]}),
+        Route("PATCH", "/v1/keys/{key_id}", "trader", {"name": "n"}),
+        Route("POST", "/v1/keys/{key_id}/rotate", "trader", {}),
+        Route("DELETE", "/v1/keys/{key_id}", "trader", {}),
+        Route("POST", "/v1/me/wallets", "trader", {"label": "l", "kind": "SANDBOX"}),
+        Route("PATCH", "/v1/me/wallets/{wallet_id}", "trader", {"label": "l"}),
+        Route("DELETE", "/v1/me/wallets/{wallet_id}", "trader", {}),
+        Route("POST", "/v1/me/wallets/{wallet_id}/reset", "trader", {}),
+        Route("POST", "/v1/prices/batch", "trader", {"market_ids": ["{market_id}"]}),
     ]
 
 
@@ -155,7 +194,14 @@ CONTROL_BODIES: dict[str, dict[str, Any]] = {
         "tick": "0.01",
         "min_size": "5",
         "fee_rate": "0",
+        "slug": "sweep",
+        "category": "crypto",
+        "volume": "100",
     },
+    "/_sandbox/markets/{market_id}/resolve": {"winner": "Yes"},
+    "/_sandbox/users/{user_id}/tier": {"tier": "pro"},
+    "/_sandbox/wallets": {"user_id": "{user_id}", "kind": "SANDBOX", "label": "l", "balance": "5"},
+    "/_sandbox/heartbeats/lapse": {"user_id": "{user_id}"},
     "/_sandbox/markets/{market_id}/price": {"price": "0.55", "outcome": "Yes"},
     "/_sandbox/markets/{market_id}/closed": {"closed": False},
     "/_sandbox/orders": {
@@ -202,7 +248,7 @@ CONTROL_BODIES: dict[str, dict[str, Any]] = {
         "delay": 0,
     },
     "/_sandbox/ws/faults": {"malformed": 1, "shape": "fill"},
-    "/_sandbox/config": {"bulk_cancel_limit": 5, "push_taker_fills": True},
+    "/_sandbox/config": {"bulk_cancel_limit": 5, "push_taker_fills": True, "export_row_cap": 9},
 }
 
 
@@ -223,8 +269,11 @@ ALL_ROUTES = _api_routes() + _control_routes()
 
 def _fill(template: Any, ids: Ids) -> Any:
     if isinstance(template, str) and template.startswith("{") and template.endswith("}"):
-        value = getattr(ids, template[1:-1])
-        return value
+        return getattr(ids, template[1:-1])
+    if isinstance(template, list):
+        return [_fill(item, ids) for item in template]
+    if isinstance(template, dict):
+        return {k: _fill(v, ids) for k, v in template.items()}
     return template
 
 
@@ -235,6 +284,8 @@ def _url(route: Route, ids: Ids, **overrides: str) -> str:
         "order_id": str(ids.order_id),
         "tenant_id": str(ids.tenant_id),
         "market_id": ids.market_id,
+        "key_id": str(ids.key_id),
+        "wallet_id": str(ids.wallet_id),
     }
     values.update(overrides)
     return route.path.format(**values)
@@ -283,6 +334,8 @@ class Sweep:
         if status >= 500:
             self.failures.append(f"{status} for {where}: {raw[:200]!r}")
             return
+        if status == 200 and headers.get("Content-Type", "").startswith("text/csv"):
+            return  # a CSV export
         try:
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError:
@@ -293,6 +346,17 @@ class Sweep:
         envelope = {"error", "message"}
         if req.headers.get("X-Polysim-Verbose") == "true":
             envelope |= {"details", "request_id"}
+        if (
+            isinstance(body, dict)
+            and status == 422
+            and req.url.split("?")[0].endswith("heartbeats")
+        ):
+            # The heartbeat routes' documented Pydantic envelope.
+            if set(body) != {"detail"} or headers.get("X-Polysim-Code") != "VALIDATION_FAILED":
+                self.failures.append(f"422 without the detail envelope for {where}: {raw[:200]!r}")
+            return
+        if isinstance(body, dict):
+            envelope |= CARVE_OUTS.get(body.get("error"), set())
         if status >= 400 and (
             not isinstance(body, dict)
             or set(body) != envelope
@@ -322,7 +386,14 @@ async def _ids(sb: Sandbox, http: aiohttp.ClientSession) -> Ids:
         price="0.30",
         order_type="limit",
     )
-    return Ids(user_id, account_id, placed["order_id"], sb.tenant_id, sb.market_id)
+    async with http.post(
+        sb.url + "/v1/keys", json={"name": "spare"}, headers={"X-API-Key": sb.api_key}
+    ) as r:
+        key_id = (await r.json())["id"]
+    wallet_id = sb.create_wallet(label="sweep")
+    return Ids(
+        user_id, account_id, placed["order_id"], sb.tenant_id, sb.market_id, key_id, wallet_id
+    )
 
 
 def _requests(route: Route, sweep: Sweep, ids: Ids) -> list[Request]:
@@ -353,7 +424,15 @@ def _requests(route: Route, sweep: Sweep, ids: Ids) -> list[Request]:
         b"1e999999",
     ):
         out.append(Request(route.method, url, hdrs, raw))
-    for param in ("user_id", "account_id", "order_id", "tenant_id", "market_id"):
+    for param in (
+        "user_id",
+        "account_id",
+        "order_id",
+        "tenant_id",
+        "market_id",
+        "key_id",
+        "wallet_id",
+    ):
         if "{" + param + "}" not in route.path:
             continue
         for bad in ("abc", "-1", "0", "9" * 5000, "%00", "%F0%9F%99%82", "1.5", "%20"):
@@ -499,3 +578,68 @@ async def test_deeply_nested_websocket_frames_keep_the_socket(
         await ws.send_str('{"action": "ping"}')
         pong = await ws.receive_json()
         assert pong["type"] == "pong"
+
+
+#: Every query parameter of the read routes added for bots (issue 14), each swept below.
+READ_ROUTES: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "/v1/markets",
+        ("limit", "offset", "q", "category", "hot_only", "active_only", "envelope", "cursor"),
+    ),
+    ("/v1/markets/{market_id}", ("include_book",)),
+    ("/v1/markets/by-slug/sandbox-market-1", ("include_book",)),
+    ("/v1/markets/{market_id}/book", ("outcome", "depth")),
+    ("/v1/markets/{market_id}/candles", ("interval", "outcome", "start_time")),
+    ("/v1/book", ("token_id", "depth")),
+    ("/v1/markets-by-token/1", ()),
+    ("/v1/me", ("wallet_id",)),
+    ("/v1/keys", ("limit", "offset")),
+    ("/v1/keys/tiers", ()),
+    ("/v1/me/wallets", ("limit", "offset")),
+    ("/v1/me/wallets/{wallet_id}", ()),
+    ("/v1/account/portfolio", ("wallet_id",)),
+    ("/v1/account/settlements", ("limit", "cursor", "wallet_id", "market_id", "from", "to")),
+    ("/v1/export/trades.csv", ("wallet_id", "market_id", "from", "to")),
+    ("/v1/export/settlements.csv", ("wallet_id", "market_id", "from", "to")),
+]
+BAD_QUERY = [
+    "",
+    " ",
+    "x" * 9000,
+    "\u0000",
+    "NaN",
+    "-1",
+    "0",
+    "1e999999",
+    "9" * 5000,
+    "0x10",
+    "\U0001f642",
+    "<script>",
+    "'; DROP TABLE users; --",
+    "\n\r\t",
+    "true",
+    "LTE=",
+    "%",
+    "[]",
+    "9999-12-31T23:59:59+14:00",
+    "0001-01-01",
+]
+
+
+async def test_bad_query_values_on_every_read_route(
+    sb: Sandbox, http: aiohttp.ClientSession, no_server_errors: Any
+) -> None:
+    sweep = Sweep(sb, http)
+    ids = await _ids(sb, http)
+    sb.resolve_market(sb.market_ids[1], "Yes")  # settlements to page through
+    requests = []
+    for path, params in READ_ROUTES:
+        url = path.format(market_id=ids.market_id, wallet_id=ids.wallet_id)
+        requests.append(Request("GET", url, sweep.headers("trader"), None))
+        for name in params:
+            for bad in BAD_QUERY:
+                query = urllib.parse.urlencode({name: bad})
+                requests.append(Request("GET", f"{url}?{query}", sweep.headers("trader"), None))
+    await sweep.run(requests)
+    assert sweep.count == len(requests) > 600
+    assert not sweep.failures, "\n".join(sweep.failures[:20])
