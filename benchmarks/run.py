@@ -33,6 +33,7 @@ BENCHMARKS = [
     "sandbox_startup",
     "evaluator",
     "redis_limiter",
+    "export",
 ]
 
 

@@ -55,6 +55,13 @@ from ._retry import ClientStats
 from ._stream import FillStream, StreamPolicy, StreamStats
 from ._version import __version__
 from ._watch import TradeWatch, WatchStats
+from .export import (
+    ExportDirectoryError,
+    ExportError,
+    ExportProgress,
+    ExportSummary,
+    ExportValueError,
+)
 from .models import (
     AccountState,
     AccountStatus,
@@ -160,6 +167,11 @@ __all__ = [
     "EquityPoint",
     "Evaluator",
     "EvaluatorState",
+    "ExportDirectoryError",
+    "ExportError",
+    "ExportProgress",
+    "ExportSummary",
+    "ExportValueError",
     "FanOutError",
     "Fill",
     "FillStream",
