@@ -23,7 +23,19 @@ if __package__ in (None, ""):
 
 from benchmarks._common import Row
 
-BENCHMARKS = ["decode", "bulk_pull", "memory", "fanout", "stream", "sandbox_pages", "burst"]
+BENCHMARKS = [
+    "decode",
+    "bulk_pull",
+    "memory",
+    "fanout",
+    "stream",
+    "sandbox_pages",
+    "sandbox_startup",
+    "evaluator",
+    "redis_limiter",
+    "export",
+    "burst",
+]
 
 
 def machine() -> str:

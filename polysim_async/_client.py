@@ -29,17 +29,23 @@ from ._config import (
 )
 from ._errors import ClientClosedError, InvalidArgumentError, UsageError, is_trader_key
 from ._hooks import NO_HOOKS, Hooks
+from ._keyadmin import KeyManagement
+from ._limits import Limiter, aclose_limiter
 from ._logging import configure_from_env
+from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
 from ._requester import Requester
 from ._retry import ClientStats
+from ._tiers import fetch_me
+from ._trading import TradingCalls
 from ._transport import AiohttpTransport, Transport
 from ._version import __version__
-from .account import AccountAPI
 from .executions import ExecutionsAPI
-from .keys import KeysAPI
-from .orders import OrdersAPI
+from .markets import MarketsAPI
+from .models.keys import Me
 from .partner import PartnerAPI
+from .prices import PricesAPI
+from .wallets import WalletsAPI
 
 if TYPE_CHECKING:
     import aiohttp
@@ -135,7 +141,9 @@ class Client:
             (``ps_live_``/``ps_test_``) sends its first request alone and then
             paces at the tier its answer advertises (Pro 10/s and 600/min if it
             advertises none). A :class:`RateLimit` is used as given; ``None``
-            turns the limiter off.
+            turns the limiter off. Any other object implementing the limiter
+            protocol (:class:`RedisRateLimit` for one budget shared by every
+            process) is used as the limiter, and closed with the client.
         pool_size: maximum open connections.
         allow_insecure: permit plain ``http`` to a non-loopback host.
         max_response_size: bytes of (decompressed) body read at most per answer
@@ -164,7 +172,7 @@ class Client:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         drain_retries: int = DEFAULT_DRAIN_RETRIES,
-        rate_limit: RateLimit | Literal["auto"] | None = "auto",
+        rate_limit: RateLimit | Limiter | Literal["auto"] | None = "auto",
         pool_size: int = DEFAULT_POOL_SIZE,
         allow_insecure: bool = False,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
@@ -200,13 +208,17 @@ class Client:
             raise InvalidArgumentError(f"hooks must be a Hooks object, got {hooks!r}")
         the_clock = _resolve_clock(clock, sleep, wall_clock)
         trader = is_trader_key(key)
-        limiter: RateLimiter
+        limiter: Limiter
         if rate_limit == "auto":
             limiter = RateLimiter.auto(clock=the_clock, kind="trader" if trader else "tenant")
         elif rate_limit is None or isinstance(rate_limit, RateLimit):
             limiter = RateLimiter(rate_limit, clock=the_clock)
+        elif isinstance(rate_limit, Limiter):
+            limiter = rate_limit
         else:
-            raise InvalidArgumentError('rate_limit must be a RateLimit, "auto" or None')
+            raise InvalidArgumentError(
+                'rate_limit must be a RateLimit, a limiter (e.g. RedisRateLimit), "auto" or None'
+            )
         self._timeout = timeout
         self._retry_policy = RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, drain_retries=drain_retries
@@ -243,12 +255,20 @@ class Client:
         )
         #: The partner API (tenant key): ``client.partner.users``, ``client.partner.accounts``.
         self.partner = PartnerAPI(self._requester)
-        #: Trader account reads (personal key): equity, balance, positions, history.
-        self.account = AccountAPI(self._requester)
-        #: Trader orders (personal key): place, get, list, cancel, cancel-all.
-        self.orders = OrdersAPI(self._requester)
-        #: Trader key services (personal key): WebSocket tokens.
-        self.keys = KeysAPI(self._requester)
+        #: Trader account reads (personal key): equity, balance, positions, history,
+        #: portfolio, settlements, the API-wallet reset, CSV exports.
+        self.account = PortfolioReads(self._requester)
+        #: Trader orders (personal key): place, place_many, get, list, cancel, cancel-all,
+        #: cancel_market, heartbeat, keepalive.
+        self.orders = TradingCalls(self._requester)
+        #: Trader keys (personal key): WebSocket tokens, key management, the tier table.
+        self.keys = KeyManagement(self._requester)
+        #: The key owner's wallets (personal key).
+        self.wallets = WalletsAPI(self._requester)
+        #: Market data: markets, books, candles (personal key).
+        self.markets = MarketsAPI(self._requester)
+        #: Live prices of many markets (personal key).
+        self.prices = PricesAPI(self._requester)
         #: The trader's fills as a reconnecting, gap-free stream (personal key).
         self.executions = ExecutionsAPI(
             self._requester,
@@ -322,9 +342,15 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections. Idempotent; the client cannot be used afterwards."""
+        """Close the pooled connections and a limiter given as ``rate_limit``.
+
+        Idempotent; the client cannot be used afterwards.
+        """
         self._state = _State.CLOSED
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            await aclose_limiter(self.limiter)
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
@@ -335,3 +361,19 @@ class Client:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+    async def me(self, *, wallet_id: int | str | None = None) -> Me:
+        """Return the trader key owner's profile, tier and the key's permissions (``GET /v1/me``).
+
+        The tier is remembered, for the batch size of ``orders.place_many`` and
+        ``prices.batch``.
+
+        Args:
+            wallet_id: forwarded as the official SDK does (``"all"``, ``"api"`` or
+                a wallet id); the server's use of it is undocumented.
+
+        Raises:
+            InvalidArgumentError: a bad ``wallet_id`` (nothing sent).
+            AuthenticationError: the key is missing, unknown or revoked.
+        """
+        return await fetch_me(self._requester, wallet_id)

@@ -21,6 +21,9 @@ is never caught or wrapped::
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
     │   └── ResponseTooLargeError                        a body passed max_response_size
     ├── FanOutError                                      feeds of trades_many failed (per account)
+    ├── CoordinationError                                shared budget or checkpoints failed
+    │   ├── StoreUnavailableError                        its store (Redis, SQLite) could not be used
+    │   └── LeaseLostError                               this worker no longer holds the lease
     └── APIStatusError                                   the server answered with an error status
         ├── ValidationError                              400 and 422
         ├── AuthenticationError                          401
@@ -55,11 +58,13 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
+    "CoordinationError",
     "DeadlineExceededError",
     "DecodeError",
     "EdgeBlockedError",
     "FanOutError",
     "InvalidArgumentError",
+    "LeaseLostError",
     "MissingDependencyError",
     "NetworkError",
     "NotFoundError",
@@ -72,6 +77,7 @@ __all__ = [
     "ReadTimeoutError",
     "ResponseTooLargeError",
     "ServerError",
+    "StoreUnavailableError",
     "StreamClosedError",
     "TransportError",
     "UsageError",
@@ -209,6 +215,18 @@ class FanOutError(PolySimError):
             f"{len(self.failures)} feed(s) failed: {shown}"
             + (f"; and {more} more" if more > 0 else "")
         )
+
+
+class CoordinationError(PolySimError):
+    """Work shared between processes (budget, checkpoints, leases) could not be coordinated."""
+
+
+class StoreUnavailableError(CoordinationError):
+    """The shared store (Redis, or the SQLite file) could not be used; the message says why."""
+
+
+class LeaseLostError(CoordinationError):
+    """This worker no longer holds the lease (it expired or was taken over); nothing was written."""
 
 
 class APIStatusError(PolySimError):

@@ -22,9 +22,9 @@ Shape::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from ._errors import FanOutError, InvalidArgumentError, PolySimError
 from ._tasks import aclose_iterator, cancel_and_wait
@@ -69,7 +69,7 @@ _DONE = object()
 
 async def _worker(
     keys: Iterator[K],
-    walk: Callable[[K], AsyncGenerator[P, None]],
+    walk: Callable[[K], AsyncIterator[P]],
     queue: asyncio.Queue[object],
 ) -> None:
     try:
@@ -91,24 +91,52 @@ async def _worker(
     await queue.put(_DONE)
 
 
+@overload
 def fan_out(
     keys: Sequence[K],
-    walk: Callable[[K], AsyncGenerator[P, None]],
+    walk: Callable[[K], AsyncIterator[P]],
+    *,
+    items: Callable[[P], Iterable[T]],
+    checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None] = ...,
+    concurrency: int = ...,
+    on_error: OnError = ...,
+) -> AsyncGenerator[tuple[K, T], None]: ...
+
+
+@overload
+def fan_out(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
     *,
     items: Callable[[P], Iterable[T]],
     pair: Callable[[K, T], R],
     checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None] = ...,
+    concurrency: int = ...,
+    on_error: OnError = ...,
+) -> AsyncGenerator[R, None]: ...
+
+
+def fan_out(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    *,
+    items: Callable[[P], Iterable[T]],
+    pair: Callable[[K, T], Any] | None = None,
+    checkpoint: Callable[[P], str | None],
     start: Callable[[K], str | None] = lambda key: None,
     concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
     on_error: OnError = "raise",
-) -> AsyncGenerator[R, None]:
+) -> AsyncGenerator[Any, None]:
     """Walk ``walk(key)`` for every key with ``concurrency`` workers; yield ``pair(key, item)``.
 
     Args:
         keys: the feeds to walk, each once, in order of starting.
         walk: opens one key's page walk (an async generator; it is closed when done).
         items: the items of a page, yielded in order.
-        pair: builds what is yielded from a key and one of its items.
+        pair: builds what is yielded from a key and one of its items (by default
+            the tuple ``(key, item)``).
         checkpoint: a page's next cursor, recorded once all its items were yielded;
             an empty one marks the key's last page (the key is then complete).
         start: the cursor each key's walk starts from (for ``resume_cursors``).
@@ -142,12 +170,16 @@ def fan_out(
         raise InvalidArgumentError(f"concurrency must be a positive integer, got {concurrency!r}")
     if on_error not in ("raise", "continue"):
         raise InvalidArgumentError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-    return _run(keys, walk, items, pair, checkpoint, start, concurrency, on_error)
+    return _run(keys, walk, items, pair or _tuple, checkpoint, start, concurrency, on_error)
+
+
+def _tuple(key: Any, item: Any) -> tuple[Any, Any]:
+    return key, item
 
 
 async def _run(
     keys: Sequence[K],
-    walk: Callable[[K], AsyncGenerator[P, None]],
+    walk: Callable[[K], AsyncIterator[P]],
     items: Callable[[P], Iterable[T]],
     pair: Callable[[K, T], R],
     checkpoint: Callable[[P], str | None],

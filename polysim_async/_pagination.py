@@ -13,7 +13,7 @@ yielded, stop on an empty cursor, :class:`PaginationError` on a repeated one):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from ._errors import PaginationError
@@ -120,7 +120,7 @@ async def walk_cursor_prefetch(
 
 
 async def flatten(
-    pages: AsyncGenerator[P, None], items: Callable[[P], Iterable[T]]
+    pages: AsyncIterator[P], items: Callable[[P], Iterable[T]]
 ) -> AsyncGenerator[T, None]:
     """Yield every item of every page, in order.
 

@@ -61,6 +61,9 @@ TRADER_FALLBACK_LIMIT = RateLimit(per_second=10, per_minute=600)
 #: A sleeping caller re-checks its turn at least this often, so a budget that
 #: loosens (the probe's answer, a recovered advertisement) is used soon.
 _RECHECK = 1.0
+#: A request in flight longer than this (past any sane timeout) is taken as answered
+#: then: a caller of ``acquire`` that never calls ``release`` cannot hold a slot forever.
+_MAX_FLIGHT = 60.0
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -178,6 +181,9 @@ class RateLimiter:
         return out
 
     def _prune(self, now: float) -> None:
+        flying = self._flying
+        while flying and flying[0] < now - _MAX_FLIGHT:
+            bisect.insort(self._done, flying.pop(0) + _MAX_FLIGHT)
         done = self._done
         if done and done[0] <= now - 61.0:  # older than every window (margin < 1)
             del done[: bisect.bisect_right(done, now - 61.0)]
@@ -236,6 +242,7 @@ class RateLimiter:
         if self._probing:
             await self._await_probe(deadline)
         now = self._clock.now()
+        self._prune(now)
         start = self._reserve(now)
         if deadline is not None and start > deadline:
             raise DeadlineExceededError(
@@ -259,6 +266,7 @@ class RateLimiter:
                 if held:
                     self._planned.remove(start)
                     held = False
+                self._prune(now)
                 start = self._check(now)
                 if deadline is not None and start > deadline:
                     raise DeadlineExceededError(

@@ -32,7 +32,7 @@ from ._hooks import (
     ResponseEvent,
     RetryEvent,
 )
-from ._ratelimit import RateLimiter
+from ._limits import Limiter, release_turn
 from ._retry import CallKind, ClientStats, run_with_retries
 from ._transport import Request, Response, Transport
 
@@ -70,7 +70,7 @@ class Requester:
         transport: Transport,
         *,
         headers: Mapping[str, str],
-        limiter: RateLimiter,
+        limiter: Limiter,
         policy: RetryPolicy,
         timeout: Timeout,
         deadline: float | None,
@@ -164,7 +164,7 @@ class Requester:
                 response = await self.transport.send(request, timeout)
                 limiter.observe(response.headers)
             finally:
-                limiter.release()
+                release_turn(limiter)
             if hooks.on_response is not None:
                 hooks.on_response(
                     ResponseEvent(

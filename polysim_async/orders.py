@@ -64,7 +64,7 @@ def _expiration(value: int | datetime | None) -> int | None:
     raise InvalidArgumentError(f"expiration must be unix seconds or a datetime, got {value!r}")
 
 
-def _build_order(
+def build_order(
     *,
     market_id: str,
     side: Side | str,
@@ -204,7 +204,7 @@ class OrdersAPI:
         executed by the server (place it again with the same ``client_order_id``
         to learn its fate).
         """
-        body = _build_order(
+        body = build_order(
             market_id=market_id,
             side=side,
             outcome=outcome,

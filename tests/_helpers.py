@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import polysim_async as ps
+from polysim_async._transport import _translate
 
 T = TypeVar("T")
 
@@ -179,10 +181,13 @@ class Routes:
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         reason: str | None = None,
+        content_type: str | None = None,
         repeat: bool = False,
         callback: Callable[..., CallbackResult | ps.Response] | None = None,
         exception: BaseException | None = None,
     ) -> None:
+        if content_type is not None:
+            headers = {**(headers or {}), "Content-Type": content_type}
         reply = CallbackResult(status, payload, body, headers, reason)
         self._routes.append(_Route(method, url, reply, callback, exception, repeat))
 
@@ -225,12 +230,20 @@ class Routes:
             if route.used or not self._matches(route, request.method, full, path):
                 continue
             route.used = not route.repeat
-            if route.exception is not None:
-                raise route.exception
-            if route.callback is not None:
-                return _response(route.callback(full, **kwargs))
-            assert route.reply is not None
-            return _response(route.reply)
+            try:
+                if route.exception is not None:
+                    raise route.exception
+                if route.callback is not None:
+                    return _response(route.callback(full, **kwargs))
+            except ps.PolySimError:
+                raise
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                # As the real transport translates a socket error (aioresponses-style).
+                error = _translate(exc, f"{request.method} {request.path}", BASE)
+            else:
+                assert route.reply is not None
+                return _response(route.reply)
+            raise error
         raise ps.ConnectError(f"no canned answer for {request.method} {full}")
 
 

@@ -1,6 +1,6 @@
 """``client.orders``: validation, the idempotency key, retry rules, reads, cancels.
 
-Edge cases through aioresponses; the lost-answer proofs over real sockets (an
+Edge cases through MockTransport; the lost-answer proofs over real sockets (an
 inline server, then the sandbox).
 """
 

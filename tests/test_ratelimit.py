@@ -485,3 +485,12 @@ async def test_a_429_within_the_cap_pauses_every_call(mock: Routes, clock: FakeC
             await client.account.balance()
         await client.account.positions()
         assert clock() - start == pytest.approx(2.0)  # the next call waited out the pause
+
+
+async def test_a_turn_never_released_is_taken_as_answered_after_a_minute(clock: FakeClock) -> None:
+    # A caller using the limiter directly (without ``release``) cannot hold slots forever.
+    lim = limiter(clock, ps.RateLimit(margin=0, per_second=1, per_minute=None))
+    await lim.acquire()
+    await lim.acquire()
+    assert clock.t - 1000.0 == pytest.approx(61.0)  # the first one's slot lasted a minute
+    assert len(lim._flying) == 1

@@ -95,11 +95,19 @@ class Order(Traced, kw_only=True, frozen=True):
     filled_at: UTCDateTime | None = None
     cancelled_reason: str | None = None
     price_source: str | None = None
+    #: Fill telemetry (API.md §4.5 O1); the last three are null on idempotent replays.
+    slippage_bps: int | None = None
+    quote_age_ms: int | None = None
+    spread_bps: int | None = None
+    impact_bps: int | None = None
+    book_walk_levels: int | None = None
     account_balance: Money | None = None
     position: OrderPosition | None = None
     client_order_id: str | None = None
     error: str | None = None
     error_message: str | None = None
+    #: How ``amount`` was read, e.g. ``"usd_notional"`` (null when ``quantity`` was sent).
+    amount_interpreted_as: str | None = None
     is_replay: bool = False
     warnings: list[str] = msgspec.field(default_factory=list)
 

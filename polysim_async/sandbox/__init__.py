@@ -1,9 +1,11 @@
 """A local, in-memory PolySimulator server for tests, examples and benchmarks.
 
 No key and no network needed: the sandbox speaks the partner API (``/v1/partner/*``),
-the trader API (``/v1/account/*``, ``/v1/orders*``, ``/v1/cancel-all``,
-``/v1/keys/ws-token``) and the execution WebSocket, with the documented errors,
-auth realms and rate limits, over a real loopback socket. State lives in memory;
+the trader API (``/v1/me``, ``/v1/keys*``, ``/v1/me/wallets*``, ``/v1/account/*``,
+``/v1/orders*``, ``/v1/cancel-all``, ``/v1/cancel-market-orders``,
+``/v1/heartbeats``, ``/v1/markets*``, ``/v1/book``, ``/v1/prices/batch``,
+``/v1/export/*.csv``) and both WebSockets (executions and prices), with the
+documented errors, auth realms and rate limits, over a real loopback socket. State lives in memory;
 ``seed`` makes ids, keys, markets and the price walk reproducible. Importing
 ``polysim_async`` does not import this package.
 
@@ -17,57 +19,60 @@ Quick start::
         sb.api_key      # ps_live_ key of the default trader (tier "pro")
         sb.market_id    # the first of the seeded markets (sb.market_ids)
 
-The control API (Python methods; the same operations over HTTP under
-``/_sandbox/*``, see :mod:`polysim_async.sandbox._control`):
+The control API: every operation is a :class:`Sandbox` method and a route under
+``/_sandbox/`` (``GET /_sandbox/`` lists them with their parameters; the README
+has the table). Answers that mirror an API answer (``place_order``,
+``account_state``) are the JSON bodies the API would send, as dicts. Arguments
+are checked: ``ValueError`` or ``KeyError`` in Python, ``422 CONTROL_INVALID``
+naming the field or ``404 CONTROL_NOT_FOUND`` over HTTP.
 
 Identities
-    ``create_tenant(name, *, scopes=None, enabled=True, redirect_domains=None) -> TenantInfo``;
-    ``create_tenant_key(tenant_id, *, scopes=None) -> str``;
-    ``set_tenant_enabled(tenant_id, enabled)``; ``revoke_key(key)``;
-    ``create_trader(email=None, *, tier="pro", permissions={"read","trade"}) -> TraderInfo``;
-    ``create_trader_key(user_id, *, tier="pro", permissions=...) -> TraderInfo`` - e.g. for a
-    user a partner registered, so the trader sees its partner accounts as wallets.
+    ``create_tenant``, ``create_tenant_key``, ``set_tenant_enabled``, ``revoke_key``,
+    ``create_trader``, ``create_trader_key``, ``set_tier``, ``create_wallet``.
 Markets and time
-    ``create_market(*, market_id=None, question=..., outcomes=("Yes","No"), price="0.50",
-    spread="0.02", tick="0.01", min_size="5", fee_rate="0") -> str``;
-    ``set_price(market_id, price, *, outcome=None) -> int`` (resting orders that cross fill;
-    returns how many); ``set_market_closed(market_id, closed=True)``; ``market_ids``;
-    ``now()``; ``advance(seconds=0, *, minutes=0, hours=0, days=0)`` - runs every hourly
-    event on the way (GTD expiry, random walk, matching, equity snapshots).
+    ``create_market``, ``markets()``, ``set_price`` (resting orders that cross fill),
+    ``set_market_closed``, ``resolve_market`` (settles every position),
+    ``now()``, ``advance(seconds, *, minutes, hours, days)``.
+Dead-man's switch
+    ``heartbeats()``, ``lapse_heartbeats(*, user_id)``. Registrations lapse on the
+    simulated clock (``advance`` past an expiry cancels the orders) and, when the
+    clock flows with real time, as real time passes: a timed-event loop sleeps
+    until the next lapse (or hourly step) and runs it without waiting for a request.
 Trading as the trader
-    ``await place_order(*, account_id=None, wallet_id=None, user_id=None,
-    idempotency_key=None, **wire_fields) -> Order`` - the same rules as ``POST /v1/orders``
-    on a partner account, any wallet, or a user's API wallet (default trader by default);
-    ``await place_resting_orders(count, *, account_id=..., market_id=None, price="0.01",
-    quantity="5") -> list[int]``;
-    ``generate_fills(count, *, account_id=None, wallet_id=None, user_id=None,
-    market_id=None, push=False) -> int`` - a million fills in a few seconds (balanced
-    BUY/SELL round trips; see :mod:`polysim_async.sandbox._bulk`);
-    ``account_state(account_id) -> AccountState``.
+    ``await place_order(*, account_id | wallet_id | user_id, idempotency_key, **wire)``
+    (the rules of ``POST /v1/orders``), ``await place_resting_orders(count, ...)``,
+    ``generate_fills(count, ...)`` (a million fills in a few seconds, see
+    :mod:`._bulk`), ``account_state(account_id)``.
 Outbox
-    ``outbox() -> list[dict]`` (login-link emails: user_id, email, redirect_url, link,
-    sent_at); ``clear_outbox()``.
+    ``outbox()`` (login-link emails), ``clear_outbox()``.
 Faults
-    ``fail_next(path_glob, *, status=500, code="INTERNAL_ERROR", message=...,
-    retry_after=None, times=1, method=None)``; ``add_latency(path_glob, delay, *,
-    times=None, method=None)``; ``send_malformed(path_glob, *, times=1)``;
-    ``abort_next(path_glob, *, after=False, times=1)`` - ``after=True`` acts first, then
-    drops the connection (the answer is lost, the effect is not);
-    ``add_fault(path_glob, action, ...)`` (the general form);
-    ``ws_drop_after(frames, *, mode="close"|"abort", code=1011)``;
-    ``ws_chaos(probability, *, seed=0)``; ``ws_send_malformed(count=1)``;
-    ``set_fill_frame_shape("fill"|"execution_nested"|"execution_flat")``;
-    ``expire_ws_tokens() -> int``; ``clear_faults()``.
+    ``add_fault`` and its shorthands ``fail_next``, ``add_latency``,
+    ``send_malformed``, ``abort_next(after=)``; ``fault_rules()``;
+    ``ws_drop_after``, ``ws_chaos``, ``ws_send_malformed``, ``set_fill_frame_shape``;
+    ``expire_ws_tokens``; ``clear_faults``.
 Knobs
-    ``configure(*, bulk_cancel_limit=None, rate_limits=None, push_taker_fills=None,
-    order_delay=None, random_walk=None)``; ``order_delay`` holds an idempotency key
-    "in flight" for that many real seconds.
+    ``configure(*, bulk_cancel_limit, rate_limits, push_taker_fills, order_delay,
+    random_walk, partner_limits, export_row_cap)``.
+
+Rate limits count real request arrival (monotonic time), never the simulated
+clock; ``Sandbox(rate_clock=...)`` drives them from a fake time source in tests.
+
+How the modules fit (each imports only those above it; nothing from the client):
+``_fields`` (the field tables), ``_json``, ``_clock``, ``_errors``, ``_parse``,
+``_feed``, ``_faults``, ``_ratelimit``, ``_heartbeats`` (the switch's registry);
+``_state``, ``_auth``; ``_context`` (knobs, request context); ``_exchange``
+(matching, P&L, timed events), ``_ws`` (the channels' machinery, executions, tokens),
+``_prices`` (the price channel); ``_views``, ``_market_views``, ``_account_views``
+(bodies from state); ``_resolution`` (settling a market); ``_core`` (composition,
+the timed-event loop); ``_trading`` (placement, batches, idempotency, close/reset),
+``_bulk``; the route modules; ``_ops`` (the control operations); ``_control`` (their
+HTTP routes); ``_app``; ``_server``.
 
 Standalone: ``run(host, port, seed)`` blocks and prints the URL and keys;
 ``await serve(host, port, seed)`` does the same until cancelled.
 """
 
-from ._core import Settings
+from ._context import Settings
 from ._faults import FaultRule
 from ._ops import Controller, TenantInfo, TraderInfo
 from ._server import Sandbox, run, serve

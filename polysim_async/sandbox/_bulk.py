@@ -8,7 +8,9 @@ real BUY through the exchange (it opens or grows a position and spends cash).
 Timestamps are spaced ``spacing_us`` apart (compressed when needed) and end at or
 before "now", after the wallet's newest fill. Generated fills appear in the
 partner trade feed and in ``/v1/account/history``, and (with ``push``) on the
-user's executions sockets; they are not order rows in ``/v1/orders``.
+user's executions sockets; they are not order rows in ``/v1/orders``. The rows are
+written from templates of the ``TRADE`` field table (a million ``Shape.make``
+calls would cost seconds); the contract tests check generated rows against it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 from array import array
 from decimal import Decimal
 
-from .._codec import encode
 from ._clock import format_iso
 from ._core import Core
+from ._json import encode
 from ._state import Order, User, Wallet
 
 __all__ = ["generate_fills"]

@@ -16,6 +16,7 @@ from functools import lru_cache
 __all__ = [
     "DEFAULT_START",
     "HOUR_US",
+    "SECOND_US",
     "SandboxClock",
     "format_iso",
     "format_iso_z",
@@ -89,6 +90,11 @@ class SandboxClock:
         self._frozen = frozen
         self._offset_us = 0
         self._last_us = 0
+
+    @property
+    def frozen(self) -> bool:
+        """Whether time moves only through :meth:`advance`."""
+        return self._frozen
 
     def now_us(self) -> int:
         """Return the current simulated instant in epoch microseconds."""

@@ -1,60 +1,72 @@
-"""The object every route and the control API share: state, exchange, sockets, knobs."""
+"""One running sandbox's parts, composed: state, exchange, sockets, limiters, faults, knobs.
+
+:class:`Core` only wires the parts together; behaviour lives in them (the
+exchange in :mod:`._exchange`, placement and account lifecycle in
+:mod:`._trading`, sockets in :mod:`._ws`). Nothing below this module imports it.
+"""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import contextlib
 import itertools
-import json
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+import logging
 from datetime import datetime
 
 from aiohttp import web
 
 from ._clock import SandboxClock
-from ._errors import ApiError
+from ._context import Settings
 from ._exchange import Exchange
 from ._faults import FaultSet, WsFaults
-from ._ratelimit import FixedWindow, PartnerLimiter
-from ._state import PartnerAccount, SandboxState, Tenant, TraderKey
-from ._ws import Hub
+from ._json import encode
+from ._market_views import price_frame
+from ._prices import PriceHub
+from ._ratelimit import FixedWindow, PartnerLimiter, RealTime, TimeSource
+from ._state import Market, SandboxState
+from ._ws import Hub, Slots, WsTokens
 
-__all__ = ["CONTEXT", "CORE", "Core", "RequestContext", "Settings", "WS_TOKEN_TTL"]
+__all__ = ["CORE", "Core"]
 
-#: Lifetime of a WebSocket token, in seconds (API.md §2.3).
-WS_TOKEN_TTL = 60
-
-
-@dataclass(slots=True)
-class Settings:
-    """Knobs that tests and the control API flip at run time."""
-
-    #: How many open orders one close/reset call may cancel before answering 409.
-    bulk_cancel_limit: int = 100
-    #: Enforce the documented rate limits.
-    rate_limits: bool = True
-    #: Push market-order (taker) fills to executions sockets, not only resting fills.
-    push_taker_fills: bool = True
-    #: Real seconds an order placement holds its idempotency key before executing.
-    order_delay: float = 0.0
-    #: When set, control routes require ``X-Sandbox-Token: <token>``.
-    control_token: str | None = None
+log = logging.getLogger("polysim_async.sandbox")
 
 
 class Core:
-    """Everything one running sandbox owns."""
+    """Everything one running sandbox owns.
+
+    Args:
+        seed: seeds ids, keys, markets and the random walk.
+        start: simulated instant at start.
+        frozen_clock: simulated time moves only through ``advance``.
+        random_walk: prices take one seeded step per simulated hour.
+        rate_clock: the time source of rate-limit windows (real time by default).
+    """
 
     def __init__(
-        self, *, seed: int, start: datetime, frozen_clock: bool, random_walk: bool
+        self,
+        *,
+        seed: int,
+        start: datetime,
+        frozen_clock: bool,
+        random_walk: bool,
+        rate_clock: TimeSource | None = None,
     ) -> None:
+        self.settings = Settings()
         self.clock = SandboxClock(start, frozen=frozen_clock)
         self.state = SandboxState(seed=seed, clock=self.clock)
-        self.settings = Settings()
         self.exchange = Exchange(self.state, self.settings, random_walk=random_walk)
         self.faults = FaultSet()
         self.ws_faults = WsFaults()
-        self.hub = Hub(self)
+        self.tokens = WsTokens(self.clock, self.state.hex)
+        slots = Slots()
+        self.hub = Hub(self.clock, self.ws_faults, self.tokens, slots)
+        self.prices = PriceHub(self.clock, self.ws_faults, self.tokens, slots)
         self.exchange.on_fill = self.hub.push_fill
+        self.exchange.on_price = self._publish_price
+        #: Set when the next timed event may have moved earlier (a heartbeat, a clock jump).
+        self.wake = asyncio.Event()
+        #: Request-arrival time for the rate limiters (never the simulated clock).
+        self.arrival = RealTime(rate_clock)
         self.partner_limiter = PartnerLimiter()
         self.trader_limiter = FixedWindow()
         #: The default trader (``Sandbox.api_key``) and tenant, set by the Sandbox.
@@ -63,74 +75,46 @@ class Core:
         self.default_api_key = ""
         self.default_tenant_key = ""
         self.request_ids = itertools.count(1)
-        #: ws token -> (user_id, tier, expires_us)
-        self.ws_tokens: dict[str, tuple[int, str, int]] = {}
 
-    def mint_ws_token(self, user_id: int, tier: str) -> str:
-        """Issue a reusable JWT-shaped token valid for :data:`WS_TOKEN_TTL` simulated seconds."""
-        expires = self.clock.now_us() + WS_TOKEN_TTL * 1_000_000
+    def request_id(self) -> str:
+        """A fresh ``X-Request-Id`` value."""
+        return f"req_{next(self.request_ids):012x}"
 
-        def b64(data: dict[str, object]) -> str:
-            raw = json.dumps(data, separators=(",", ":")).encode()
-            return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    def _publish_price(self, market: Market) -> None:
+        if self.prices.watched(market.market_id):
+            text = encode(price_frame(market, self.clock.now_us())).decode()
+            self.prices.publish(market.market_id, text)
 
-        head = b64({"alg": "HS256", "typ": "JWT"})
-        body = b64({"sub": str(user_id), "exp": expires // 1_000_000, "jti": self.state.hex(16)})
-        sig = base64.urlsafe_b64encode(bytes.fromhex(self.state.hex(64))).decode().rstrip("=")
-        token = f"{head}.{body}.{sig}"
-        self.ws_tokens[token] = (user_id, tier, expires)
-        return token
+    async def wait_event(self, delay: float | None) -> None:
+        """Wait ``delay`` real seconds (``None``: indefinitely), or until :attr:`wake` is set.
 
-    def drain_orders(self, account: PartnerAccount) -> None:
-        """Cancel up to the bulk-cancel limit of an account's open orders.
-
-        Raises:
-            ApiError: 409 ORDERS_NOT_CANCELLED while some remain after this batch.
+        The seam the timed-event loop waits on; tests replace it to move time
+        without sleeping.
         """
-        left = self.exchange.cancel_batch(account.wallet, self.settings.bulk_cancel_limit)
-        if left:
-            raise ApiError(
-                409,
-                "ORDERS_NOT_CANCELLED",
-                f"{left} open orders could not be cancelled in this call; retry to cancel the rest",
-            )
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), delay)
 
-    def close_account(self, account: PartnerAccount) -> bool:
-        """Close (idempotently); return ``False`` when it was already closed.
+    async def run_timed_events(self) -> None:
+        """Run the exchange's timed events as real time passes, until cancelled.
 
-        Raises:
-            ApiError: 409 ORDERS_NOT_CANCELLED (see :meth:`drain_orders`).
+        With a flowing clock, a heartbeat lapses (and an hour's walk happens) at
+        its instant even when no request arrives; with a frozen clock nothing is
+        due until :meth:`Sandbox.advance` (which runs the events itself).
+        Requests run the same catch-up first, so the loop only matters between them.
         """
-        if account.status == "closed":
-            return False
-        self.drain_orders(account)
-        account.status = "closed"
-        account.wallet.status = "ARCHIVED"
-        account.wallet.updated_us = self.clock.stamp()
-        return True
+        while True:
+            self.wake.clear()
+            delay: float | None = None
+            try:
+                self.exchange.catch_up()
+                if not self.clock.frozen:
+                    ahead = self.exchange.next_event_us() - self.clock.now_us()
+                    delay = max(0.0, ahead / 1_000_000)
+            except Exception:  # a bug in one sweep must not stop the next ones
+                log.exception("sandbox timed events failed")
+                delay = None if self.clock.frozen else 1.0
+            await self.wait_event(delay)
 
-    def reset_account(self, account: PartnerAccount) -> None:
-        """Reset to the starting balance, re-activating; history is kept.
-
-        Raises:
-            ApiError: 409 ORDERS_NOT_CANCELLED (see :meth:`drain_orders`).
-        """
-        self.drain_orders(account)
-        self.exchange.reset_wallet(account.wallet)
-        account.status = "active"
-
-
-@dataclass(slots=True)
-class RequestContext:
-    """What the middleware learnt about the current request (kept in :data:`CONTEXT`)."""
-
-    tenant: Tenant | None = None
-    trader_key: TraderKey | None = None
-    rate_headers: dict[str, str] = field(default_factory=dict)
-
-
-#: The current request's context; set by the middleware, read by handlers (same task).
-CONTEXT: ContextVar[RequestContext] = ContextVar("polysim_sandbox_request")
 
 #: Where the app keeps its :class:`Core`.
 CORE = web.AppKey("polysim_sandbox_core", Core)

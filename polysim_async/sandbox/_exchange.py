@@ -22,6 +22,13 @@ Rules (API.md §4.5, simplified where the docs leave room):
 * Every simulated hour: GTD orders past expiry become ``EXPIRED``, each market's
   mid takes one seeded random step of -1, 0 or +1 tick (when the walk is on),
   resting orders are matched, and every wallet is snapshotted for the equity curve.
+* Dead-man's switch (API.md O8): a heartbeat registration that lapses cancels
+  every pending order of its user's API wallet (``cancelled_reason``
+  ``"heartbeat_expired"``), at its expiry instant, in time order with the hourly
+  events (a lapse before an hour's walk cancels before the walk can fill).
+* Every mid a market takes is recorded (its price history, for candles) and
+  reported to ``on_price`` (the price WebSocket); every fill records the
+  market's last trade price and volume.
 """
 
 from __future__ import annotations
@@ -29,17 +36,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
 
-from .._codec import encode
 from ._clock import HOUR_US, format_iso
+from ._context import Settings
 from ._errors import ApiError, bad_request
+from ._fields import TRADE
+from ._heartbeats import HeartbeatBook, Registration
+from ._json import encode
 from ._state import Market, Order, Position, SandboxState, User, Wallet
 
-if TYPE_CHECKING:
-    from ._core import Settings
-
-__all__ = ["Exchange", "FillHook", "OrderParams", "q2", "q4"]
+__all__ = ["Exchange", "FillHook", "OrderParams", "PriceHook", "money", "q2", "q4", "units"]
 
 ZERO = Decimal(0)
 _C2 = Decimal("0.01")
@@ -47,6 +53,8 @@ _C4 = Decimal("0.0001")
 
 #: Called for every fill: (user_id, order_id, market_id, side, outcome, price, quantity, filled_us).
 FillHook = Callable[[int, int, str, str, str, str, str, int], None]
+#: Called whenever a market's mids (or its open/closed state) change.
+PriceHook = Callable[[Market], None]
 
 
 def q2(value: Decimal) -> Decimal:
@@ -59,9 +67,24 @@ def q4(value: Decimal) -> Decimal:
     return value.quantize(_C4, rounding=ROUND_HALF_UP)
 
 
+def _text(value: Decimal) -> str:
+    # Plain notation, and no "-0.00" for a value that rounds to zero.
+    return f"{value.copy_abs() if value.is_zero() else value:f}"
+
+
+def money(value: Decimal) -> str:
+    """Cash and P&L on the wire: a decimal string with 2 dp (``"9745.20"``)."""
+    return _text(q2(value))
+
+
+def units(value: Decimal) -> str:
+    """Prices and quantities on the wire: a decimal string with 4 dp (``"0.4100"``)."""
+    return _text(q4(value))
+
+
 @dataclass(frozen=True, slots=True)
 class OrderParams:
-    """A validated order request (see :func:`._order_routes.parse_order` for the wire rules)."""
+    """A validated order request (see :func:`._trading.parse_order` for the wire rules)."""
 
     market_id: str
     side: str
@@ -88,6 +111,8 @@ class Exchange:
         self.settings = settings
         self.random_walk = random_walk
         self.on_fill: FillHook | None = None
+        self.on_price: PriceHook | None = None
+        self.heartbeats = HeartbeatBook()
         self._resting: dict[str, dict[int, Order]] = {}
         self._gtd: dict[int, Order] = {}
         self._next_hour = (state.clock.now_us() // HOUR_US + 1) * HOUR_US
@@ -181,6 +206,7 @@ class Exchange:
         self._register(user, order)
         wallet.updated_us = now
         if marketable:
+            order.spread_bps = int((market.spread / market.mids[outcome] * 10_000).to_integral())
             self._fill(wallet, order, touch, fee, now)
         elif params.order_type == "market" or params.time_in_force in ("IOC", "FOK"):
             order.status = "CANCELLED"
@@ -227,15 +253,39 @@ class Exchange:
         self._gtd.pop(order.order_id, None)
 
     def cancel(
-        self, order: Order, *, reason: str = "user_cancelled", status: str = "CANCELLED"
+        self,
+        order: Order,
+        *,
+        reason: str = "user_cancelled",
+        status: str = "CANCELLED",
+        at_us: int | None = None,
     ) -> None:
         """Cancel (or expire) a resting order and return its reservation."""
         wallet = self.state.wallets[order.wallet_id]
         self._unreserve(wallet, order)
         order.status = status
-        order.cancelled_us = self.state.clock.stamp()
+        order.cancelled_us = self.state.clock.stamp(at_us)
         order.cancelled_reason = reason
         wallet.updated_us = order.cancelled_us
+
+    def cancel_where(
+        self,
+        wallet: Wallet,
+        *,
+        market_id: str | None = None,
+        outcome: str | None = None,
+        reason: str = "user_cancelled",
+    ) -> list[int]:
+        """Cancel every resting order of a wallet (in one market / outcome); return the ids."""
+        picked = [
+            order
+            for order in sorted(wallet.pending.values(), key=lambda o: o.order_id)
+            if (market_id is None or order.market_id == market_id)
+            and (outcome is None or order.outcome == outcome)
+        ]
+        for order in picked:
+            self.cancel(order, reason=reason)
+        return [order.order_id for order in picked]
 
     def cancel_batch(self, wallet: Wallet, limit: int) -> int:
         """Cancel up to ``limit`` resting orders of a wallet; return how many remain."""
@@ -273,6 +323,7 @@ class Exchange:
             pos.cost += notional
             if fee:
                 wallet.realized = (wallet.realized or ZERO) - fee
+                pos.realized -= fee
         else:
             pos = wallet.positions[key]
             if order.status == "PENDING" and order.order_id in wallet.pending:
@@ -283,6 +334,7 @@ class Exchange:
             wallet.cash += notional - fee
             realized = notional - removed - fee
             wallet.realized = (wallet.realized or ZERO) + realized
+            pos.realized += realized
             if pos.quantity == 0:
                 pos.status = "CLOSED"
                 pos.cost = ZERO
@@ -295,6 +347,9 @@ class Exchange:
         order.notional = notional
         order.fee = fee
         wallet.updated_us = at_us
+        market = self.state.markets[order.market_id]
+        market.last_trade[order.outcome] = price
+        market.trades.append((at_us, notional))
         self._record(wallet, order, realized, push=self.settings.push_taker_fills or not taker)
 
     def fill_new(self, user: User, wallet: Wallet, order: Order, price: Decimal) -> None:
@@ -307,19 +362,25 @@ class Exchange:
     ) -> None:
         assert order.filled_us is not None and order.fill_price is not None
         assert order.notional is not None and order.fee is not None
-        price = str(q4(order.fill_price))
-        qty = str(q4(order.quantity))
-        pnl = "null" if realized is None else f'"{q2(realized)}"'
-        row = (
-            f'{{"trade_id":{order.order_id},"order_id":{order.order_id},'
-            f'"market_id":{encode(order.market_id).decode()},"side":"{order.side}",'
-            f'"outcome":{encode(order.outcome).decode()},"price":"{price}",'
-            f'"quantity":"{qty}","notional":"{q2(order.notional)}","fee":"{q2(order.fee)}",'
-            f'"filled_at":"{format_iso(order.filled_us)}",'
-            f'"client_order_id":{encode(order.client_order_id).decode()},'
-            f'"realized_pnl":{pnl}}}'
-        ).encode()
-        wallet.fills.append(order.filled_us, order.order_id, order.side, order.market_id, row)
+        price = units(order.fill_price)
+        qty = units(order.quantity)
+        row = TRADE.make(
+            trade_id=order.order_id,
+            order_id=order.order_id,
+            market_id=order.market_id,
+            side=order.side,
+            outcome=order.outcome,
+            price=price,
+            quantity=qty,
+            notional=money(order.notional),
+            fee=money(order.fee),
+            filled_at=format_iso(order.filled_us),
+            client_order_id=order.client_order_id,
+            realized_pnl=None if realized is None else money(realized),
+        )
+        wallet.fills.append(
+            order.filled_us, order.order_id, order.side, order.market_id, encode(row)
+        )
         if push and self.on_fill is not None:
             self.on_fill(
                 order.user_id,
@@ -344,7 +405,16 @@ class Exchange:
         if len(market.outcomes) == 2:
             other = market.outcomes[1] if name == market.outcomes[0] else market.outcomes[0]
             market.mids[other] = Decimal(1) - price
-        return self.match(market, self.state.clock.now_us())
+        now = self.state.clock.now_us()
+        filled = self.match(market, now)
+        self.moved(market, now)
+        return filled
+
+    def moved(self, market: Market, at_us: int) -> None:
+        """Record a market's new mids (or state) and report them to ``on_price``."""
+        market.record(at_us)
+        if self.on_price is not None:
+            self.on_price(market)
 
     def match(self, market: Market, at_us: int) -> int:
         """Fill every resting order of ``market`` the current book crosses; return the count."""
@@ -372,9 +442,15 @@ class Exchange:
         return filled
 
     def catch_up(self) -> None:
-        """Run every hourly event due by now: expiries, random walk, matching, snapshots."""
+        """Run every event due by now, in time order: heartbeat lapses, and each hour's
+        expiries, random walk, matching and snapshots."""
         now = self.state.clock.now_us()
-        while self._next_hour <= now:
+        while True:
+            hour_due = self._next_hour <= now
+            for reg in self.heartbeats.pop_lapsed(self._next_hour if hour_due else now):
+                self.lapse(reg, reg.expires_us + 1)
+            if not hour_due:
+                break
             hour = self._next_hour
             self._expire(hour)
             if self.random_walk:
@@ -382,6 +458,24 @@ class Exchange:
             self._snapshot(hour)
             self._next_hour += HOUR_US
         self._expire(now)
+
+    def next_event_us(self) -> int:
+        """The simulated instant of the next timed event (an hour, or a heartbeat lapse)."""
+        expiry = self.heartbeats.next_expiry()
+        # A registration lapses once the clock is strictly past its expiry.
+        return self._next_hour if expiry is None else min(self._next_hour, expiry + 1)
+
+    def lapse(self, reg: Registration, at_us: int | None = None) -> int:
+        """A registration lapsed (at ``at_us``, default now): cancel its user's pending
+        API-wallet orders; return how many."""
+        user = self.state.users.get(reg.user_id)
+        if user is None or user.api_wallet_id is None:
+            return 0
+        wallet = self.state.wallets[user.api_wallet_id]
+        orders = sorted(wallet.pending.values(), key=lambda o: o.order_id)
+        for order in orders:
+            self.cancel(order, reason="heartbeat_expired", at_us=at_us)
+        return len(orders)
 
     def _expire(self, at_us: int) -> None:
         if not self._gtd:
@@ -403,6 +497,7 @@ class Exchange:
             if len(market.outcomes) == 2:
                 market.mids[market.outcomes[1]] = Decimal(1) - mid
             self.match(market, at_us)
+            self.moved(market, at_us)
 
     def _snapshot(self, hour_us: int) -> None:
         for wallet in self.state.wallets.values():
@@ -424,4 +519,5 @@ class Exchange:
         wallet.reserved = ZERO
         wallet.realized = None
         wallet.status = "ACTIVE"
+        wallet.archived_us = None
         wallet.updated_us = self.state.clock.stamp()

@@ -12,7 +12,8 @@ up after ``times`` matches (``None`` = until cleared). Actions:
 * ``abort_after``: act (the order is placed, the account is closed, ...) and then
   drop the connection, so the client never sees the answer.
 
-WebSocket faults (executions channel): close with a code or abort the TCP
+WebSocket faults (both channels; a "frame" is a fill frame on the executions
+socket, any queued frame on the price socket): close with a code or abort the TCP
 connection after N frames, abort at random points (probability per frame from a
 seeded generator), send a malformed text frame, or switch fill frames to an older
 ``execution`` shape (API.md §10.3).
@@ -101,15 +102,15 @@ class FaultSet:
 
 @dataclass(slots=True)
 class WsFaults:
-    """Faults applied to executions sockets (new and already open)."""
+    """Faults applied to WebSocket sockets (new and already open)."""
 
     shape: FrameShape = "fill"
-    #: Close (or abort) each socket after it has sent this many fill frames.
+    #: Close (or abort) each socket after it has sent this many frames.
     after_frames: int | None = None
     mode: Literal["close", "abort"] = "close"
     close_code: int = 1011
-    #: Probability, per fill frame, of aborting the socket (seeded).
+    #: Probability, per frame, of aborting the socket (seeded).
     chaos: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
-    #: Malformed text frames still to send, one before each of the next fill frames.
+    #: Malformed text frames still to send, one before each of the next frames.
     malformed: int = 0

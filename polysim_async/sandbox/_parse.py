@@ -7,27 +7,42 @@ an overlong string). Routes raise the more specific 400 codes themselves.
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
+from ._clock import from_datetime
 from ._errors import validation
+from ._json import decode_body
 
 __all__ = [
     "decimal_field",
+    "json_body",
     "json_object",
     "optional_object",
     "query_bool",
     "query_choice",
     "query_int",
     "string_field",
+    "time_range",
 ]
 
-_decoder = msgspec.json.Decoder()
-#: Cap on request bodies we bother to parse (the app also caps the socket read).
-MAX_BODY = 1 << 20
+
+async def json_body(request: web.Request) -> Any:
+    """Read and decode a JSON body (``None`` when it is empty).
+
+    Raises:
+        ApiError: 422 when the body is not JSON or nests too deeply.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return decode_body(raw)
+    except ValueError as exc:
+        raise validation(str(exc)) from None
 
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -35,17 +50,13 @@ async def json_object(request: web.Request, *, allow_empty: bool = False) -> dic
 
     Raises:
         ApiError: 422 when the body is missing (unless ``allow_empty``), not JSON,
-            or not an object.
+            not an object, or nested too deeply.
     """
-    raw = await request.read()
-    if not raw.strip():
+    data = await json_body(request)
+    if data is None:
         if allow_empty:
             return {}
         raise validation("request body is required (a JSON object)")
-    try:
-        data = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise validation(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise validation("request body must be a JSON object")
     return data
@@ -94,7 +105,8 @@ def decimal_field(
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise validation(f'{name} must be a decimal string such as "10.00"')
     try:
-        number = Decimal(str(value).strip())
+        # An int goes in directly: str() of a huge int raises ValueError.
+        number = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
     except InvalidOperation:
         raise validation(f'{name} must be a decimal string such as "10.00"') from None
     if not number.is_finite():
@@ -178,3 +190,35 @@ def query_bool(request: web.Request, name: str, *, default: bool = False) -> boo
     if low in ("false", "0", "no"):
         return False
     raise validation(f"{name} must be true or false")
+
+
+def _instant(name: str, raw: str, *, end: bool) -> int:
+    """One bound as epoch microseconds; an ``end`` bound is exclusive."""
+    text = raw.strip().replace(" ", "+")  # a "+00:00" sent unencoded arrives as a space
+    try:
+        if len(text) == 10:
+            day = datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc)
+            return from_datetime(day + timedelta(days=1) if end else day)
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return from_datetime(value) + (1 if end else 0)
+    except (ValueError, OverflowError):
+        raise validation(f"{name} must be an ISO 8601 date or date-time") from None
+
+
+def time_range(request: web.Request) -> tuple[int | None, int | None]:
+    """The ``from``/``to`` query bounds: ``(start inclusive, end exclusive)`` in epoch µs.
+
+    A date covers its whole UTC day (``to=2026-06-01`` ends at the next
+    midnight); a date-time without a zone is UTC.
+
+    Raises:
+        ApiError: 422 for an unreadable bound.
+    """
+    start = request.query.get("from")
+    end = request.query.get("to")
+    return (
+        None if not start else _instant("from", start, end=False),
+        None if not end else _instant("to", end, end=True),
+    )

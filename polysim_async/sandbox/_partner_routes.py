@@ -6,7 +6,8 @@ Choices where the docs are silent (all in API terms):
   trader and answers ``200`` with the stored email. An email that already belongs
   to a native user links to that user (same ``user_id``), exactly as for a new one.
   ``email`` must contain ``@``; it is trimmed and lower-cased; 3-320 characters.
-* P2 answers the P1 shape (``created: false``) plus ``metadata``.
+* P1 answers exactly the seed's five fields (``metadata`` is stored, not echoed
+  there); P2 answers the P1 shape (``created: false``) plus ``metadata``.
 * P3: ``redirect_url`` is optional; when given it must be an ``http(s)`` URL
   (else ``422``) whose host is on the tenant's allowlist when it has one (else
   ``400 REDIRECT_NOT_ALLOWED``). Each call records one email in the outbox.
@@ -35,9 +36,12 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from ._core import CONTEXT, CORE
+from ._context import CONTEXT
+from ._core import CORE
 from ._errors import ApiError, bad_request, not_found, validation
 from ._feed import decode_cursor
+from ._fields import LOGIN_LINK
+from ._json import json_response
 from ._parse import (
     decimal_field,
     json_object,
@@ -47,7 +51,9 @@ from ._parse import (
     string_field,
 )
 from ._state import PartnerAccount, Tenant, TenantUser
-from ._views import account_state, json_response, partner_account, partner_user
+from ._trading import close_account as close
+from ._trading import reset_account as reset
+from ._views import account_state, partner_account, partner_user, register_response
 
 __all__ = ["routes"]
 
@@ -123,7 +129,7 @@ async def register_user(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     mapping = tenant.users_by_ext.get(external_id)
     if mapping is not None:
-        return json_response(partner_user(mapping, created=False))
+        return json_response(register_response(mapping, created=False))
     user, _ = core.state.user_for_email(email)
     mapping = tenant.users_by_id.get(user.user_id)
     if mapping is None:
@@ -132,13 +138,13 @@ async def register_user(request: web.Request) -> web.Response:
         )
         tenant.users_by_id[user.user_id] = mapping
     tenant.users_by_ext[external_id] = mapping
-    return json_response(partner_user(mapping, created=True), status=201)
+    return json_response(register_response(mapping, created=True), status=201)
 
 
 @routes.get("/v1/partner/users/{user_id}")
 async def get_user(request: web.Request) -> web.Response:
     """P2: one mapped trader."""
-    return json_response(partner_user(_mapping(request), created=False))
+    return json_response(partner_user(_mapping(request)))
 
 
 @routes.post("/v1/partner/users/{user_id}/login-link")
@@ -168,7 +174,7 @@ async def login_link(request: web.Request) -> web.Response:
             "sent_at": core.clock.now().isoformat(timespec="microseconds"),
         }
     )
-    return json_response({"status": "accepted"}, status=202)
+    return json_response(LOGIN_LINK.make(status="accepted"), status=202)
 
 
 @routes.post("/v1/partner/accounts")
@@ -238,6 +244,7 @@ async def trades(request: web.Request) -> web.Response:
     rows, next_cursor = account.wallet.fills.page(
         limit, before=before, side=side, market_id=market_id
     )
+    # TRADE_PAGE, joined from pre-encoded rows: a page costs one slice, not a re-encode.
     cursor_json = b"null" if next_cursor is None else b'"' + next_cursor.encode() + b'"'
     body = b'{"data":' + rows + b',"next_cursor":' + cursor_json + b"}"
     return web.Response(body=body, content_type="application/json")
@@ -265,7 +272,7 @@ async def close_account(request: web.Request) -> web.Response:
     """P8: close idempotently (a second close is a 200 no-op)."""
     core = request.app[CORE]
     account = _account(request)
-    core.close_account(account)
+    close(core, account)
     return json_response(account_state(core.exchange, account))
 
 
@@ -274,7 +281,7 @@ async def reset_account(request: web.Request) -> web.Response:
     """P9: reset the same account to its starting balance (resets again on each call)."""
     core = request.app[CORE]
     account = _account(request)
-    core.reset_account(account)
+    reset(core, account)
     return json_response(account_state(core.exchange, account))
 
 

@@ -17,16 +17,59 @@ limits by tier. Headers ``x-ratelimit-tier``, ``-limit`` (per minute),
 seconds when the minute window resets) and ``x-polysim-ratelimit-*`` duplicates.
 ``Retry-After`` is 1 for the per-second cap, else the seconds to the next minute.
 
-Both use the sandbox clock, so advancing it frees the windows.
+Both count real request arrivals, not simulated time: the windows run on
+:class:`RealTime` (monotonic, aligned once to the epoch so fixed windows fall on
+clock seconds and the trader ``-reset`` header is a real epoch second), whatever
+the simulated clock does. A frozen simulated clock therefore never wedges a
+test, and :meth:`Sandbox.advance` never frees a window. Tests inject a fake time
+source instead of sleeping.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["FixedWindow", "Limited", "PartnerLimiter", "SlidingWindow"]
+__all__ = ["FixedWindow", "Limited", "PartnerLimiter", "RealTime", "SlidingWindow", "TimeSource"]
+
+
+class TimeSource(Protocol):
+    """Where rate-limit time comes from (``polysim_async``'s ``Clock`` is one)."""
+
+    def now(self) -> float:
+        """Monotonic seconds (arbitrary origin)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+
+class _SystemTime:
+    now = staticmethod(time.monotonic)
+    wall = staticmethod(time.time)
+
+
+class RealTime:
+    """Request-arrival time: ``source.now()`` shifted once onto the epoch.
+
+    Monotonic (a wall-clock step never reopens or stretches a window) yet close to
+    real epoch seconds, so trader windows start on clock seconds and minutes.
+
+    Args:
+        source: the time source; the real clocks by default.
+    """
+
+    def __init__(self, source: TimeSource | None = None) -> None:
+        self._source = source if source is not None else _SystemTime()
+        self._offset = self._source.wall() - self._source.now()
+
+    def __call__(self) -> float:
+        """Return the current arrival time in epoch seconds."""
+        return self._source.now() + self._offset
 
 
 class Limited(Exception):

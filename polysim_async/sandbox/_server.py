@@ -10,10 +10,11 @@ from types import TracebackType
 
 from aiohttp import web
 
-from ._app import make_app
+from ._app import PARSER_LIMIT, JsonErrorRunner, make_app
 from ._clock import DEFAULT_START
 from ._core import Core
 from ._ops import Controller
+from ._ratelimit import TimeSource
 
 __all__ = ["Sandbox", "run", "serve"]
 
@@ -31,9 +32,15 @@ class Sandbox(Controller):
         port: TCP port; ``0`` picks a free one (read it back from :attr:`url`).
         seed: makes ids, keys, market ids and the random walk reproducible.
         start: simulated instant at start.
-        frozen_clock: time moves only through :meth:`advance` (exact timestamps).
+        frozen_clock: simulated time moves only through :meth:`advance` (exact
+            timestamps). Rate limits are unaffected: they always count real time.
         random_walk: prices take one seeded tick step per simulated hour.
-        rate_limits: enforce the documented partner and trader rate limits.
+        rate_limits: enforce the documented partner and trader rate limits, on real
+            (monotonic) request-arrival time whatever the simulated clock does.
+        rate_clock: the time source of the rate-limit windows: any object with
+            ``now()`` (monotonic seconds) and ``wall()`` (epoch seconds), such as
+            the client's clock; real time by default. Tests inject a fake one to
+            move the windows without sleeping.
         bulk_cancel_limit: open orders one close/reset call may cancel.
         control_token: require ``X-Sandbox-Token`` on ``/_sandbox`` routes.
         tier: the default trader's tier (``free``, ``pro``, ``pro_plus``, ``enterprise``).
@@ -54,11 +61,16 @@ class Sandbox(Controller):
         control_token: str | None = None,
         tier: str = "pro",
         markets: int = 3,
+        rate_clock: TimeSource | None = None,
     ) -> None:
         self._host = host
         self._port = port
         core = self._core = Core(
-            seed=seed, start=start, frozen_clock=frozen_clock, random_walk=random_walk
+            seed=seed,
+            start=start,
+            frozen_clock=frozen_clock,
+            random_walk=random_walk,
+            rate_clock=rate_clock,
         )
         core.settings.rate_limits = rate_limits
         core.settings.bulk_cancel_limit = bulk_cancel_limit
@@ -91,23 +103,13 @@ class Sandbox(Controller):
         return "ws" + self.url[4:]
 
     @property
-    def tenant_key(self) -> str:
-        """The default tenant's key (all three scopes)."""
-        return self._core.default_tenant_key
-
-    @property
-    def api_key(self) -> str:
-        """The default trader's ``ps_live_`` key (read and trade)."""
-        return self._core.default_api_key
-
-    @property
-    def market_id(self) -> str:
-        """The first market's id."""
-        return self.market_ids[0]
-
-    @property
     def app(self) -> web.Application:
-        """A fresh ``aiohttp.web.Application`` over this sandbox's state (for custom serving)."""
+        """A fresh ``aiohttp.web.Application`` over this sandbox's state (for custom serving).
+
+        Served by a plain ``web.AppRunner``, requests too malformed to reach the
+        application get aiohttp's plain-text 400; :meth:`start` serves through
+        ``JsonErrorRunner`` (in ``_app``), which answers them with the JSON envelope.
+        """
         return make_app(self._core)
 
     async def start(self) -> None:
@@ -119,7 +121,13 @@ class Sandbox(Controller):
         """
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
-        runner = web.AppRunner(make_app(self._core), access_log=None, handle_signals=False)
+        runner = JsonErrorRunner(
+            make_app(self._core),
+            access_log=None,
+            handle_signals=False,
+            max_line_size=PARSER_LIMIT,
+            max_field_size=PARSER_LIMIT,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
@@ -171,7 +179,7 @@ async def serve(
         announce(f"tenant key: {sandbox.tenant_key}")
         announce(f"trader key: {sandbox.api_key}")
         announce(f"markets: {', '.join(sandbox.market_ids)}")
-        announce(f"control API: {sandbox.url}/_sandbox/state")
+        announce(f"control API: {sandbox.url}/_sandbox/ (lists every route)")
         await asyncio.Event().wait()
 
 

@@ -7,6 +7,7 @@ Business rules (matching, P&L) live in :mod:`._exchange`; this module only store
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from array import array
@@ -25,11 +26,13 @@ __all__ = [
     "PartnerAccount",
     "Position",
     "SandboxState",
+    "Settlement",
     "Tenant",
     "TenantKey",
     "TenantUser",
     "Tier",
     "TraderKey",
+    "WALLET_KINDS",
     "User",
     "Wallet",
 ]
@@ -37,6 +40,8 @@ __all__ = [
 #: The scope set a tenant key gets unless told otherwise (API.md §2.1).
 DEFAULT_SCOPES = frozenset({"users:write", "accounts:write", "accounts:read"})
 ZERO = Decimal(0)
+#: Every wallet kind the docs name (API.md §4.4).
+WALLET_KINDS = ("MAIN", "API", "SANDBOX", "COMPETITION", "PROP_FIRM")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +90,25 @@ class TenantKey:
 
 @dataclass(slots=True)
 class TraderKey:
-    """A trader ``ps_live_`` key: owner, tier and permissions (``read``/``trade``)."""
+    """A trader ``ps_live_`` key: owner, tier and permissions (``read``/``trade``).
+
+    ``expires_us`` is set on the old half of a rotated key (24 h of overlap);
+    a key past it is refused like a revoked one.
+    """
 
     key: str
     user_id: int
     tier: str
     permissions: frozenset[str]
+    key_id: int = 0
+    name: str = "default"
+    created_us: int = 0
+    expires_us: int | None = None
     active: bool = True
+
+    def usable(self, now_us: int) -> bool:
+        """Whether the key authenticates at ``now_us`` (active, not past its expiry)."""
+        return self.active and (self.expires_us is None or now_us < self.expires_us)
 
 
 @dataclass(slots=True)
@@ -108,7 +125,12 @@ class TenantUser:
 
 @dataclass(slots=True)
 class Market:
-    """A binary (or named-outcome) market; each outcome has a mid price, bid = mid - spread/2."""
+    """A binary (or named-outcome) market; each outcome has a mid price, bid = mid - spread/2.
+
+    ``history`` holds every mid an outcome took (``(instant, mid)``, oldest first:
+    one at listing, one per move, one per hourly walk step) for the candles;
+    ``trades`` every fill's ``(instant, notional)`` for the volumes.
+    """
 
     market_id: str
     question: str
@@ -119,6 +141,18 @@ class Market:
     min_size: Decimal
     fee_rate: Decimal
     closed: bool = False
+    slug: str = ""
+    category: str = "general"
+    token_ids: dict[str, str] = field(default_factory=dict)
+    created_us: int = 0
+    updated_us: int = 0
+    base_volume: Decimal = ZERO
+    history: dict[str, list[tuple[int, Decimal]]] = field(default_factory=dict)
+    last_trade: dict[str, Decimal] = field(default_factory=dict)
+    trades: list[tuple[int, Decimal]] = field(default_factory=list)
+    resolved: bool = False
+    #: The winning outcome of a resolved market (``None`` for a split).
+    resolved_outcome: str | None = None
 
     def outcome_name(self, outcome: str) -> str | None:
         """The canonical outcome label matching ``outcome`` case-insensitively."""
@@ -136,6 +170,12 @@ class Market:
         """Best ask of an outcome (where a BUY fills)."""
         return self.mids[outcome] + self.spread / 2
 
+    def record(self, at_us: int) -> None:
+        """Note every outcome's current mid in the price history."""
+        self.updated_us = at_us
+        for name, mid in self.mids.items():
+            self.history.setdefault(name, []).append((at_us, mid))
+
 
 @dataclass(slots=True)
 class Position:
@@ -148,6 +188,28 @@ class Position:
     cost: Decimal = ZERO
     reserved: Decimal = ZERO
     status: str = "OPEN"
+    #: P&L realised on this position so far (sells, fees, settlement).
+    realized: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A position closed by its market's resolution (``GET /v1/account/settlements``)."""
+
+    position_id: int
+    wallet_id: int
+    market_id: str
+    outcome: str
+    quantity: Decimal
+    cost_basis: Decimal
+    payout_per_share: Decimal
+    result: str
+    settled_us: int
+
+    @property
+    def payout(self) -> Decimal:
+        """What the position paid."""
+        return self.quantity * self.payout_per_share
 
 
 @dataclass(slots=True)
@@ -176,11 +238,14 @@ class Order:
     cancelled_us: int | None = None
     cancelled_reason: str | None = None
     amount_interpreted_as: str | None = None
+    #: The quoted spread when the order took liquidity (None for resting fills).
+    spread_bps: int | None = None
 
 
 @dataclass(slots=True)
 class Wallet:
-    """A wallet (``API`` or ``PROP_FIRM``): cash, reservations, positions, fills, snapshots."""
+    """A wallet (``API``, ``PROP_FIRM``, ``SANDBOX``, ...): cash, reservations, positions,
+    fills, settlements, snapshots, and its place in a chain of reset generations."""
 
     wallet_id: int
     user_id: int
@@ -188,11 +253,16 @@ class Wallet:
     starting_balance: Decimal
     cash: Decimal
     created_us: int
+    label: str | None = None
+    generation: int = 1
+    parent_wallet_id: int | None = None
+    archived_us: int | None = None
     reserved: Decimal = ZERO
     realized: Decimal | None = None
     status: str = "ACTIVE"
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     closed_positions: list[Position] = field(default_factory=list)
+    settlements: list[Settlement] = field(default_factory=list)
     pending: dict[int, Order] = field(default_factory=dict)
     fills: FillIndex = field(default_factory=FillIndex)
     #: Hourly snapshots: (hour_us, cash incl. reservations, position value, starting balance).
@@ -218,17 +288,22 @@ class PartnerAccount:
 
 @dataclass(slots=True)
 class User:
-    """A native trader: wallets, orders in creation order, sockets and idempotency store."""
+    """A native trader: plan tier, keys, wallets, orders in creation order, idempotency store.
+
+    ``tier`` is the user's plan (what paid features and baselines follow); each
+    key carries its own rate tier.
+    """
 
     user_id: int
     email: str
     tier: str = "pro"
+    keys: list[TraderKey] = field(default_factory=list)
     api_wallet_id: int | None = None
     wallet_ids: list[int] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     order_created: array[int] = field(default_factory=lambda: array("q"))
-    #: Idempotency store: key -> (body fingerprint, stored answer or None while in flight).
-    idempotency: dict[str, tuple[bytes, Any]] = field(default_factory=dict)
+    #: Idempotency store: key -> (body fingerprint, the answer sent, or None while in flight).
+    idempotency: dict[str, tuple[bytes, dict[str, Any] | None]] = field(default_factory=dict)
     client_order_ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -254,6 +329,9 @@ class SandboxState:
         self._next_order = 8881
         self._next_position = 1
         self._next_tenant = 1
+        self._next_key = 1
+        self.slugs: dict[str, str] = {}
+        self.tokens: dict[str, tuple[str, str]] = {}
 
     # -- ids and secrets ---------------------------------------------------------------
     def hex(self, n: int) -> str:
@@ -314,11 +392,29 @@ class SandboxState:
         self.users_by_email[email] = user
         return user, True
 
-    def add_wallet(self, user: User, kind: str, balance: Decimal) -> Wallet:
+    def add_wallet(
+        self,
+        user: User,
+        kind: str,
+        balance: Decimal,
+        *,
+        label: str | None = None,
+        generation: int = 1,
+        parent_wallet_id: int | None = None,
+    ) -> Wallet:
         """Open a wallet for ``user`` funded to ``balance``."""
         now = self.clock.now_us()
         wallet = Wallet(
-            self._next_wallet, user.user_id, kind, balance, balance, now, updated_us=now
+            self._next_wallet,
+            user.user_id,
+            kind,
+            balance,
+            balance,
+            now,
+            label=label,
+            generation=generation,
+            parent_wallet_id=parent_wallet_id,
+            updated_us=now,
         )
         self._next_wallet += 1
         self.wallets[wallet.wallet_id] = wallet
@@ -326,13 +422,34 @@ class SandboxState:
         return wallet
 
     def add_trader_key(
-        self, user: User, *, tier: str = "pro", permissions: frozenset[str] | None = None
+        self,
+        user: User,
+        *,
+        tier: str = "pro",
+        permissions: frozenset[str] | None = None,
+        name: str = "default",
+        set_plan: bool = True,
     ) -> TraderKey:
-        """Issue a ``ps_live_`` key; the user's API wallet opens at the tier baseline if absent."""
+        """Issue a ``ps_live_`` key; the user's API wallet opens at the tier baseline if absent.
+
+        With ``set_plan`` (the control API) the user's plan becomes ``tier``; keys
+        minted through ``POST /v1/keys`` leave the plan alone.
+        """
         perms = permissions if permissions is not None else frozenset({"read", "trade"})
-        key = TraderKey(f"ps_live_{self.hex(64)}", user.user_id, tier, perms)
+        key = TraderKey(
+            f"ps_live_{self.hex(64)}",
+            user.user_id,
+            tier,
+            perms,
+            key_id=self._next_key,
+            name=name,
+            created_us=self.clock.now_us(),
+        )
+        self._next_key += 1
         self.trader_keys[key.key] = key
-        user.tier = tier
+        user.keys.append(key)
+        if set_plan:
+            user.tier = tier
         if user.api_wallet_id is None:
             user.api_wallet_id = self.add_wallet(user, "API", TIERS[tier].baseline).wallet_id
         return key
@@ -348,12 +465,40 @@ class SandboxState:
         tick: Decimal = Decimal("0.01"),
         min_size: Decimal = Decimal("5"),
         fee_rate: Decimal = Decimal("0"),
+        slug: str | None = None,
+        category: str = "general",
+        volume: Decimal = ZERO,
     ) -> Market:
-        """List a market; in a binary market the second outcome's mid is ``1 - price``."""
+        """List a market; in a binary market the second outcome's mid is ``1 - price``.
+
+        Its slug defaults to the question's words (made unique); its outcome token
+        ids are derived from its id, so a seed reproduces them without drawing
+        from the random generator.
+        """
         mid = market_id or "0x" + self.hex(64)
         mids = {outcomes[0]: price}
         for other in outcomes[1:]:
             mids[other] = Decimal(1) - price if len(outcomes) == 2 else price
         market = Market(mid, question, list(outcomes), mids, spread, tick, min_size, fee_rate)
+        market.slug = self._unique_slug(slug or question)
+        market.category = category
+        market.base_volume = volume
+        market.created_us = self.clock.now_us()
+        for i, name in enumerate(outcomes):
+            digest = hashlib.sha256(f"{mid}:{i}".encode()).digest()
+            token = str(int.from_bytes(digest, "big"))
+            market.token_ids[name] = token
+            self.tokens[token] = (mid, name)
+        market.record(market.created_us)
         self.markets[mid] = market
+        self.slugs[market.slug] = mid
         return market
+
+    def _unique_slug(self, text: str) -> str:
+        words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+        base = "-".join(words)[:120].strip("-") or "market"
+        slug, n = base, 1
+        while slug in self.slugs:
+            n += 1
+            slug = f"{base}-{n}"
+        return slug

@@ -1,4 +1,4 @@
-"""Trader account reads and the WebSocket token (API.md §4.2, §4.3).
+"""Trader account reads, the API-wallet reset and the WebSocket token (API.md §4.2, §4.3).
 
 Choices where the docs are silent (in API terms):
 
@@ -13,6 +13,14 @@ Choices where the docs are silent (in API terms):
   with ``wallet_id=all`` the wallets' fills are merged newest first.
 * equity: one snapshot per wallet per simulated hour, at the hour; ``wallet_id=all``
   sums the wallets' snapshots hour by hour (``pnl`` against the summed baselines).
+* portfolio: ``balance`` always the API wallet's, positions (open ones) and
+  statistics over the ``wallet_id`` scope.
+* settlements: newest ``position_id`` first; ``limit`` 1..500 (default 100);
+  ``cursor`` is the last row's ``position_id`` as a string (the next page holds
+  the smaller ids), ``next_cursor`` is ``""`` on the last page, a non-integer
+  cursor ``422``; ``from``/``to`` bound ``settled_at`` (a date covers its UTC
+  day); ``market_id`` filters.
+* ``POST /v1/account/reset-api-balance``: see :func:`._trading.reset_api_balance`.
 * ``POST /v1/keys/ws-token`` needs any valid key (no ``trade`` scope) and returns a
   reusable 60-second token; it counts against the REST rate limit.
 """
@@ -21,20 +29,32 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 
-from ..models import EquityPoint, HistoryPage, HistoryRow, Side, WsToken
-from ._clock import HOUR_US, to_datetime
-from ._core import CONTEXT, CORE, WS_TOKEN_TTL, Core
+from ._account_views import portfolio, settlement_row
+from ._clock import HOUR_US
+from ._context import CONTEXT
+from ._core import CORE, Core
 from ._errors import ApiError, not_found, validation
-from ._exchange import q2
 from ._feed import TradeRow
-from ._parse import query_bool, query_choice, query_int
-from ._state import TraderKey, User, Wallet
-from ._views import balance, json_response, positions, price_source
+from ._fields import HISTORY_PAGE, POSITION_PAGE, SETTLEMENT_PAGE, WS_TOKEN
+from ._json import json_response
+from ._parse import query_bool, query_choice, query_int, time_range
+from ._state import Settlement, TraderKey, User, Wallet
+from ._trading import reset_api_balance
+from ._views import balance, equity_point, history_row, positions, price_source
+from ._ws import WS_TOKEN_TTL
 
-__all__ = ["routes", "scoped_wallets"]
+__all__ = [
+    "api_wallet",
+    "caller",
+    "require_trade",
+    "routes",
+    "scoped_settlements",
+    "scoped_wallets",
+]
 
 routes = web.RouteTableDef()
 
@@ -96,29 +116,18 @@ async def get_positions(request: web.Request) -> web.Response:
     rows = positions(core.exchange, wallets, status)
     if envelope:
         return json_response(
-            {"limit": len(rows), "count": len(rows), "next_cursor": "", "data": rows}
+            POSITION_PAGE.make(limit=len(rows), count=len(rows), next_cursor="", data=rows)
         )
     return json_response(rows)
 
 
-def _history_row(core: Core, filled_us: int, row: TradeRow) -> HistoryRow:
+def _history_row(core: Core, filled_us: int, row: TradeRow) -> dict[str, Any]:
     order = core.state.orders.get(row.order_id)
-    created = order.created_us if order is not None else filled_us
-    source = "generated" if order is None else price_source(order)
-    return HistoryRow(
-        order_id=row.order_id,
-        market_id=row.market_id,
-        side=Side(row.side),
-        outcome=row.outcome,
-        price=Decimal(row.price),
-        quantity=Decimal(row.quantity),
-        notional=Decimal(row.notional),
-        fee=Decimal(row.fee),
-        status="FILLED",
-        price_source=source,
-        price_age_ms=0,
-        filled_at=to_datetime(filled_us),
-        created_at=to_datetime(created),
+    return history_row(
+        row,
+        filled_us=filled_us,
+        created_us=filled_us if order is None else order.created_us,
+        price_source="generated" if order is None else price_source(order),
     )
 
 
@@ -149,7 +158,7 @@ async def get_history(request: web.Request) -> web.Response:
     rows = [_history_row(core, f, r) for f, r in picked]
     if envelope:
         next_cursor = str(offset + limit) if len(rows) == limit else ""
-        return json_response(HistoryPage(data=rows, next_cursor=next_cursor))
+        return json_response(HISTORY_PAGE.make(data=rows, next_cursor=next_cursor))
     return json_response(rows)
 
 
@@ -170,25 +179,76 @@ async def get_equity(request: web.Request) -> web.Response:
             acc[1] += value
             acc[2] += start
     points = [
-        EquityPoint(
-            timestamp=to_datetime(hour),
-            cash_balance=q2(cash),
-            position_value=q2(value),
-            total_value=q2(cash + value),
-            pnl=q2(cash + value - start),
-        )
+        equity_point(hour, cash, value, start)
         for hour, (cash, value, start) in sorted(by_hour.items())
     ]
     return json_response(points)
+
+
+@routes.get("/v1/account/portfolio")
+async def get_portfolio(request: web.Request) -> web.Response:
+    """The API wallet's balance with the scope's open positions and trade statistics."""
+    core, _, user = caller(request)
+    wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
+    return json_response(portfolio(core.exchange, api_wallet(core, user), wallets))
+
+
+def scoped_settlements(request: web.Request, wallets: list[Wallet]) -> list[Settlement]:
+    """The scope's settlements that pass ``market_id`` and ``from``/``to``, newest position first.
+
+    Raises:
+        ApiError: 422 for a bad filter.
+    """
+    market_id = request.query.get("market_id") or None
+    start, end = time_range(request)
+    rows = [
+        s
+        for w in wallets
+        for s in w.settlements
+        if (market_id is None or s.market_id == market_id)
+        and (start is None or s.settled_us >= start)
+        and (end is None or s.settled_us < end)
+    ]
+    rows.sort(key=lambda s: s.position_id, reverse=True)
+    return rows
+
+
+@routes.get("/v1/account/settlements")
+async def get_settlements(request: web.Request) -> web.Response:
+    """One page of settled positions, newest position first, by ``position_id`` keyset."""
+    core, _, user = caller(request)
+    limit = query_int(request, "limit", default=100, low=1, high=500)
+    raw = (request.query.get("cursor") or "").strip()
+    before: int | None = None
+    if raw:
+        try:
+            before = int(raw)
+        except ValueError:
+            raise validation("cursor is malformed; resend next_cursor unchanged") from None
+    wallets = scoped_wallets(core, user, request.query.get("wallet_id"))
+    rows = scoped_settlements(request, wallets)
+    if before is not None:
+        rows = [s for s in rows if s.position_id < before]
+    page = rows[:limit]
+    next_cursor = str(page[-1].position_id) if len(rows) > limit else ""
+    return json_response(
+        SETTLEMENT_PAGE.make(data=[settlement_row(s) for s in page], next_cursor=next_cursor)
+    )
+
+
+@routes.post("/v1/account/reset-api-balance")
+async def reset_api(request: web.Request) -> web.Response:
+    """Reset the API wallet to the plan's baseline (not idempotent)."""
+    core, _, user = caller(request)
+    return json_response(reset_api_balance(core, user, api_wallet(core, user)))
 
 
 @routes.post("/v1/keys/ws-token")
 async def ws_token(request: web.Request) -> web.Response:
     """Mint a 60-second, reusable WebSocket token."""
     core, key, user = caller(request)
-    return json_response(
-        WsToken(token=core.mint_ws_token(user.user_id, key.tier), expires_in=WS_TOKEN_TTL)
-    )
+    token = core.tokens.mint(user.user_id, key.tier)
+    return json_response(WS_TOKEN.make(token=token, expires_in=WS_TOKEN_TTL))
 
 
 def require_trade(key: TraderKey) -> None:

@@ -9,6 +9,23 @@ import aiohttp
 from polysim_async.sandbox import Sandbox
 
 
+class FakeTime:
+    """A rate-limit time source for ``Sandbox(rate_clock=...)``: moves only when told."""
+
+    def __init__(self, wall: float = 1_780_000_000.0) -> None:
+        self._now = 1000.0
+        self._wall0 = wall
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._wall0 + self._now - 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
 class Api:
     """Tiny helper: request a path on the sandbox and return (status, headers, JSON)."""
 

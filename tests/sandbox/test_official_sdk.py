@@ -1,9 +1,13 @@
 """The official PolySimulator SDK (``polysimulator`` 0.6.0, ``polysim_sdk``) against the sandbox.
 
 A client nobody on this team wrote, built from the same public reference, drives the
-sandbox over loopback through every trader endpoint both cover: balance, positions,
-history, equity, place/get/list/cancel orders, cancel-all, the WebSocket token and the
-execution stream, plus the SDK's mapping of our error answers (API.md §9.3, §11.1).
+sandbox over loopback through every trader endpoint both cover: identity, keys and the
+tier table, wallets, balance, portfolio, positions, history, settlements, equity, the
+API-wallet reset, the CSV exports, market data, place/get/list/cancel orders, batches,
+cancel-all and cancel by market, the WebSocket token, the execution stream and the
+price stream, plus the SDK's mapping of our error answers (API.md §9.3, §11.1).
+Heartbeats and batch prices have no SDK method: they go through the SDK's own
+transport (``client._transport.request``), as a user of the SDK would have to.
 
 The sandbox follows the docs; where the SDK does not, the difference is asserted here
 as an explicit expectation with a comment:
@@ -12,16 +16,24 @@ as an explicit expectation with a comment:
   §13 #9): the server ignores the unknown parameter and answers the default 7 days.
 * every 400 and 422 becomes ``ValidationError``, business-rule 400s included.
 * ``RateLimitError.code`` is always ``RATE_LIMIT_EXCEEDED`` whatever the server sent.
-* ``GET /v1/me`` is not served by the sandbox, so ``me()`` is not exercised.
+* ``place_orders`` returns the result list only (``succeeded``/``failed`` are dropped),
+  and stamps a *fresh* UUID on every entry without a ``client_order_id`` at every call:
+  resending the same list places it again; only entries with their own ids dedupe.
+* ``get_candles`` sends ``start_time``/``end_time``, which the API does not define.
+* A 422 in FastAPI's ``{"detail": [...]}`` envelope (heartbeats) keeps the header code,
+  but its message is the raw body text.
+* a 402 ``UPGRADE_REQUIRED`` is a plain ``ApiError`` (its ``feature_key`` in ``payload``).
 
-Time is the sandbox's frozen clock; the SDK's retry sleeps are replaced by a fake that
-records the wait and advances that clock, so nothing here sleeps for real.
+Time is the sandbox's frozen clock (and, for its rate limits, a fake real-time source);
+the SDK's retry sleeps are replaced by a fake that records the wait and advances both,
+so nothing here sleeps for real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import types
 from collections.abc import AsyncIterator, Callable
@@ -42,10 +54,12 @@ from polysim_sdk.exceptions import (
     RateLimitError,
     ValidationError,
 )
-from polysim_sdk.pagination import aiter_history, aiter_orders
-from polysim_sdk.ws import aexecutions_stream
+from polysim_sdk.pagination import aiter_history, aiter_markets, aiter_orders, aiter_settlements
+from polysim_sdk.ws import aexecutions_stream, aprices_stream
 
 from polysim_async.sandbox import Sandbox
+
+from ._helpers import FakeTime
 
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _FILL_KEYS = {"type", "order_id", "market_id", "side", "outcome", "price", "quantity", "filled_at"}
@@ -74,12 +88,15 @@ class FakeSleep:
 
     def __init__(self) -> None:
         self.sb: Sandbox | None = None
+        self.time: FakeTime | None = None
         self.waits: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
         if self.sb is not None:
             self.sb.advance(seconds)
+        if self.time is not None:
+            self.time.advance(seconds)
         await asyncio.sleep(0)
 
 
@@ -471,7 +488,11 @@ async def test_rate_limit_retry_after(
 async def test_real_rate_limiter(sleeps: FakeSleep) -> None:
     """The sandbox's own per-key limiter (tier pro: 10/s) and the SDK's honouring of it."""
     start = datetime(2026, 6, 1, 12, 0, 30, tzinfo=timezone.utc)
-    async with Sandbox(seed=12, start=start, frozen_clock=True, random_walk=False) as sb:
+    # Rate limits count real time: here a fake real time, moved only by the SDK's sleeps.
+    sleeps.time = FakeTime(wall=start.timestamp())
+    async with Sandbox(
+        seed=12, start=start, frozen_clock=True, random_walk=False, rate_clock=sleeps.time
+    ) as sb:
         sleeps.sb = sb
         async with SdkClient(sb.api_key, sb.url) as c:
             for _ in range(11):
@@ -488,4 +509,213 @@ async def test_real_rate_limiter(sleeps: FakeSleep) -> None:
         assert limited.headers["X-Polysim-Code"] == "RATE_LIMIT_EXCEEDED"
         assert limited.headers["x-ratelimit-tier"] == "pro"
         assert limited.headers["x-ratelimit-remaining-per-second"] == "0"
-        assert sleeps.waits == [1.0]  # the frozen clock moved on by exactly the Retry-After
+        assert sleeps.waits == [1.0]  # time moved on by exactly the Retry-After
+
+
+async def test_identity_keys_and_wallets(box: Sandbox, client: SdkClient) -> None:
+    me = await client.me()
+    assert (me["user_id"], me["tier"], me["balance"]) == (box.user_id, "pro", "10000.00")
+    assert (await client.me(wallet_id="all"))["balance"] == "10000.00"
+    assert client.wire.requests[-1].url.params["wallet_id"] == "all"
+    tiers = await client.tiers()
+    assert [t["tier"] for t in tiers] == ["free", "pro", "pro_plus", "enterprise"]
+    created = await client.create_key(name="sdk-bot", permissions=["read"])
+    assert created["raw_key"].startswith("ps_live_") and created["permissions"] == ["read"]
+    assert client.wire.last.status_code == 201
+    renamed = await client.rename_key(created["id"], name="sdk-bot-2")
+    assert renamed["name"] == "sdk-bot-2" and "raw_key" not in renamed
+    rotated = await client.rotate_key(created["id"])
+    assert rotated["id"] != created["id"] and rotated["raw_key"] != created["raw_key"]
+    assert await client.delete_key(rotated["id"]) == {"message": "Key revoked successfully"}
+    keys = await client.list_keys()
+    assert [(k["name"], k["is_active"]) for k in keys] == [
+        ("default", True),
+        ("sdk-bot-2", True),  # the rotated half, until its 24 h overlap ends
+        ("sdk-bot-2", False),
+    ]
+    assert keys[1]["expires_at"] is not None
+    # The SDK's create_wallet takes ``name`` and sends it as ``label``.
+    wallet = await client.create_wallet(name="lab", kind="SANDBOX")
+    assert client.wire.requests[-1].content == b'{"label":"lab","kind":"SANDBOX"}'
+    assert (wallet["kind"], wallet["label"], wallet["generation"]) == ("SANDBOX", "lab", 1)
+    assert await client.get_wallet(wallet["id"]) == wallet
+    assert (await client.update_wallet(wallet["id"], name="lab-2"))["label"] == "lab-2"
+    fresh = await client.reset_wallet(wallet["id"])
+    assert (fresh["generation"], fresh["parent_wallet_id"]) == (2, wallet["id"])
+    assert (await client.archive_wallet(fresh["id"]))["status"] == "ARCHIVED"
+    listed = await client.list_wallets(limit=2, offset=1)
+    assert [w["id"] for w in listed] == [wallet["id"], fresh["id"]]
+    with pytest.raises(ApiError) as info:
+        await client.get_wallet(1)
+    assert info.value.status_code == 404 and info.value.code == "WALLET_NOT_FOUND"
+
+
+async def test_market_data(box: Sandbox, client: SdkClient) -> None:
+    hot = box.create_market(question="Will BTC reach 100k?", category="crypto", volume="9000")
+    box.set_price(hot, "0.65")
+    rows = await client.list_markets(limit=10, q="btc", hot_only=True)
+    assert [m["condition_id"] for m in rows] == [hot]  # a bare array without envelope=true
+    assert rows[0]["live_price"]["buy"] == "0.6500"
+    every = [m["condition_id"] async for m in aiter_markets(client, page_size=2)]
+    assert every[0] == hot and len(every) == 4
+    assert [r.url.params["offset"] for r in client.wire.requests[-3:]] == ["0", "2", "4"]
+    detail = await client.get_market(hot)
+    assert detail["tokens"][0]["price"] == 0.65  # the one documented JSON number
+    assert (await client.get_market_by_slug(detail["slug"]))["condition_id"] == hot
+    yes, no = detail["clob_token_ids"]
+    assert await client.get_market_by_token(no) == {
+        "condition_id": hot,
+        "primary_token_id": yes,
+        "outcome": "No",
+    }
+    book = await client.get_book(hot, outcome="No", depth=2)
+    assert [lv["price"] for lv in book["bids"]] == ["0.3300", "0.3400"]  # best level last
+    assert await client.get_book_by_token(no, depth=2) == book
+    box.advance(hours=2)
+    # SDK quirk: get_candles sends start_time/end_time, which the API does not define;
+    # the server ignores them.
+    candles = await client.get_candles(hot, interval="1h", start_time=1, end_time=2)
+    assert client.wire.requests[-1].url.params["start_time"] == "1"
+    assert [c["c"] for c in candles] == ["0.6500"] * 3
+    # No SDK method for batch prices: through its transport.
+    got = await client._transport.request(
+        "POST", "/v1/prices/batch", json_body={"market_ids": [hot, "0xnope"]}
+    )
+    assert got["_list"] == [
+        {
+            "condition_id": hot,
+            "buy": "0.6500",
+            "sell": "0.3500",
+            "outcomes": got["_list"][0]["outcomes"],
+            "source": "websocket",
+        },
+        {"condition_id": "0xnope"},
+    ]
+    with pytest.raises(ApiError) as info:
+        await client.get_market("0xnope")
+    assert info.value.status_code == 404 and info.value.code == "MARKET_NOT_FOUND"
+    with pytest.raises(ValidationError) as vinfo:
+        await client.get_candles(hot, interval="5m")
+    assert vinfo.value.code == "INVALID_INTERVAL"
+    assert vinfo.value.payload["supported_intervals"] == ["1h", "6h", "1d", "1w", "max"]
+
+
+async def test_batch_orders_cancel_by_market_and_heartbeats(
+    box: Sandbox, client: SdkClient
+) -> None:
+    entry = {
+        "market_id": box.market_id,
+        "side": "BUY",
+        "outcome": "Yes",
+        "order_type": "limit",
+        "price": "0.30",
+        "quantity": "5",
+    }
+    results = await client.place_orders([entry, {**entry, "market_id": "0xnope"}])
+    sent = json.loads(client.wire.requests[-1].content)
+    assert "Idempotency-Key" not in client.wire.requests[-1].headers
+    assert len({o["client_order_id"] for o in sent["orders"]}) == 2  # one UUID per entry
+    # SDK quirk: the counts are dropped; the list is all a caller gets.
+    assert [(r["status"], r["error"]) for r in results] == [
+        ("PENDING", None),
+        ("REJECTED", "MARKET_NOT_FOUND"),
+    ]
+    # SDK quirk: a resend of the same entries gets fresh UUIDs, so it places again ...
+    await client.place_orders([entry])
+    assert len(await client.list_orders(status="PENDING")) == 2
+    # ... while entries carrying their own ids dedupe, entry by entry.
+    keyed = [{**entry, "client_order_id": "sdk-1"}, {**entry, "client_order_id": "sdk-2"}]
+    first = await client.place_orders(keyed)
+    again = await client.place_orders(keyed)
+    assert [r["order_id"] for r in again] == [r["order_id"] for r in first]
+    assert [r["is_replay"] for r in again] == [True, True]
+    with pytest.raises(ValidationError) as vinfo:
+        await client.place_orders([entry] * 6)  # pro: 5
+    assert vinfo.value.status_code == 400 and vinfo.value.code == "BATCH_LIMIT_EXCEEDED"
+    cancelled = await client.cancel_market_orders(box.market_id)
+    assert client.wire.requests[-1].url.params["market"] == box.market_id
+    assert len(cancelled["canceled"]) == 4 and cancelled["not_canceled"] == {}
+    # No SDK method for heartbeats: through its transport.
+    beat = await client._transport.request(
+        "POST", "/v1/heartbeats", json_body={"interval_ms": 5000, "client_label": "sdk"}
+    )
+    assert beat == {"ok": True, "expires_at_ms": int(box.now().timestamp() * 1000) + 6250}
+    resting = await client.place_order(**entry)
+    box.advance(6.251)  # no further beat: the switch fires
+    assert (await client.get_order(resting["order_id"]))["cancelled_reason"] == (
+        "heartbeat_expired"
+    )
+    with pytest.raises(ValidationError) as vinfo:
+        await client._transport.request("POST", "/heartbeats", json_body={"interval_ms": 10})
+    # SDK quirk: the header code survives, the message is the raw detail body.
+    assert vinfo.value.code == "VALIDATION_FAILED" and vinfo.value.status_code == 422
+    assert "greater_than_equal" in str(vinfo.value)
+
+
+async def test_portfolio_settlements_reset_and_exports(
+    box: Sandbox, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    markets = [box.create_market(question=f"S{i}?") for i in range(3)]
+    for market_id in markets:
+        await client.place_order(
+            market_id=market_id, side="BUY", outcome="Yes", quantity="10", price="0.99"
+        )
+    folio = await client.portfolio()
+    assert len(folio["positions"]) == 3 and folio["total_trades"] == 3
+    assert "market_question" not in folio["positions"][0]
+    box.resolve_market(markets[0], "Yes")
+    box.resolve_market(markets[1], "No")
+    page = await client.settlements(limit=1)
+    assert [r["market_id"] for r in page["data"]] == [markets[1]] and page["next_cursor"]
+    rows = [r async for r in aiter_settlements(client, page_size=1)]
+    assert [(r["result"], r["payout"]) for r in rows] == [("lost", "0.00"), ("won", "10.00")]
+    assert (await client.portfolio())["win_rate"] == "50.0%"
+    trades = await client.export_trades_csv(market_id=markets[2])
+    assert trades.splitlines()[0].startswith("filled_at,order_id,wallet_id,market_id")
+    assert len(trades.splitlines()) == 2
+    settled = await client.export_settlements_csv(from_="2026-06-01")
+    assert client.wire.requests[-1].url.params["from"] == "2026-06-01"
+    assert len(settled.splitlines()) == 3
+    reset = await client.reset_api_balance()
+    assert reset == {
+        "message": "API balance reset to $10,000.00",
+        "new_api_balance": "10000.00",
+        "positions_closed": 1,
+        "cooldown_days": 0,
+    }
+    free = make_client(api_key=box.create_trader(tier="free").api_key)
+    with pytest.raises(ApiError) as info:
+        await free.export_trades_csv()
+    # SDK quirk: a 402 is a plain ApiError; the feature stays in the payload.
+    assert type(info.value) is ApiError and info.value.status_code == 402
+    assert info.value.code == "UPGRADE_REQUIRED"
+    assert info.value.payload["feature_key"] == "exports.csv"
+
+
+async def test_prices_stream(box: Sandbox, client: SdkClient) -> None:
+    stream = aprices_stream(client, [box.market_id], max_reconnects=0)
+    async with contextlib.aclosing(stream):
+
+        async def next_frame() -> dict[str, Any]:
+            frame: dict[str, Any] = await asyncio.wait_for(stream.__anext__(), 2)
+            return frame
+
+        assert (await next_frame())["type"] == "connected"
+        # The SDK subscribes with the PolySim-native frame right after connecting.
+        assert await next_frame() == {"type": "subscribed", "markets": [box.market_id]}
+        box.set_price(box.market_id, "0.58")
+        tick = await next_frame()
+        assert (tick["type"], tick["market_id"], tick["buy"], tick["best_bid"]) == (
+            "price",
+            box.market_id,
+            "0.5800",
+            "0.5700",
+        )
+        # The doc's own recipe skips frames without best_bid (the subscribe ack) and reads
+        # last_trade; it is present once the market has traded.
+        await client.place_order(
+            market_id=box.market_id, side="BUY", outcome="Yes", quantity="5", price="0.99"
+        )
+        box.set_price(box.market_id, "0.60")
+        assert (await next_frame())["last_trade"] == "0.5900"

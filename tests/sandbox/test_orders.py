@@ -155,9 +155,12 @@ async def test_idempotency_replay_reuse_and_duplicate(api: Api, sb: Sandbox) -> 
     hdr = {"Idempotency-Key": "k-1"}
     status, _, first = await api.trader("POST", "/orders", json=_order(sb), headers=hdr)
     assert status == 200 and first["is_replay"] is False
+    assert first["spread_bps"] == 400 and first["book_walk_levels"] == 1
     status, _, again = await api.trader("POST", "/orders", json=_order(sb), headers=hdr)
     assert status == 200 and again["is_replay"] is True
-    assert {**again, "is_replay": False} == first
+    # A replay is the original answer; the documented telemetry goes null (API.md §9.1).
+    nulls = {"spread_bps": None, "impact_bps": None, "book_walk_levels": None}
+    assert again == {**first, "is_replay": True, **nulls}
     assert_error(
         *await api.trader("POST", "/orders", json=_order(sb, quantity="11"), headers=hdr),
         409,

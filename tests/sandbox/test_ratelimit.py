@@ -1,4 +1,8 @@
-"""Documented rate limits (API.md §7), driven by the sandbox clock (no real sleeps)."""
+"""Documented rate limits (API.md §7) on real request-arrival time, driven by a fake time source.
+
+The windows never follow the simulated clock: advancing it frees nothing, and a
+frozen simulated clock never wedges them (issue 9, defect 1).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,20 @@ import pytest
 
 from polysim_async.sandbox import Sandbox
 
-from ._helpers import Api, assert_error
+from ._helpers import Api, FakeTime, assert_error
+
+#: 2026-06-01T12:00:30Z: half a minute into a clock minute.
+WALL = 1_780_315_230.0
 
 
 @pytest.fixture
-async def limited() -> AsyncIterator[Sandbox]:
-    async with Sandbox(seed=2, frozen_clock=True, random_walk=False) as box:
+def t() -> FakeTime:
+    return FakeTime(wall=WALL)
+
+
+@pytest.fixture
+async def limited(t: FakeTime) -> AsyncIterator[Sandbox]:
+    async with Sandbox(seed=2, frozen_clock=True, random_walk=False, rate_clock=t) as box:
         yield box
 
 
@@ -23,7 +35,7 @@ def lapi(limited: Sandbox, http: aiohttp.ClientSession) -> Api:
     return Api(limited, http)
 
 
-async def test_partner_per_second_cap(lapi: Api, limited: Sandbox) -> None:
+async def test_partner_per_second_cap(lapi: Api, limited: Sandbox, t: FakeTime) -> None:
     for _i in range(50):
         status, headers, _ = await lapi.partner("GET", "/users/1")
         assert status == 404
@@ -36,11 +48,15 @@ async def test_partner_per_second_cap(lapi: Api, limited: Sandbox) -> None:
     assert_error(status, headers, body, 429, "RATE_LIMIT_EXCEEDED")
     assert headers["Retry-After"] == "1"
     assert body["message"] == "Rate limit exceeded. Retry after 1s."
-    limited.advance(1.01)
+    limited.advance(hours=1)  # simulated time frees nothing
+    assert (await lapi.partner("GET", "/users/1"))[0] == 429
+    t.advance(1.01)
     assert (await lapi.partner("GET", "/users/1"))[0] == 404
 
 
-async def test_partner_per_minute_cap_is_per_tenant(lapi: Api, limited: Sandbox) -> None:
+async def test_partner_per_minute_cap_is_per_tenant(
+    lapi: Api, limited: Sandbox, t: FakeTime
+) -> None:
     # 50/s x 60 s equals 3,000/min, so the minute cap can only bite with a smaller budget.
     limited.configure(partner_limits=(50, 120))
     second_key = limited.create_tenant_key(limited.tenant_id)
@@ -48,14 +64,14 @@ async def test_partner_per_minute_cap_is_per_tenant(lapi: Api, limited: Sandbox)
         for key in (limited.tenant_key, second_key):
             for _ in range(20):
                 assert (await lapi.partner("GET", "/users/1", key=key))[0] == 404
-        limited.advance(10)
+        t.advance(10)
     status, headers, body = await lapi.partner("GET", "/users/1", key=second_key)
     assert_error(status, headers, body, 429, "RATE_LIMIT_EXCEEDED")
     assert headers["Retry-After"] == "30"  # the first burst leaves the window at t0 + 60
     assert headers["X-RateLimit-Remaining"] == "0"
     other = limited.create_tenant("Other")
     assert (await lapi.partner("GET", "/users/1", key=other.key))[0] == 404
-    limited.advance(30)
+    t.advance(30)
     assert (await lapi.partner("GET", "/users/1"))[0] == 404
 
 
@@ -75,8 +91,8 @@ async def test_trader_fixed_windows_by_tier(lapi: Api, limited: Sandbox) -> None
     assert headers["x-ratelimit-limit"] == "600" and headers["x-ratelimit-limit-per-second"] == "10"
     assert headers["x-ratelimit-remaining-per-second"] == "0"
     assert headers["x-polysim-ratelimit-remaining"] == "590"
-    reset = int(headers["x-ratelimit-reset"])
-    assert reset % 60 == 0 and 0 < reset - limited.now().timestamp() <= 60
+    # The reset is the real epoch second the clock minute ends, not simulated time.
+    assert int(headers["x-ratelimit-reset"]) == WALL + 30
     status, headers, body = await lapi.trader("GET", "/account/balance")
     assert_error(status, headers, body, 429, "RATE_LIMIT_EXCEEDED")
     assert headers["Retry-After"] == "1" and headers["x-ratelimit-tier"] == "pro"
@@ -86,14 +102,14 @@ async def test_trader_fixed_windows_by_tier(lapi: Api, limited: Sandbox) -> None
     assert (await lapi.trader("GET", "/account/balance", key=free.api_key))[0] == 429
 
 
-async def test_trader_minute_cap_retry_after(lapi: Api, limited: Sandbox) -> None:
+async def test_trader_minute_cap_retry_after(lapi: Api, limited: Sandbox, t: FakeTime) -> None:
     free = limited.create_trader(tier="free", permissions={"read"})
-    limited.advance(60 - limited.now().timestamp() % 60)  # start of a clock minute
+    t.advance(30)  # the start of a clock minute
     for i in range(60):
         for _ in range(2):
             assert (await lapi.trader("GET", "/account/balance", key=free.api_key))[0] == 200
         if i < 59:
-            limited.advance(1)
+            t.advance(1)
     status, headers, _ = await lapi.trader("GET", "/account/balance", key=free.api_key)
     assert status == 429 and headers["x-ratelimit-remaining"] == "0"
     assert headers["Retry-After"] == "1"

@@ -90,7 +90,7 @@ async def test_resting_and_partner_fills_are_pushed(api: Api, sb: Sandbox) -> No
         )
         sb.set_price(sb.market_id, "0.38")
         frame = await _recv(ws)
-        assert frame["order_id"] == placed.order_id and frame["price"] == "0.4000"
+        assert frame["order_id"] == placed["order_id"] and frame["price"] == "0.4000"
         sb.configure(push_taker_fills=False)
         await sb.place_order(
             account_id=account_id,

@@ -6,7 +6,9 @@ Each ``assert_type`` fails the type check if a public signature drifts.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 from typing_extensions import assert_type
 
@@ -93,3 +95,31 @@ def errors(exc: ps.APIStatusError) -> None:
     assert_type(exc.code, str | None)
     assert_type(exc.retry_after, float | None)
     assert_type(exc.request_id, str | None)
+
+
+def rules(state: ps.AccountState, trades: list[ps.Trade], fills: list[ps.Fill]) -> None:
+    rule_set = ps.RuleSet.from_wire(state.rules)
+    assert_type(rule_set.to_wire(), dict[str, Any])
+    assert_type(rule_set.max_drawdown_pct, Decimal | None)
+    ev = ps.Evaluator(rule_set, starting_balance=state.starting_balance, opened_at=datetime.now())
+    for trade in trades:
+        ev.add_fill(trade)  # partner trades and executions fills both fit FillLike
+    for fill in fills:
+        ev.add_fill(fill)
+    ev.add_sample(datetime.now(), balance=state.balance, equity=state.equity)
+    verdict = ev.verdict(datetime.now())
+    assert_type(verdict, ps.Verdict)
+    assert_type(verdict.status, Literal["in_progress", "passed", "failed"])
+    assert_type(verdict.breaches, tuple[ps.Breach, ...])
+    assert_type(verdict.headroom, dict[str, Decimal])
+    assert_type(ev.nearest_headroom, Decimal | None)
+    assert_type(ps.Evaluator.restore(ev.state), ps.Evaluator)
+    one_shot = ps.evaluate(
+        rule_set,
+        starting_balance="10000",
+        opened_at=datetime.now(),
+        fills=trades,
+        samples=[state, ps.sample_of(state)],
+        now=datetime.now(),
+    )
+    assert_type(one_shot, ps.Verdict)

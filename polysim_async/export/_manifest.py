@@ -1,0 +1,250 @@
+"""The export manifest: what is in ``out_dir``, and where each account stands.
+
+``_manifest.json`` (its leading underscore makes dataset readers skip it) is the
+single source of truth of a directory. A part file exists for readers once it
+is renamed to its final name, but it belongs to the export only once the
+manifest lists it: a part the manifest does not list is the leftover of a killed
+run, and the next run deletes it and fetches its rows again.
+
+Per account it records the walk in progress (the cursor after the last page
+whose rows are in listed parts, and the walk's newest instant) and, once a walk
+has finished, the watermark: the newest ``filled_at`` exported and the trade ids
+exported at exactly that instant (see :mod:`._marks`).
+
+The manifest is read and written through a :class:`ManifestStore` (``get`` and
+``put`` of a msgspec-encodable object by key, the shape of the shared
+checkpoint stores); :class:`FileStore` keeps it in a file, written atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Protocol, TypeVar
+
+import msgspec
+
+from .._errors import DecodeError
+from ._errors import ExportDirectoryError
+from ._files import fsync_dir, write_atomic
+
+__all__ = [
+    "LOCK_NAME",
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "AccountRecord",
+    "DirectoryLock",
+    "FileStore",
+    "Manifest",
+    "ManifestStore",
+    "Mark",
+    "PartRecord",
+    "Walk",
+    "part_name",
+    "tidy_directory",
+    "tmp_name",
+]
+
+MANIFEST_NAME = "_manifest.json"
+LOCK_NAME = "_export.lock"
+MANIFEST_VERSION = 1
+M = TypeVar("M")
+
+
+class Mark(msgspec.Struct, frozen=True):
+    """A watermark: the newest instant exported, and the trade ids exported at it."""
+
+    filled_at: str
+    trade_ids: list[int]
+
+
+class Walk(msgspec.Struct, frozen=True):
+    """A walk down an account's feed that has not reached its end (or the watermark) yet."""
+
+    #: Where the next page starts: every row above it is in listed parts.
+    cursor: str
+    #: ``filled_at`` of the walk's first (newest) row: the next watermark's instant.
+    top: str
+    #: Trade ids exported by this walk at exactly ``top``.
+    top_ids: list[int]
+
+
+class AccountRecord(msgspec.Struct, omit_defaults=True):
+    """Where one account stands."""
+
+    #: Fills of this account in listed parts.
+    rows: int = 0
+    #: Numbers of the parts holding its fills.
+    parts: list[int] = msgspec.field(default_factory=list)
+    #: Set once a walk finished: the next run fetches only what is newer.
+    watermark: Mark | None = None
+    #: Set while a walk is unfinished: the next run continues it.
+    walk: Walk | None = None
+
+
+class PartRecord(msgspec.Struct, frozen=True):
+    """One part file of the export."""
+
+    name: str
+    rows: int
+
+
+class Manifest(msgspec.Struct):
+    """The whole ``_manifest.json``."""
+
+    format: str
+    side: str | None
+    market_id: str | None
+    version: int = MANIFEST_VERSION
+    columns: list[dict[str, str]] = msgspec.field(default_factory=list)
+    next_part: int = 1
+    parts: list[PartRecord] = msgspec.field(default_factory=list)
+    accounts: dict[str, AccountRecord] = msgspec.field(default_factory=dict)
+
+
+class ManifestStore(Protocol):
+    """Where a manifest is kept: a msgspec-encodable object by key.
+
+    The shape of ``CheckpointStore`` (issue 12): its SQLite and Redis stores fit.
+    """
+
+    async def get(self, key: str, type: type[M]) -> M | None:
+        """The object saved under ``key``, or ``None`` if there is none.
+
+        Raises:
+            DecodeError: what is stored is not a valid ``type``.
+        """
+        ...
+
+    async def put(self, key: str, value: Any) -> None:
+        """Replace what is stored under ``key`` with ``value``, atomically."""
+        ...
+
+
+class FileStore:
+    """Keeps each object as JSON in the file named by its key, replaced atomically.
+
+    A ``put`` writes ``<key>.tmp``, fsyncs it, renames it over the key and fsyncs
+    the directory, in a worker thread. Cancelling it leaves either the old or the
+    new file, never a mix.
+    """
+
+    async def get(self, key: str, type: type[M]) -> M | None:
+        """Read and decode the file ``key``; ``None`` if it does not exist.
+
+        Raises:
+            DecodeError: the file is not a valid ``type``.
+        """
+        try:
+            data = await asyncio.to_thread(Path(key).read_bytes)
+        except FileNotFoundError:
+            return None
+        try:
+            return msgspec.json.decode(data, type=type)
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"{key}: {exc}") from None
+
+    async def put(self, key: str, value: Any) -> None:
+        """Encode ``value`` and replace the file ``key`` with it, durably."""
+        data = msgspec.json.format(msgspec.json.encode(value), indent=1)
+        path = Path(key)
+
+        def write(at: Path) -> None:
+            at.write_bytes(data)
+
+        tmp = path.with_name(path.name + ".tmp")
+        await asyncio.to_thread(write_atomic, path, tmp, write)
+
+
+def part_name(number: int, extension: str) -> str:
+    """``part-00000042.parquet``."""
+    return f"part-{number:08d}.{extension}"
+
+
+def tmp_name(final: str) -> str:
+    """The name a part is written under before it is complete (readers skip dot files)."""
+    return f".{final}.tmp"
+
+
+_OURS = re.compile(r"\.?part-\d{8}\.(?:parquet|csv|ndjson)(?:\.tmp)?")
+
+
+def tidy_directory(out_dir: Path, manifest: Manifest | None) -> list[str]:
+    """Remove what a killed export left in ``out_dir``; return the names removed.
+
+    Leftovers are temporary files (``.part-*.tmp``, ``_manifest.json.tmp``) and
+    part files the manifest does not list. Files of any other name are never
+    touched. Blocking.
+
+    Raises:
+        ExportDirectoryError: a part the manifest lists is missing, or part files
+            exist but there is no manifest (so whose they are is unknown).
+    """
+    names = set(os.listdir(out_dir))
+    ours = {n for n in names if _OURS.fullmatch(n)}
+    if manifest is None:
+        if ours:
+            raise ExportDirectoryError(
+                f"{out_dir} holds export part files but no {MANIFEST_NAME}; "
+                "use an empty directory (or restore the manifest)"
+            )
+        listed: set[str] = set()
+    else:
+        listed = {p.name for p in manifest.parts}
+        missing = sorted(listed - names)
+        if missing:
+            raise ExportDirectoryError(
+                f"{out_dir}: {len(missing)} part(s) listed in {MANIFEST_NAME} are missing "
+                f"(first: {missing[0]}); the export cannot continue without losing fills. "
+                "Restore them, or start again in an empty directory"
+            )
+    removed = sorted((ours - listed) | (names & {MANIFEST_NAME + ".tmp"}))
+    for name in removed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out_dir / name)
+    if removed:
+        fsync_dir(out_dir)
+    return removed
+
+
+class DirectoryLock:
+    """An exclusive advisory lock on ``out_dir`` (``_export.lock``), held while an export runs.
+
+    The operating system drops it when the process dies (``kill -9`` included),
+    so a crash never leaves the directory locked. Where ``fcntl`` does not exist
+    (Windows) it locks nothing.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self._path = out_dir / LOCK_NAME
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> DirectoryLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        file = open(self._path, "ab")  # held open (and locked) until __exit__
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise ExportDirectoryError(
+                f"another export is writing to {self._path.parent}; wait for it to finish"
+            ) from None
+        self._file = file
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None

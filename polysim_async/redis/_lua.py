@@ -1,0 +1,74 @@
+"""The Lua scripts the Redis limiter runs, each atomic on the Redis server.
+
+Times are integer microseconds on the server's clock (``TIME``), so the clocks
+of the client machines, and their skew, never matter. Every key a script
+touches carries the same hash tag (``{name}``), so it runs on Redis Cluster.
+Numbers written back are formatted with ``%.0f``: Lua numbers are doubles and
+default formatting would round a microsecond timestamp.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ACQUIRE", "PAUSE"]
+
+# Reserve the earliest start that fits both sliding windows, first come, first
+# served, exactly like the in-process limiter: the start is at or after every
+# start already handed out (so each window's starts stay in order, and the
+# n-th latest start decides whether one more fits), after any shared pause,
+# and after the caller's own local pause. A start past the caller's deadline is
+# refused without being recorded.
+#
+# KEYS: 1 per-second window (ZSET start -> member), 2 per-minute window, 3 pause-until.
+# ARGV: 1 per_second (0: no limit), 2 per_minute (0: no limit), 3 second window (us),
+#       4 minute window (us), 5 longest acceptable wait (us, -1: no deadline),
+#       6 unique member, 7 local pause still to run (us).
+# Returns {granted (1/0), wait in ms rounded up, shared pause still to run in us}.
+ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local per_second, per_minute = tonumber(ARGV[1]), tonumber(ARGV[2])
+local windows = {{KEYS[1], per_second, tonumber(ARGV[3])}, {KEYS[2], per_minute, tonumber(ARGV[4])}}
+local max_wait = tonumber(ARGV[5])
+local start = now + tonumber(ARGV[7])
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused > start then start = paused end
+for _, w in ipairs(windows) do
+  local key, n, span = w[1], w[2], w[3]
+  if n > 0 then
+    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    if last[2] and tonumber(last[2]) > start then start = tonumber(last[2]) end
+    local nth = redis.call('ZRANGE', key, -n, -n, 'WITHSCORES')
+    if nth[2] and tonumber(nth[2]) + span > start then start = tonumber(nth[2]) + span end
+  end
+end
+local pause_left = math.max(0, paused - now)
+local wait = start - now
+if max_wait >= 0 and wait > max_wait then
+  return {0, math.ceil(wait / 1000), pause_left}
+end
+for _, w in ipairs(windows) do
+  local key, n, span = w[1], w[2], w[3]
+  if n > 0 then
+    redis.call('ZADD', key, string.format('%.0f', start), ARGV[6])
+    -- Only the n latest starts can decide a later turn: memory stays at n members.
+    redis.call('ZREMRANGEBYRANK', key, 0, -(n + 1))
+    redis.call('PEXPIRE', key, math.ceil((wait + span) / 1000) + 1000)
+  end
+end
+return {1, math.ceil(wait / 1000), pause_left}
+"""
+
+# Push the shared pause out to now + ARGV[1] us (never pull it in).
+# KEYS: 1 pause-until. Returns the shared pause still to run in us.
+PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local target = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if target > current then
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX',
+    math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
+  current = target
+end
+return current - now
+"""

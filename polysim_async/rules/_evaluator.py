@@ -1,0 +1,835 @@
+"""The rule engine: judge one account, incrementally and exactly, from fills and samples.
+
+Pure: no I/O, no clock of its own. Time moves only with what it is given: the
+``filled_at`` of fills, the ``at`` of samples and the ``now`` of a verdict. Money
+is ``Decimal`` throughout; nothing goes through ``float``.
+
+What each rule needs (the README's rules table has the definitions):
+
+* fills (``filled_at``): minimum trading days, inactivity;
+* fills' ``realized_pnl`` (read when the object has it, e.g. a partner
+  :class:`~polysim_async.Trade`; an executions ``Fill`` has none and counts as
+  zero profit): the per-day profit behind the day threshold and consistency;
+* fills' ``market_id``, ``outcome``, ``side``, ``price``, ``quantity``: the
+  position book behind the position limit;
+* samples (``balance``, ``equity``): profit target, maximum loss, daily loss;
+  a sample's ``positions`` (an account state's ``open_positions``) replaces the
+  book kept from fills, which then resumes from fills newer than the sample.
+
+Order: feed fills and samples in time order for the exact result. Samples must
+not go back in time. A fill older than the newest event is still counted in its
+own day and book, but time-driven checks (inactivity) never run backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from .._errors import InvalidArgumentError
+from ..models.account import EquityPoint
+from ..models.partner import AccountState
+from ._days import DayClock
+from ._ruleset import RuleSet
+from ._verdict import (
+    Breach,
+    EvaluatorState,
+    Metrics,
+    PositionCost,
+    RuleWarning,
+    Sample,
+    SampleCoverage,
+    Status,
+    Verdict,
+    ensure_aware,
+)
+
+__all__ = ["Evaluator", "FillLike", "PositionLike", "evaluate", "sample_of"]
+
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+_INFINITY = Decimal("Infinity")
+
+
+class FillLike(Protocol):
+    """What the evaluator reads from a fill: a partner ``Trade``, an executions ``Fill``, yours.
+
+    ``realized_pnl`` (``Decimal | None``) is read too when the object has it.
+    """
+
+    @property
+    def filled_at(self) -> datetime: ...
+    @property
+    def market_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def quantity(self) -> Decimal: ...
+
+
+class PositionLike(Protocol):
+    """An open position as the server reports it (an ``OpenPosition``)."""
+
+    @property
+    def market_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def avg_entry_price(self) -> Decimal: ...
+
+
+def _money(name: str, value: object) -> Decimal:
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            raise InvalidArgumentError(f"{name} must be a decimal amount, got {value!r}") from None
+    else:
+        raise InvalidArgumentError(
+            f"{name} must be a Decimal, int or decimal string (never float), got {value!r}"
+        )
+    if not amount.is_finite():
+        raise InvalidArgumentError(f"{name} must be finite, got {value!r}")
+    return amount
+
+
+def _pct_of(base: Decimal, pct: Decimal | None) -> Decimal | None:
+    return None if pct is None else base * pct / _HUNDRED
+
+
+class Evaluator:
+    """Judges one account against a :class:`RuleSet`, one fill or sample at a time.
+
+    At ``opened_at`` the account holds ``starting_balance`` in cash and nothing
+    else: that is the first day's daily-loss reference and the first
+    high-water mark. Each call is O(1) except at a day's first sample and when
+    the best day shrinks; nothing blocks and nothing awaits, so it is safe from
+    any task (one evaluator per account, not shared between threads).
+
+    Args:
+        rules: the rule set.
+        starting_balance: the account's starting balance (positive).
+        opened_at: when the account opened (timezone-aware).
+
+    Raises:
+        InvalidArgumentError: a bad argument.
+    """
+
+    __slots__ = (
+        "_balance",
+        "_best",
+        "_book",
+        "_book_as_of",
+        "_breaches",
+        "_clock",
+        "_daily",
+        "_day_profits",
+        "_days",
+        "_deadline_lb",
+        "_done",
+        "_eod_high",
+        "_equity",
+        "_fills",
+        "_first_sample_at",
+        "_floor",
+        "_hwm",
+        "_last_fill_at",
+        "_last_sample_at",
+        "_last_sample_day",
+        "_longest_gap",
+        "_max_loss",
+        "_min_day_profit",
+        "_opened",
+        "_passed_at",
+        "_paused_until",
+        "_pauses",
+        "_pos_limit",
+        "_qualifying",
+        "_ref",
+        "_ref_at",
+        "_ref_day",
+        "_rules",
+        "_samples",
+        "_start",
+        "_target",
+        "_target_hit",
+        "_total",
+    )
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        starting_balance: Decimal | int | str,
+        opened_at: datetime,
+    ) -> None:
+        if not isinstance(rules, RuleSet):
+            raise InvalidArgumentError(
+                f"rules must be a RuleSet (RuleSet.from_wire(...) reads a stored one), "
+                f"got {type(rules).__name__}"
+            )
+        start = _money("starting_balance", starting_balance)
+        if start <= 0:
+            raise InvalidArgumentError(f"starting_balance must be positive, got {start}")
+        opened = ensure_aware(opened_at, "opened_at")
+        self._setup(rules, start, opened)
+        day = self._days.day_of(opened)
+        self._load(
+            EvaluatorState(
+                rules=rules,
+                starting_balance=start,
+                opened_at=opened,
+                clock=opened,
+                balance=start,
+                equity=start,
+                last_sample_day=day,
+                high_water_mark=start,
+                eod_high=start,
+                floor=None if self._max_loss is None else start - self._max_loss,
+                reference=start,
+                reference_day=day,
+                reference_at=opened,
+            )
+        )
+
+    @classmethod
+    def restore(cls, state: EvaluatorState) -> Evaluator:
+        """Return an evaluator that continues exactly where the one that saved ``state`` was.
+
+        Raises:
+            InvalidArgumentError: ``state`` is not an :class:`EvaluatorState`.
+        """
+        if not isinstance(state, EvaluatorState):
+            raise InvalidArgumentError(
+                f"state must be an EvaluatorState, got {type(state).__name__}"
+            )
+        self = cls.__new__(cls)
+        self._setup(state.rules, state.starting_balance, state.opened_at)
+        self._load(state)
+        return self
+
+    def _setup(self, rules: RuleSet, start: Decimal, opened: datetime) -> None:
+        self._rules = rules
+        self._start = start
+        self._opened = opened
+        self._days = DayClock(rules.day_time_zone, rules.day_start_time)
+        self._target = _pct_of(start, rules.profit_target_pct)
+        self._max_loss = _pct_of(start, rules.max_drawdown_pct)
+        self._daily = _pct_of(start, rules.daily_loss_pct)
+        self._pos_limit = _pct_of(start, rules.max_position_pct)
+        self._min_day_profit = _pct_of(start, rules.min_trading_day_profit_pct)
+
+    def _load(self, s: EvaluatorState) -> None:
+        self._clock = s.clock
+        self._balance, self._equity = s.balance, s.equity
+        self._samples, self._first_sample_at = s.samples, s.first_sample_at
+        self._last_sample_at, self._last_sample_day = s.last_sample_at, s.last_sample_day
+        self._longest_gap = s.longest_gap
+        self._hwm, self._eod_high, self._floor = s.high_water_mark, s.eod_high, s.floor
+        self._ref, self._ref_day, self._ref_at = s.reference, s.reference_day, s.reference_at
+        self._paused_until, self._pauses = s.paused_until, list(s.pauses)
+        self._fills, self._last_fill_at = s.fills, s.last_fill_at
+        self._day_profits = dict(s.day_profits)
+        self._book: dict[str, dict[str, list[Decimal]]] = {}
+        for p in s.positions:
+            self._book.setdefault(p.market_id, {})[p.outcome] = [p.quantity, p.cost]
+        self._book_as_of = s.positions_as_of
+        self._breaches, self._passed_at = s.breaches, s.passed_at
+        self._done = bool(s.breaches) or s.passed_at is not None
+        profits = self._day_profits.values()
+        self._total = sum(profits, _ZERO)
+        self._best = max(profits, default=None)
+        self._qualifying = sum(1 for p in profits if self._qualifies(p))
+        self._target_hit = self._target is not None and self._basis_profit() >= self._target
+        # A lower bound of the inactivity deadline: rechecked exactly only once passed.
+        self._deadline_lb = self._opened if self._rules.inactivity_days else None
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rule set judged."""
+        return self._rules
+
+    @property
+    def starting_balance(self) -> Decimal:
+        """The starting balance every percentage is taken of."""
+        return self._start
+
+    @property
+    def opened_at(self) -> datetime:
+        """When the account opened."""
+        return self._opened
+
+    @property
+    def decided(self) -> bool:
+        """``True`` once the account passed or failed (final)."""
+        return self._done
+
+    @property
+    def next_day_start(self) -> datetime:
+        """The next day boundary after the newest event: sample the account right after it."""
+        return self._days.locate(self._clock)[2]
+
+    @property
+    def nearest_headroom(self) -> Decimal | None:
+        """Money left before the nearest equity limit (maximum or daily loss), as last sampled.
+
+        Cheap (no verdict is built): what a scheduler weighs against how fast the
+        equity moves. ``None`` when no equity limit applies.
+        """
+        room = None if self._floor is None else self._equity - self._floor
+        if (
+            self._daily is not None
+            and self._ref is not None
+            and self._ref_day == self._days.day_of(self._clock)
+        ):
+            daily = self._daily - (self._ref - self._equity)
+            room = daily if room is None or daily < room else room
+        return room
+
+    @property
+    def state(self) -> EvaluatorState:
+        """A snapshot to save (``msgspec.json.encode``) and pass to :meth:`restore`."""
+        return EvaluatorState(
+            rules=self._rules,
+            starting_balance=self._start,
+            opened_at=self._opened,
+            clock=self._clock,
+            balance=self._balance,
+            equity=self._equity,
+            samples=self._samples,
+            first_sample_at=self._first_sample_at,
+            last_sample_at=self._last_sample_at,
+            last_sample_day=self._last_sample_day,
+            longest_gap=self._longest_gap,
+            high_water_mark=self._hwm,
+            eod_high=self._eod_high,
+            floor=self._floor,
+            reference=self._ref,
+            reference_day=self._ref_day,
+            reference_at=self._ref_at,
+            paused_until=self._paused_until,
+            pauses=tuple(self._pauses),
+            fills=self._fills,
+            last_fill_at=self._last_fill_at,
+            day_profits=dict(self._day_profits),
+            positions=tuple(
+                PositionCost(market_id=m, outcome=o, quantity=q, cost=c)
+                for m, outcomes in self._book.items()
+                for o, (q, c) in outcomes.items()
+            ),
+            positions_as_of=self._book_as_of,
+            breaches=self._breaches,
+            passed_at=self._passed_at,
+        )
+
+    # -- events --------------------------------------------------------------------
+
+    def add_fill(self, fill: FillLike) -> None:
+        """Count one fill: its day, its realised profit, and the position book.
+
+        A fill before ``opened_at`` (an earlier attempt of an account that was
+        reset: the feed keeps the whole history) is ignored.
+
+        Raises:
+            TypeError: ``filled_at`` is naive (the library's fills never are).
+        """
+        at = fill.filled_at
+        if at < self._opened:
+            return
+        if at > self._clock:
+            self._advance(at)
+        self._fills += 1
+        last = self._last_fill_at
+        if last is None or at > last:
+            self._last_fill_at = at
+        pnl = getattr(fill, "realized_pnl", None)
+        day = self._days.day_of(at)
+        old = self._day_profits.get(day)
+        if old is None or pnl:
+            self._add_profit(day, old, _ZERO if pnl is None else pnl)
+        as_of = self._book_as_of
+        if as_of is None or at > as_of:
+            self._book_fill(fill, at)
+        if self._target_hit and not self._done:
+            self._check_pass(at)
+
+    def add_sample(
+        self,
+        at: datetime,
+        *,
+        balance: Decimal | int | str,
+        equity: Decimal | int | str,
+        positions: Iterable[PositionLike | PositionCost] | None = None,
+    ) -> None:
+        """Judge the account's money as observed at ``at``.
+
+        The first sample of a day takes that day's daily-loss reference and, for
+        ``eod_trailing``, closes the previous day at its value.
+
+        Args:
+            at: when the values held (timezone-aware), not before the previous sample.
+            balance: cash.
+            equity: cash plus open positions marked to market.
+            positions: the server's open positions at ``at``, e.g. an account
+                state's ``open_positions``; replaces the book kept from fills.
+
+        Raises:
+            InvalidArgumentError: ``at`` is naive, before the opening or before the
+                previous sample; an amount is a float or not a number.
+        """
+        at = ensure_aware(at, "at")
+        if type(balance) is not Decimal:
+            balance = _money("balance", balance)
+        if type(equity) is not Decimal:
+            equity = _money("equity", equity)
+        previous = self._last_sample_at if self._last_sample_at is not None else self._opened
+        if at < previous:
+            what = "the previous sample" if self._last_sample_at is not None else "the opening"
+            raise InvalidArgumentError(
+                f"samples must come in time order: {at.isoformat()} is before "
+                f"{what} ({previous.isoformat()})"
+            )
+        if positions is not None:
+            book = self._positions_book(positions)
+        if at > self._clock:
+            self._advance(at)
+        self._longest_gap = max(self._longest_gap, at - previous)
+        self._samples += 1
+        if self._first_sample_at is None:
+            self._first_sample_at = at
+        self._last_sample_at = at
+        self._balance, self._equity = balance, equity
+        rules = self._rules
+        day = self._days.day_of(at)
+        if day > self._last_sample_day:
+            self._last_sample_day = day
+            kind = rules.daily_loss_reference
+            self._ref = (
+                balance
+                if kind == "balance"
+                else equity
+                if kind == "equity"
+                else max(balance, equity)
+            )
+            self._ref_day, self._ref_at = day, at
+            if rules.max_drawdown_mode == "eod_trailing":
+                close = balance if rules.max_drawdown_eod_basis == "balance" else equity
+                if close > self._eod_high:
+                    self._eod_high = close
+                    self._raise_floor(close)
+        if equity > self._hwm:
+            self._hwm = equity
+            if rules.max_drawdown_mode == "trailing":
+                self._raise_floor(equity)
+        if positions is not None:
+            self._book, self._book_as_of = book, at
+        if self._target is not None:
+            self._target_hit = self._basis_profit() >= self._target
+        if self._done:
+            return
+        broken: list[Breach] = []
+        touch = rules.breach_at_limit
+        floor = self._floor
+        if floor is not None and (equity <= floor if touch else equity < floor):
+            broken.append(Breach(rule="max_loss", at=at, value=equity, limit=floor))
+        daily = self._daily
+        if daily is not None and self._ref_day == day:
+            assert self._ref is not None
+            loss = self._ref - equity
+            if loss >= daily if touch else loss > daily:
+                hit = Breach(rule="daily_loss", at=at, value=loss, limit=daily)
+                if rules.daily_loss_action == "breach":
+                    broken.append(hit)
+                elif self._paused_until is None or self._paused_until <= at:
+                    self._paused_until = self._days.locate(at)[2]
+                    self._pauses.append(hit)
+        if positions is not None and self._pos_limit is not None:
+            market, cost = self._largest_position()
+            if cost > self._pos_limit:
+                broken.append(
+                    Breach(
+                        rule="position_limit",
+                        at=at,
+                        value=cost,
+                        limit=self._pos_limit,
+                        market_id=market,
+                    )
+                )
+        if broken:
+            self._fail(broken)
+        else:
+            self._check_pass(at)
+
+    def verdict(self, now: datetime) -> Verdict:
+        """Return the verdict at ``now``.
+
+        ``now`` also moves the evaluator's time forward (never back): a deadline
+        it passes (inactivity) is judged, final like any breach.
+
+        Raises:
+            InvalidArgumentError: ``now`` is naive.
+        """
+        now = ensure_aware(now, "now")
+        if now > self._clock:
+            self._advance(now)
+        clock = self._clock
+        rules = self._rules
+        day, day_start, day_end = self._days.locate(clock)
+        status: Status = (
+            "failed"
+            if self._breaches
+            else "passed"
+            if self._passed_at is not None
+            else "in_progress"
+        )
+        headroom: dict[str, Decimal] = {}
+        warns: list[RuleWarning] = []
+        warn_at = rules.warn_at_pct
+
+        def used(rule: str, value: Decimal, limit: Decimal, share: Decimal) -> None:
+            if status == "in_progress" and share >= warn_at:
+                warns.append(RuleWarning(rule=rule, used_pct=share, value=value, limit=limit))
+
+        equity = self._equity
+        if self._floor is not None:
+            assert self._max_loss is not None
+            room = equity - self._floor
+            headroom["max_loss"] = room
+            if self._max_loss > 0:
+                used(
+                    "max_loss", equity, self._floor, (self._max_loss - room) * 100 / self._max_loss
+                )
+        day_loss = None
+        reference = reference_at = None
+        if self._ref_day == day:
+            reference, reference_at = self._ref, self._ref_at
+            assert reference is not None
+            day_loss = reference - equity
+            if self._daily is not None:
+                headroom["daily_loss"] = self._daily - day_loss
+                if self._daily > 0:
+                    used("daily_loss", day_loss, self._daily, day_loss * 100 / self._daily)
+        market, largest = self._largest_position()
+        if self._pos_limit is not None:
+            headroom["position_limit"] = self._pos_limit - largest
+            if self._pos_limit > 0:
+                used("position_limit", largest, self._pos_limit, largest * 100 / self._pos_limit)
+        share = self._share()
+        if rules.consistency_pct and share is not None:
+            pct = rules.consistency_pct
+            used("consistency", share, pct, share * 100 / pct)
+        deadline = self._inactivity_deadline()
+        if deadline is not None:
+            last = self._last_activity()
+            whole = _micros(deadline - last)
+            if whole > 0:
+                n = Decimal(rules.inactivity_days or 0)
+                elapsed = Decimal(_micros(clock - last)) / whole
+                used("inactivity", elapsed * n, n, elapsed * 100)
+        gates: list[str] = []
+        if status == "in_progress":
+            if self._target is not None and not self._target_hit:
+                gates.append("profit_target")
+            if rules.min_trading_days and self._qualifying < rules.min_trading_days:
+                gates.append("min_trading_days")
+            if rules.consistency_action == "gate" and self._consistency_violated(share):
+                gates.append("consistency")
+        paused = self._paused_until
+        last_sample = self._last_sample_at if self._last_sample_at is not None else self._opened
+        metrics = Metrics(
+            balance=self._balance,
+            equity=equity,
+            profit=equity - self._start,
+            profit_pct=(equity - self._start) * 100 / self._start,
+            realized_profit=self._total,
+            high_water_mark=self._hwm,
+            loss_floor=self._floor,
+            day_start=day_start,
+            next_day_start=day_end,
+            day_reference=reference,
+            day_reference_at=reference_at,
+            day_loss=day_loss,
+            trading_days=self._qualifying,
+            best_day_profit=max(self._best or _ZERO, _ZERO),
+            best_day_share_pct=share,
+            largest_position_cost=largest,
+            largest_position_market=market,
+            fills=self._fills,
+            last_fill_at=self._last_fill_at,
+            inactivity_deadline=deadline,
+        )
+        return Verdict(
+            status=status,
+            at=now,
+            breaches=self._breaches,
+            passed_at=self._passed_at,
+            paused_until=paused if status == "in_progress" and paused and clock < paused else None,
+            pauses=tuple(self._pauses),
+            gates=tuple(gates),
+            metrics=metrics,
+            headroom=headroom,
+            warnings=tuple(warns),
+            samples=SampleCoverage(
+                count=self._samples,
+                first_at=self._first_sample_at,
+                last_at=self._last_sample_at,
+                longest_gap=max(self._longest_gap, clock - last_sample),
+            ),
+        )
+
+    # -- internals -----------------------------------------------------------------
+
+    def _advance(self, at: datetime) -> None:
+        """Move time forward to ``at``: the inactivity deadline is judged on the way."""
+        self._clock = at
+        lb = self._deadline_lb
+        if lb is not None and at >= lb and not self._done:
+            deadline = self._inactivity_deadline()
+            assert deadline is not None
+            self._deadline_lb = deadline
+            if at >= deadline:
+                n = Decimal(self._rules.inactivity_days or 0)
+                self._fail([Breach(rule="inactivity", at=deadline, value=n, limit=n)])
+
+    def _last_activity(self) -> datetime:
+        last = self._last_fill_at
+        return self._opened if last is None or last < self._opened else last
+
+    def _inactivity_deadline(self) -> datetime | None:
+        days = self._rules.inactivity_days
+        return None if days is None else self._days.add_days(self._last_activity(), days)
+
+    def _fail(self, breaches: list[Breach]) -> None:
+        self._breaches = tuple(breaches)
+        self._done = True
+
+    def _raise_floor(self, high: Decimal) -> None:
+        if self._max_loss is None:
+            return
+        candidate = high - self._max_loss
+        if self._rules.max_drawdown_lock_at_start and candidate > self._start:
+            candidate = self._start
+        assert self._floor is not None
+        if candidate > self._floor:
+            self._floor = candidate
+
+    def _basis_profit(self) -> Decimal:
+        basis = self._equity if self._rules.profit_target_basis == "equity" else self._balance
+        return basis - self._start
+
+    def _qualifies(self, profit: Decimal) -> bool:
+        threshold = self._min_day_profit
+        return threshold is None or profit >= threshold
+
+    def _add_profit(self, day: int, old: Decimal | None, pnl: Decimal) -> None:
+        new = pnl if old is None else old + pnl
+        self._day_profits[day] = new
+        self._total += pnl
+        self._qualifying += self._qualifies(new) - (old is not None and self._qualifies(old))
+        best = self._best
+        if best is None or new >= best:
+            self._best = new
+        elif old == best:  # the best day shrank: another day may be best now
+            self._best = max(self._day_profits.values())
+
+    def _share(self) -> Decimal | None:
+        """The best day's share of the consistency basis in percent; ``None`` if unbounded."""
+        best = self._best
+        if best is None or best <= 0:
+            return _ZERO
+        if self._rules.consistency_basis == "target":
+            assert self._target
+            return best * 100 / self._target
+        return best * 100 / self._total if self._total > 0 else None
+
+    def _consistency_violated(self, share: Decimal | None) -> bool:
+        pct = self._rules.consistency_pct
+        return pct is not None and (share is None or share > pct)
+
+    def _check_pass(self, at: datetime) -> None:
+        rules = self._rules
+        if not self._target_hit:
+            return
+        if rules.min_trading_days and self._qualifying < rules.min_trading_days:
+            return
+        share = self._share()
+        if self._consistency_violated(share):
+            if rules.consistency_action == "gate":
+                return
+            assert rules.consistency_pct is not None
+            value = _INFINITY if share is None else share
+            self._fail(
+                [Breach(rule="consistency", at=at, value=value, limit=rules.consistency_pct)]
+            )
+            return
+        self._passed_at = at
+        self._done = True
+
+    def _book_fill(self, fill: FillLike, at: datetime) -> None:
+        market = fill.market_id
+        outcomes = self._book.get(market)
+        if outcomes is None:
+            outcomes = self._book[market] = {}
+        outcome = fill.outcome
+        qty = fill.quantity
+        held = outcomes.get(outcome)
+        if fill.side == "BUY":
+            cost = fill.price * qty
+            if held is None:
+                outcomes[outcome] = [qty, cost]
+            else:
+                held[0] += qty
+                held[1] += cost
+            limit = self._pos_limit
+            if limit is not None and not self._done:
+                total = sum((c for _, c in outcomes.values()), _ZERO)
+                if total > limit:
+                    self._fail(
+                        [
+                            Breach(
+                                rule="position_limit",
+                                at=at,
+                                value=total,
+                                limit=limit,
+                                market_id=market,
+                            )
+                        ]
+                    )
+            return
+        if held is None:
+            if not outcomes:
+                del self._book[market]
+            return  # a sale of shares bought before the history we were given
+        if qty >= held[0]:
+            del outcomes[outcome]
+            if not outcomes:
+                del self._book[market]
+        else:
+            held[1] -= held[1] * qty / held[0]
+            held[0] -= qty
+
+    def _positions_book(
+        self, positions: Iterable[PositionLike | PositionCost]
+    ) -> dict[str, dict[str, list[Decimal]]]:
+        book: dict[str, dict[str, list[Decimal]]] = {}
+        for p in positions:
+            if isinstance(p, PositionCost):
+                qty, cost = p.quantity, p.cost
+            else:
+                qty = p.quantity
+                cost = qty * p.avg_entry_price
+            if qty > 0:
+                book.setdefault(p.market_id, {})[p.outcome] = [qty, cost]
+        return book
+
+    def _largest_position(self) -> tuple[str | None, Decimal]:
+        market, largest = None, _ZERO
+        for m, outcomes in self._book.items():
+            total = sum((c for _, c in outcomes.values()), _ZERO)
+            if total > largest:
+                market, largest = m, total
+        return market, largest
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def sample_of(obj: Sample | AccountState | EquityPoint, *, at: datetime | None = None) -> Sample:
+    """Turn an account-state poll or an equity point into a :class:`Sample`.
+
+    An :class:`AccountState` gives ``balance``, ``equity`` and ``open_positions``
+    at ``at`` (default: its ``updated_at``); an :class:`EquityPoint` gives
+    ``cash_balance`` and ``total_value`` at its ``timestamp``.
+
+    Raises:
+        InvalidArgumentError: an account state without ``updated_at`` and no ``at``;
+            an object of another type.
+    """
+    if isinstance(obj, Sample):
+        return (
+            obj
+            if at is None
+            else Sample(at=at, balance=obj.balance, equity=obj.equity, positions=obj.positions)
+        )
+    if isinstance(obj, AccountState):
+        when = at if at is not None else obj.updated_at
+        if when is None:
+            raise InvalidArgumentError("this account state has no updated_at: pass at=")
+        return Sample(
+            at=ensure_aware(when, "at"),
+            balance=obj.balance,
+            equity=obj.equity,
+            positions=tuple(
+                PositionCost(
+                    market_id=p.market_id,
+                    outcome=p.outcome,
+                    quantity=p.quantity,
+                    cost=p.quantity * p.avg_entry_price,
+                )
+                for p in obj.open_positions
+            ),
+        )
+    if isinstance(obj, EquityPoint):
+        return Sample(
+            at=obj.timestamp if at is None else at,
+            balance=obj.cash_balance,
+            equity=obj.total_value,
+        )
+    raise InvalidArgumentError(
+        f"a sample must be a Sample, AccountState or EquityPoint, got {type(obj).__name__}"
+    )
+
+
+def _fill_key(fill: Any) -> tuple[datetime, int]:
+    order_id = getattr(fill, "order_id", 0)
+    return fill.filled_at, order_id if isinstance(order_id, int) else 0
+
+
+def evaluate(
+    rules: RuleSet,
+    *,
+    starting_balance: Decimal | int | str,
+    opened_at: datetime,
+    fills: Iterable[FillLike] = (),
+    samples: Iterable[Sample | AccountState | EquityPoint] = (),
+    now: datetime,
+) -> Verdict:
+    """Judge an account in one go from its fills and samples, in any order.
+
+    Fills are sorted by ``(filled_at, order_id)`` (the trade feed pages newest
+    first) and samples by time; at equal instants a fill comes before a sample
+    (a sample taken at a fill's instant reflects it).
+
+    Returns:
+        The :class:`Verdict` at ``now``.
+
+    Raises:
+        InvalidArgumentError: a bad argument or sample.
+    """
+    evaluator = Evaluator(rules, starting_balance=starting_balance, opened_at=opened_at)
+    ordered_fills = sorted(fills, key=_fill_key)
+    ordered_samples = sorted((sample_of(s) for s in samples), key=lambda s: s.at)
+    i = 0
+    for sample in ordered_samples:
+        while i < len(ordered_fills) and ordered_fills[i].filled_at <= sample.at:
+            evaluator.add_fill(ordered_fills[i])
+            i += 1
+        evaluator.add_sample(
+            sample.at, balance=sample.balance, equity=sample.equity, positions=sample.positions
+        )
+    for fill in ordered_fills[i:]:
+        evaluator.add_fill(fill)
+    return evaluator.verdict(now)

@@ -1,0 +1,352 @@
+"""RedisRateLimit against a real redis-server on loopback.
+
+Safety is asserted on what cannot depend on machine speed: the turns the Lua
+script handed out (read back from Redis, on the server's clock), the order of
+arrivals against those turns, counts of granted and refused turns, and which
+path (shared or local) served each call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis_asyncio
+
+import polysim_async as ps
+from polysim_async._limits import Limiter
+from tests._helpers import base_of, serve
+
+from ._budget_server import BudgetServer
+from ._server import RedisServer, free_port
+from .conftest import ManualClock
+
+ROOT = Path(__file__).resolve().parents[2]
+US = 1_000_000
+
+
+def keys(name: str) -> tuple[str, str, str]:
+    prefix = f"polysim:rl:{{{name}}}"
+    return f"{prefix}:s", f"{prefix}:m", f"{prefix}:p"
+
+
+async def scores(url: str, key: str) -> list[float]:
+    async with redis_asyncio.Redis.from_url(url) as r:
+        return [score for _, score in await r.zrange(key, 0, -1, withscores=True)]
+
+
+async def run_workers(n: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.redis._worker",
+            json.dumps(cfg),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(n)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return [json.loads(out) for out, _ in outputs]
+
+
+def test_is_a_limiter(redis_server: RedisServer, name: str) -> None:
+    limit = ps.RedisRateLimit(redis_server.url, name=name)
+    assert isinstance(limit, Limiter)
+    assert "RedisRateLimit(name=" in repr(limit)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "a{b}"}, "braces"),
+        ({"name": "a", "on_unavailable": "ignore"}, "on_unavailable"),
+        ({"name": "a", "expected_workers": 0}, "expected_workers"),
+        ({"name": "a", "per_second": 0}, "per_second"),
+        ({"name": "a", "margin": 2}, "margin"),
+        ({"name": "a", "retry_interval": -1}, "retry_interval"),
+    ],
+)
+def test_bad_options_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ps.InvalidArgumentError, match=message):
+        ps.RedisRateLimit("redis://127.0.0.1:1/0", **kwargs)
+
+
+def test_missing_redis_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis.exceptions", None)
+    with pytest.raises(ps.MissingDependencyError, match=r"polysim-async\[redis\]"):
+        ps.RedisRateLimit("redis://127.0.0.1:1/0", name="a")
+
+
+def test_importing_the_package_does_not_import_redis() -> None:
+    code = (
+        "import sys, polysim_async; polysim_async.RedisRateLimit; "
+        "assert 'redis' not in sys.modules, 'redis'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_processes_sharing_one_budget_keep_to_it(
+    redis_server: RedisServer, name: str
+) -> None:
+    """3 processes x 2 clients x 4 concurrent tasks on one budget of 20/s."""
+    budget = BudgetServer(per_second=20, per_minute=1000)
+    async with serve(budget.routes) as server:
+        cfg = {
+            "redis": redis_server.url,
+            "name": name,
+            "per_second": 20,
+            "per_minute": 1000,  # large, so Redis keeps every turn for us to read
+            "server": base_of(server),
+            "requests": 10,
+            "clients": 2,
+            "concurrency": 4,
+        }
+        results = await run_workers(3, cfg)
+    assert [r["failures"] for r in results] == [[], [], []]
+    turns = await scores(redis_server.url, keys(name)[1])
+    # Every attempt took a turn and arrived: 60 calls and their repeats after a 429 (a
+    # loaded machine can send turns late, bunched, so the server may answer some with
+    # 429). A caller woken into such a 429's pause takes a fresh turn: turns >= arrivals.
+    least = 60 + sum(r["rate_limit_retries"] for r in results)
+    assert least <= len(budget.arrivals) <= 60 + sum(r["retries"] for r in results)
+    assert len(turns) >= len(budget.arrivals)
+    # The turns keep to the budget exactly, on the server's clock: any 21 consecutive
+    # turns span at least the window (1 s + the 0.05 s margin).
+    assert all(later - first >= 1.05 * US for first, later in zip(turns, turns[20:], strict=False))
+    # No request arrived ahead of the schedule: each arrival follows its own turn, so the
+    # i-th arrival came no earlier than the i-th turn (arrivals and TIME read the same
+    # clock; 1 ms for rounding).
+    arrivals = sorted(budget.arrivals)
+    assert all(a * US >= t - 1000 for a, t in zip(arrivals, turns, strict=False))
+
+
+async def test_minute_window_and_deadlines_take_no_slot(
+    redis_server: RedisServer, name: str
+) -> None:
+    clock = ManualClock()
+    limits = [
+        ps.RedisRateLimit(redis_server.url, name=name, per_second=None, per_minute=10, clock=clock)
+        for _ in range(2)
+    ]
+    outcomes = await asyncio.gather(
+        *(limits[i % 2].acquire(deadline=clock.now() + 5) for i in range(16)),
+        return_exceptions=True,
+    )
+    granted = [o for o in outcomes if o is None]
+    refused = [o for o in outcomes if isinstance(o, ps.DeadlineExceededError)]
+    assert (len(granted), len(refused)) == (10, 6)
+    assert clock.t == 1000.0  # refused at once: nobody slept
+    assert len(await scores(redis_server.url, keys(name)[1])) == 10
+    # Without a deadline the 11th turn is a minute after the first.
+    await limits[0].acquire()
+    assert clock.t - 1000.0 >= 59.0
+    for limit in limits:
+        await limit.aclose()
+
+
+async def test_memory_is_bounded_and_keys_expire(redis_server: RedisServer, name: str) -> None:
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(
+        redis_server.url, name=name, per_second=3, per_minute=5, margin=0, clock=clock
+    )
+    for _ in range(12):
+        await limit.acquire()
+    second, minute, _ = keys(name)
+    async with redis_asyncio.Redis.from_url(redis_server.url) as r:
+        assert await r.zcard(second) == 3
+        assert await r.zcard(minute) == 5
+        for key in (second, minute):
+            # A minute after the last turn, which lies up to two minutes ahead here.
+            assert 0 < await r.pttl(key) <= 62_000 + 120_000
+    await limit.aclose()
+
+
+def _retry_after(limit: ps.RedisRateLimit) -> None:
+    limit.pause(30)  # a 429 with Retry-After: 30
+
+
+def _exhausted_minute(limit: ps.RedisRateLimit) -> None:
+    limit.observe({"X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "50"})  # not a pause
+    limit.observe({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"})
+
+
+@pytest.mark.parametrize("signal", [_retry_after, _exhausted_minute])
+async def test_a_pause_seen_by_one_process_holds_every_process(
+    redis_server: RedisServer, name: str, signal: Callable[[ps.RedisRateLimit], None]
+) -> None:
+    clock = ManualClock()
+    first = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
+    second = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
+    await first.acquire()
+    signal(first)
+    assert first._publisher is not None
+    await first._publisher  # written to Redis in the background
+    with pytest.raises(ps.DeadlineExceededError):
+        await second.acquire(deadline=clock.now() + 5)
+    await second.acquire()
+    assert clock.t - 1000.0 >= 25  # waited out the shared pause
+    for limit in (first, second):
+        await limit.aclose()
+
+
+class OversleepingClock(ManualClock):
+    """Every sleep ends 0.2 s late, as in a process starved of CPU."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + 0.2)
+
+
+async def test_a_caller_that_wakes_late_takes_one_fresh_turn(
+    redis_server: RedisServer, name: str
+) -> None:
+    clock = OversleepingClock()
+    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=1, clock=clock)
+    await limit.acquire()  # immediate: nobody slept, so not late
+    await limit.acquire()  # waits ~1.05 s, wakes 0.2 s late: retakes once, then goes
+    assert (limit.stats.shared, limit.stats.late) == (3, 1)
+    assert len(await scores(redis_server.url, keys(name)[1])) == 3
+    await limit.aclose()
+    exact = ps.RedisRateLimit(
+        redis_server.url, name=f"{name}-0", per_second=1, margin=0, clock=clock
+    )
+    await exact.acquire()
+    await exact.acquire()
+    assert exact.stats.late == 0  # margin=0 asks for exact pacing: no retakes
+    await exact.aclose()
+
+
+async def test_own_pause_holds_this_process_before_it_reaches_redis(
+    redis_server: RedisServer, name: str
+) -> None:
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
+    await limit.acquire()
+    limit.pause(20)
+    with pytest.raises(ps.DeadlineExceededError):
+        await limit.acquire(deadline=clock.now() + 10)
+    await limit.aclose()
+
+
+async def test_client_uses_and_closes_the_limiter(redis_server: RedisServer, name: str) -> None:
+    budget = BudgetServer(per_second=50, per_minute=3000)
+    async with serve(budget.routes) as server:
+        limit = ps.RedisRateLimit(redis_server.url, name=name)
+        async with ps.Client("tk_live_x", base_url=base_of(server), rate_limit=limit) as client:
+            assert client.limiter is limit
+            await client.partner.accounts.get("acc-1")
+        assert limit.stats.shared == 1
+    with pytest.raises(ps.ClientClosedError):
+        await limit.acquire()
+
+
+def test_client_refuses_a_non_limiter() -> None:
+    with pytest.raises(ps.InvalidArgumentError, match="limiter"):
+        ps.Client("tk_live_x", rate_limit=object())  # type: ignore[arg-type]
+
+
+async def test_unreachable_redis_falls_back_to_local_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(
+        f"redis://127.0.0.1:{free_port()}/0",
+        name="down",
+        per_second=10,
+        expected_workers=4,
+        retry_interval=5,
+        clock=clock,
+    )
+    with caplog.at_level(logging.INFO, logger="polysim_async"):
+        for _ in range(7):
+            await limit.acquire()
+        # The local share is 10 / 4 = 2 per second: 7 turns need 3 more seconds.
+        assert clock.t - 1000.0 >= 3.14
+        assert (limit.stats.local, limit.stats.shared, limit.stats.outages) == (7, 0, 1)
+        assert not limit.available
+        clock.t += 5  # time to try Redis again: still down, still one warning
+        await limit.acquire()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "pacing this process alone" in warnings[0].getMessage()
+    assert limit.stats.outages == 1
+    await limit.aclose()
+
+
+async def test_unreachable_redis_raises_when_asked_to() -> None:
+    limit = ps.RedisRateLimit(
+        f"redis://127.0.0.1:{free_port()}/0", name="down", on_unavailable="raise"
+    )
+    with pytest.raises(ps.StoreUnavailableError, match="Redis is unavailable") as info:
+        await limit.acquire()
+    assert isinstance(info.value, ps.CoordinationError)
+    await limit.aclose()
+
+
+async def _call_until(client: ps.Client, done: Any, limit: int = 5000) -> int:
+    """Make calls until ``done()``; return how many failed."""
+    failed = 0
+    for _ in range(limit):
+        if done():
+            return failed
+        try:
+            await client.partner.accounts.get("acc-1")
+        except ps.StoreUnavailableError:
+            failed += 1
+    raise AssertionError("condition never reached")
+
+
+async def test_redis_restart_falls_back_then_recovers(
+    own_redis: RedisServer, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = BudgetServer(per_second=50, per_minute=3000)
+    limit = ps.RedisRateLimit(own_redis.url, name=name, retry_interval=0.05)
+    stats = limit.stats
+    async with (
+        serve(budget.routes) as server,
+        ps.Client("tk_live_x", base_url=base_of(server), rate_limit=limit) as client,
+    ):
+        with caplog.at_level(logging.INFO, logger="polysim_async"):
+            assert await _call_until(client, lambda: stats.shared >= 5) == 0
+            own_redis.stop()
+            assert await _call_until(client, lambda: stats.local >= 5) == 0
+            own_redis.restart()
+            shared = stats.shared
+            assert await _call_until(client, lambda: stats.shared > shared + 5) == 0
+    assert stats.outages == 1
+    assert limit.available
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert sum(level == logging.WARNING for level, _ in messages) == 1
+    assert any("reachable again" in m for level, m in messages if level == logging.INFO)
+
+
+async def test_redis_restart_in_raise_mode_fails_only_while_down(
+    own_redis: RedisServer, name: str
+) -> None:
+    budget = BudgetServer(per_second=50, per_minute=3000)
+    limit = ps.RedisRateLimit(own_redis.url, name=name, on_unavailable="raise")
+    async with (
+        serve(budget.routes) as server,
+        ps.Client("tk_live_x", base_url=base_of(server), rate_limit=limit) as client,
+    ):
+        await client.partner.accounts.get("acc-1")
+        own_redis.stop()
+        with pytest.raises(ps.StoreUnavailableError):
+            await client.partner.accounts.get("acc-1")
+        arrived = len(budget.arrivals)
+        own_redis.restart()
+        await client.partner.accounts.get("acc-1")
+    assert arrived == 1  # nothing was sent outside the shared budget
+    assert limit.stats.local == 0
