@@ -166,6 +166,35 @@ CALLS: dict[str, Call] = {
     "orders.cancel": lambda c: c.orders.cancel(1),
     "orders.cancel_all": lambda c: c.orders.cancel_all(),
     "keys.ws_token": lambda c: c.keys.ws_token(),
+    # the trader calls added for bots
+    "me": lambda c: c.me(),
+    "account.portfolio": lambda c: c.account.portfolio(),
+    "account.settlements": lambda c: drain(c.account.settlements()),
+    "orders.place_many": lambda c: c.orders.place_many(
+        [
+            {
+                "market_id": "m",
+                "side": "BUY",
+                "outcome": "Yes",
+                "order_type": "limit",
+                "price": "0.5",
+                "quantity": "5",
+            },
+        ]
+    ),
+    "orders.heartbeat": lambda c: c.orders.heartbeat(5000),
+    "orders.cancel_market": lambda c: c.orders.cancel_market(market_id="m"),
+    "keys.list": lambda c: drain(c.keys.list()),
+    "keys.tiers": lambda c: c.keys.tiers(),
+    "keys.create": lambda c: c.keys.create("bot"),
+    "wallets.list": lambda c: drain(c.wallets.list()),
+    "wallets.get": lambda c: c.wallets.get(7),
+    "wallets.create": lambda c: c.wallets.create("lab"),
+    "markets.list": lambda c: drain(c.markets.list()),
+    "markets.get": lambda c: c.markets.get("0x" + "1a" * 32),
+    "markets.book": lambda c: c.markets.book("0x" + "1a" * 32),
+    "markets.candles": lambda c: c.markets.candles("0x" + "1a" * 32),
+    "prices.batch": lambda c: c.prices.batch(["0x" + "1a" * 32]),
 }
 
 
