@@ -396,12 +396,14 @@ class FillStream(Generic[E]):
         timer = asyncio.ensure_future(self._clock.sleep(self._policy.open_timeout))
         try:
             await asyncio.wait({handshake, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timed_out = not handshake.done()
-            if timed_out:
-                await _discard(handshake)
+        except BaseException:
+            # Cancelled (aclose): a socket that opened meanwhile is closed, not leaked.
+            await _discard(handshake)
             await cancel_and_wait([timer])
-        if timed_out:
+            raise
+        await cancel_and_wait([timer])
+        if not handshake.done():
+            await _discard(handshake)
             raise ConnectTimeoutError("the WebSocket handshake timed out")
         refused = handshake.exception()
         if isinstance(refused, APIStatusError) and refused.status in (401, 403, 404):

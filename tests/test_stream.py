@@ -641,6 +641,31 @@ async def test_process_exception_decides_and_a_bug_or_bad_page_ends_the_stream()
 
 
 @virtual
+async def test_closing_while_the_handshake_completes_closes_the_new_socket() -> None:
+    """Found by running four copies of the suite at once: a socket that opened just as
+    the stream was closed was never closed (aiohttp warned "Unclosed connection")."""
+    gate = asyncio.Event()
+
+    class Slow(Exchange):
+        async def handle_async(self, request: ps.Request) -> ps.Response | ps.MockWebSocket:
+            if request.websocket:
+                await gate.wait()
+            return self.handle(request)
+
+    ex = Slow()
+    transport = ps.MockTransport(ex.handle_async)
+    async with ps.Client(
+        "ps_live_test", BASE, transport=transport, clock=LoopClock(), rate_limit=None
+    ) as client:
+        fills = client.executions.stream(policy=FAST)
+        await fills.__aenter__()
+        await until(lambda: any(r.websocket for r in transport.requests))
+        gate.set()  # the handshake completes...
+        await fills.aclose()  # ...while the stream is being closed
+    assert ex.sockets and all(ws.closed for ws in ex.sockets)
+
+
+@virtual
 async def test_a_bug_in_the_transport_surfaces_instead_of_looping() -> None:
     class Buggy(Exchange):
         def mint(self) -> ps.Response:
