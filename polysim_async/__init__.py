@@ -48,6 +48,8 @@ from ._errors import (
     ServerError,
     StoreUnavailableError,
     StreamClosedError,
+    SubscriptionLimitError,
+    SubscriptionRefusedError,
     TransportError,
     UsageError,
     ValidationError,
@@ -65,6 +67,7 @@ from ._hooks import (
 from ._keepalive import HeartbeatLapsedError, KeepAlive
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
+from ._pricestream import PriceStream, PriceStreamStats
 from ._retry import ClientStats, is_transient
 from ._stream import FillStream, StreamStats
 from ._transport import Request, Response, Transport, WebSocket
@@ -126,7 +129,7 @@ from .models.markets import (
 )
 from .models.orders import PlaceOrderRequest
 from .models.portfolio import ApiBalanceReset, Portfolio, Settlement, SettlementPage
-from .models.prices import PriceTick, TokenPrice
+from .models.prices import MAX_PRICE_SUBSCRIPTIONS, PriceTick, TokenPrice
 from .models.trading import BatchResult, Heartbeat
 from .models.wallets import Wallet, WalletAccount, WalletKind, WalletManager
 from .redis import RedisCheckpointStore, RedisLimiterStats, RedisRateLimit
@@ -209,6 +212,7 @@ __all__ = [
     "LimiterWaitEvent",
     "LivePrice",
     "LoginLink",
+    "MAX_PRICE_SUBSCRIPTIONS",
     "Market",
     "MarketDetail",
     "MarketPage",
@@ -242,6 +246,8 @@ __all__ = [
     "Portfolio",
     "Position",
     "PositionCost",
+    "PriceStream",
+    "PriceStreamStats",
     "PriceTick",
     "RateLimit",
     "RateLimitError",
@@ -276,6 +282,8 @@ __all__ = [
     "StreamGap",
     "StreamPolicy",
     "StreamStats",
+    "SubscriptionLimitError",
+    "SubscriptionRefusedError",
     "SystemClock",
     "TierLimits",
     "TimeInForce",
