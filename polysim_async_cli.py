@@ -14,6 +14,7 @@ no traceback unless ``--debug``. Exit codes: see :data:`EXIT_CODES_HELP`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -734,7 +735,8 @@ def main(
     err = stderr or sys.stderr
     try:
         try:
-            args = build_parser().parse_args(argv)
+            with contextlib.redirect_stdout(stdout or sys.stdout):  # where --help goes
+                args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
     except CommandError as exc:

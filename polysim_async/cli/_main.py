@@ -37,6 +37,7 @@ from polysim_async_cli import (
 from .._client import Client
 from .._errors import (
     AuthenticationError,
+    ConnectError,
     FanOutError,
     PaginationError,
     PermissionDeniedError,
@@ -141,6 +142,8 @@ class Context:
 
     def fail(self, subject: str, exc: PolySimError) -> None:
         """Report the failure of one item (an account) and go on; :attr:`code` records it."""
+        if getattr(self.args, "debug", False):
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.out.stderr)
         self.out.message(f"polysim {self.name}: {subject}: {self.describe(exc)}")
         self.record(exit_code(exc))
 
@@ -163,8 +166,8 @@ class Context:
     ) -> list[tuple[T, R | PolySimError]]:
         """Run ``work`` on every item, ``concurrency`` at a time, keeping the input order.
 
-        A failed item gives its error in place of a result; an authentication
-        failure is raised at once (every other item would fail the same way).
+        A failed item gives its error in place of a result; a refused key or an
+        unreachable server is raised at once (every other item would fail the same way).
         With ``progress`` (a noun: ``"accounts"``), a status line counts them.
         """
         gate = asyncio.Semaphore(concurrency)
@@ -175,7 +178,7 @@ class Context:
             async with gate:
                 try:
                     return await work(item)
-                except (AuthenticationError, PermissionDeniedError):
+                except (AuthenticationError, PermissionDeniedError, ConnectError):
                     raise
                 except PolySimError as exc:
                     return exc

@@ -128,6 +128,10 @@ class StatusLine:
         self._drawn_at = now
         self._draw()
 
+    def set(self, text: str) -> None:
+        """Change the text without drawing it; the next redraw (around a line of data) shows it."""
+        self._text = text
+
     def _draw(self) -> None:
         width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
         prefix = "" if self._shown else _HIDE_CURSOR

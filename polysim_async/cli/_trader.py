@@ -89,12 +89,12 @@ async def executions_tail(ctx: Context) -> int:
         stream = client.executions.stream(since=since)
         try:
             async with stream as fills:
-                status.update(f"tailing executions · {feed.count} fills")
+                status.update("tailing executions · 0 fills")
                 async for fill in fills:
+                    status.set(f"tailing executions · {feed.count + 1} fills")  # drawn below it
                     feed.write(fill)
                     if path is not None and stream.checkpoint is not None:
                         _save_checkpoint(path, stream.checkpoint, durable=False)
-                    status.update(f"tailing executions · {feed.count} fills")
         finally:
             feed.close()
             if path is not None and stream.checkpoint is not None:

@@ -105,14 +105,18 @@ async def trades_export(ctx: Context) -> int:
     """
     args = ctx.args
     ids = account_ids(args, command=ctx.name)
-    if not ids:
+    if not ids:  # still run: the summary (and --json) says so
         ctx.out.message(f"polysim {ctx.name}: shard {_shard(args)} owns none of the accounts")
-        return ctx.code
     ctx.resume_hint = f"to resume, run the same command again: {ctx.command_line}"
     status = ctx.out.status
 
+    finished = -1
+
     def progress(p: ExportProgress) -> None:
-        status.update(progress_text(p), force=p.accounts_done == p.accounts_total)
+        nonlocal finished
+        done = p.accounts_done + p.accounts_failed
+        status.update(progress_text(p), force=done != finished)  # each account shows
+        finished = done
         ctx.resume_hint = (
             f"{p.accounts_done} of {p.accounts_total} accounts finished;"
             f" to resume, run the same command again: {ctx.command_line}"
@@ -185,8 +189,8 @@ async def watch(ctx: Context) -> int:
             async with client.partner.accounts.watch_trades(ids, interval=args.interval) as fills:
                 ctx.out.status.update(f"watching {len(ids)} {noun} · 0 new fills")
                 async for item in fills:
-                    feed.write(item)
-                    ctx.out.status.update(f"watching {len(ids)} {noun} · {feed.count} new fills")
+                    ctx.out.status.set(f"watching {len(ids)} {noun} · {feed.count + 1} new fills")
+                    feed.write(item)  # redraws the status line below it
         finally:
             feed.close()
     return ctx.code
