@@ -137,6 +137,21 @@ class ThreadSandbox:
             self.call(lambda: self.sb.generate_fills(fills, account_id=account_id))
         return account_id
 
+    def trade(self, quantity: str = "10") -> dict[str, Any]:
+        """A market BUY by the default trader (its API wallet); the order as the API answers."""
+        placed: dict[str, Any] = self.call(
+            lambda: self.sb.place_order(
+                user_id=self.user_id,
+                market_id=self.market_id,
+                side="BUY",
+                outcome="Yes",
+                order_type="market",
+                price="0.99",
+                quantity=quantity,
+            )
+        )
+        return placed
+
     def trades(self, account_id: str) -> list[Trade]:
         """Every fill of the account, newest first, read with the client."""
 

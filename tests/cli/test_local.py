@@ -193,36 +193,6 @@ def test_ctrl_c_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == cli.EXIT_INTERRUPTED and one_error_line(err) == "polysim demo: interrupted"
 
 
-@pytest.mark.parametrize(
-    ("argv", "needle"),
-    [
-        (["demo", "--days", "0"], "polysim demo: error: argument --days: must be from 1 to 60"),
-        (["demo", "--days", "61"], "--days: must be from 1 to 60"),
-        (["demo", "--days", "x"], "--days: must be a whole number"),
-        (["demo", "--against", "ftp://x"], "--against: must be an http(s) URL"),
-        (["sandbox", "--port", "70000"], "polysim sandbox: error: argument --port"),
-        (["nope"], "polysim: error: argument COMMAND: invalid choice"),
-        ([], "polysim: error: the following arguments are required: COMMAND"),
-    ],
-)
-def test_usage_errors_are_one_line_and_exit_2(argv: list[str], needle: str) -> None:
-    code, out, err = run(*argv)
-    assert code == cli.EXIT_USAGE and out == ""
-    assert needle in one_error_line(err)
-
-
-def test_python_dash_m_runs_the_command() -> None:
-    import subprocess
-
-    done = subprocess.run(
-        [sys.executable, "-m", "polysim_async", "--version"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stdout.startswith("polysim-async ")
-
-
 def test_a_closed_pipe_is_not_an_error() -> None:
     import subprocess
 

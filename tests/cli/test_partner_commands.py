@@ -219,3 +219,25 @@ def test_bad_input_is_refused_before_anything_is_sent(sandbox: ThreadSandbox) ->
         assert result.code == 2, result
         assert needle in result.one_error_line()
     assert probe.count == 0
+
+
+def test_a_table_of_accounts_is_followed_by_their_open_positions(sandbox: ThreadSandbox) -> None:
+    holder, empty = sandbox.account(), sandbox.account()
+    sandbox.call(
+        lambda: sandbox.sb.place_order(
+            account_id=holder,
+            market_id=sandbox.market_id,
+            side="BUY",
+            outcome="Yes",
+            order_type="market",
+            price="0.99",
+            quantity="20",
+        )
+    )
+    done = polysim("accounts", "get", holder, empty, "--table", env=sandbox.env())
+    assert done.code == 0, done.err
+    accounts, positions = done.out.split("\n\n")
+    assert [line.split()[-1] for line in accounts.splitlines()] == ["POSITIONS", "1", "0"]
+    head, row = positions.splitlines()
+    assert head.split()[:4] == ["ACCOUNT_ID", "MARKET_ID", "OUTCOME", "QUANTITY"]
+    assert row.split()[:4] == [holder, sandbox.market_id, "Yes", "20.0000"]

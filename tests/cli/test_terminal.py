@@ -23,22 +23,16 @@ def assert_left_clean(text: str) -> list[str]:
     return shown
 
 
+def _export(ids: list[str], out: Path) -> list[str]:
+    """A CSV export of ``ids`` into ``out``, fifty fills a request (progress to draw)."""
+    return ["trades", "export", *ids, "--out", str(out), "--format", "csv", "--page-size", "50"]
+
+
 def test_export_draws_progress_on_a_terminal_and_leaves_it_clean(
     sandbox: ThreadSandbox, tmp_path: Path
 ) -> None:
     ids = [sandbox.account(fills=600), sandbox.account(fills=5)]
-    term = Terminal(
-        "trades",
-        "export",
-        *ids,
-        "--out",
-        str(tmp_path),
-        "--format",
-        "csv",
-        "--page-size",
-        "50",
-        env=sandbox.env(),
-    )
+    term = Terminal(*_export(ids, tmp_path), env=sandbox.env())
     code, text = term.finish()
     assert code == 0, text
     plain = strip_ansi(text)
@@ -51,19 +45,7 @@ def test_export_draws_progress_on_a_terminal_and_leaves_it_clean(
 def test_export_prints_no_progress_when_stderr_is_not_a_terminal(
     sandbox: ThreadSandbox, tmp_path: Path
 ) -> None:
-    ids = [sandbox.account(fills=600)]
-    done = polysim(
-        "trades",
-        "export",
-        *ids,
-        "--out",
-        str(tmp_path),
-        "--format",
-        "csv",
-        "--page-size",
-        "50",
-        env=sandbox.env(),
-    )
+    done = polysim(*_export([sandbox.account(fills=600)], tmp_path), env=sandbox.env())
     assert done.code == 0
     assert "\x1b" not in done.err and "\r" not in done.err and "fills/s" not in done.err
     assert done.one_error_line().startswith("exported 600 fills of 1/1 accounts")
@@ -80,17 +62,7 @@ def test_tail_shows_its_status_line_and_leaves_the_terminal_clean_on_ctrl_c(
     try:
         probe.wait_for(1)
         term.wait_for("tailing executions · 0 fills")
-        placed = sandbox.call(
-            lambda: sandbox.sb.place_order(
-                user_id=sandbox.user_id,
-                market_id=sandbox.market_id,
-                side="BUY",
-                outcome="Yes",
-                order_type="market",
-                price="0.99",
-                quantity="10",
-            )
-        )
+        placed = sandbox.trade()
         term.wait_for("tailing executions · 1 fills")
     finally:
         code, text = term.finish(signal.SIGINT)

@@ -27,20 +27,6 @@ def sandbox() -> Iterator[ThreadSandbox]:
         served.close()
 
 
-def _trade(sandbox: ThreadSandbox, quantity: str = "10") -> None:
-    sandbox.call(
-        lambda: sandbox.sb.place_order(
-            user_id=sandbox.user_id,
-            market_id=sandbox.market_id,
-            side="BUY",
-            outcome="Yes",
-            order_type="market",
-            price="0.99",
-            quantity=quantity,
-        )
-    )
-
-
 def _tail(
     sandbox: ThreadSandbox, checkpoint: Path, fills: int, *, printed: int
 ) -> tuple[list[str], int, str]:
@@ -53,7 +39,7 @@ def _tail(
     try:
         probe.wait_for(1)  # its starting point is read: what is traded from now on is due
         for _ in range(fills):
-            _trade(sandbox)
+            sandbox.trade()
         lines = running.wait_for_lines(printed)
         stopped = running.interrupt(signal.SIGINT)
     finally:
@@ -74,7 +60,7 @@ def test_tail_prints_each_fill_exactly_once_across_interruptions(
     saved = json.loads(checkpoint.read_text())
     assert len(saved["delivered"]) == 3
     for _ in range(2):  # traded while nobody tails: delivered by the next run
-        _trade(sandbox)
+        sandbox.trade()
     second, code, _ = _tail(sandbox, checkpoint, 1, printed=3)
     assert code == 130
     seen = [json.loads(line)["order_id"] for line in first + second]
@@ -107,7 +93,7 @@ def curve(sandbox: ThreadSandbox) -> None:
     """Two simulated days of trading by the default trader: hourly snapshots below 10,000."""
     for price in ("0.50", "0.40", "0.45", "0.30"):
         sandbox.call(functools.partial(sandbox.sb.set_price, sandbox.market_id, price))
-        _trade(sandbox, "2000")
+        sandbox.trade("2000")
         sandbox.call(lambda: sandbox.sb.advance(hours=12))
 
 
