@@ -16,7 +16,6 @@ from typing import Any
 
 from polysim_async_cli import EXIT_CHECK_FAILED
 
-from .._errors import InvalidArgumentError
 from ..models.partner import AccountState, Trade
 from ..rules import RuleSet, Verdict, sample_of
 from ..rules import evaluate as judge_account
@@ -97,28 +96,24 @@ async def evaluate(ctx: Context) -> int:
 
     async with ctx.client("partner") as client:
 
-        async def read(account_id: str) -> tuple[AccountState, list[Trade]]:
+        async def judged(account_id: str) -> Verdict:
+            # Judged as soon as read: only verdicts are kept, not every account's fills.
             state = await client.partner.accounts.get(account_id)
             feed = client.partner.accounts.trades(account_id, prefetch=False)
-            return state, [trade async for trade in feed]
+            fills = [trade async for trade in feed]
+            return judge(state, fills, overrides, opened_at=args.opened_at, now=args.now)
 
         results = await ctx.each(
-            ids, read, concurrency=args.concurrency, progress="accounts evaluated"
+            ids, judged, concurrency=args.concurrency, progress="accounts evaluated"
         )
     verdicts: list[tuple[str, Verdict]] = []
     for account_id, result in results:
-        if not isinstance(result, tuple):
-            ctx.fail(account_id, result)
-            continue
-        state, fills = result
-        try:
-            verdict = judge(state, fills, overrides, opened_at=args.opened_at, now=args.now)
-        except InvalidArgumentError as exc:
-            ctx.fail(account_id, exc)
-            continue
-        verdicts.append((account_id, verdict))
-        if verdict.status == "failed":
-            ctx.record(EXIT_CHECK_FAILED)
+        if isinstance(result, Verdict):
+            verdicts.append((account_id, result))
+            if result.status == "failed":
+                ctx.record(EXIT_CHECK_FAILED)
+        else:
+            ctx.fail(account_id, result)  # unreadable, or its stored rules are invalid
     records = [{"account_id": aid, "verdict": v} for aid, v in verdicts]
     if ctx.out.format == "table":
         ctx.out.table(_COLUMNS, verdicts)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import os
 import shlex
 import signal
@@ -260,7 +261,7 @@ def run(
     try:
         module, _, function = args.handler.partition(":")
         handler = getattr(importlib.import_module(f"{__package__}.{module}"), function)
-        if asyncio.iscoroutinefunction(handler):
+        if inspect.iscoroutinefunction(handler):
             return ctx.run(handler(ctx))
         code: int = handler(ctx)
         return code
@@ -276,6 +277,12 @@ def run(
             traceback.print_exc(file=out.stderr)
         out.message(f"polysim {ctx.name}: {ctx.describe(exc)}")
         return exit_code(exc)
+    except OSError as exc:  # a file the command was told to read or write
+        if debug:
+            traceback.print_exc(file=out.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        out.message(_one_line(f"polysim {ctx.name}: {exc.strerror or exc}{where}"))
+        return EXIT_USAGE
     except Exception as exc:
         if debug:
             traceback.print_exc(file=out.stderr)

@@ -133,7 +133,11 @@ class StatusLine:
         self._text = text
 
     def _draw(self) -> None:
-        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # not a real terminal: the environment's
+            columns = shutil.get_terminal_size((80, 24)).columns
+        width = max(20, columns - 1)
         prefix = "" if self._shown else _HIDE_CURSOR
         self._shown = True
         self._write(f"{prefix}{_CLEAR_LINE}{self._text[:width]}")

@@ -77,6 +77,10 @@ async def executions_tail(ctx: Context) -> int:
     between the two, so cancellation (Ctrl-C) falls before or after both.
     """
     path = None if ctx.args.since is None else Path(ctx.args.since)
+    if path is not None and not path.parent.is_dir():
+        raise CommandError(
+            f"--since: no directory {path.parent} to keep {path.name} in", EXIT_USAGE
+        )
     since = None if path is None else _load_checkpoint(path)
     ctx.resume_hint = (
         f"the checkpoint is saved; resume with: {ctx.command_line}"

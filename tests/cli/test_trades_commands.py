@@ -13,7 +13,7 @@ import pytest
 
 from polysim_async._shard import shard_of
 
-from ._support import Running, ThreadSandbox, polysim, polysim_all
+from ._support import Running, ThreadSandbox, polysim, polysim_all, polysim_here
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +233,28 @@ def test_watch_as_one_json_document_is_closed_on_interrupt(
     assert stopped.code == 130
     document = json.loads(stopped.out)
     assert [f["account_id"] for f in document] == [fleet[2]] * 2
+
+
+def test_an_unusable_directory_is_one_line_and_exit_2(
+    sandbox: ThreadSandbox, fleet: list[str], tmp_path: Path
+) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+    done = polysim_here(
+        "trades", "export", fleet[1], "--out", str(taken), "--format", "csv", env=sandbox.env()
+    )
+    assert done.code == 2 and done.out == ""
+    line = done.one_error_line()
+    assert line.startswith("polysim trades export: ") and str(taken) in line
+    tail = polysim_here(
+        "executions",
+        "tail",
+        "--since",
+        str(tmp_path / "nowhere" / "tail.json"),
+        env=sandbox.env(role="trader"),
+    )
+    assert tail.code == 2
+    assert (
+        tail.one_error_line()
+        == f"--since: no directory {tmp_path / 'nowhere'} to keep tail.json in"
+    )
