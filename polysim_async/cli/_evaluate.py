@@ -91,7 +91,7 @@ _COLUMNS: tuple[Column, ...] = (
 async def evaluate(ctx: Context) -> int:
     """``polysim evaluate ID... [--rules|--rules-file]``: exit 3 when an account failed."""
     args = ctx.args
-    ids = account_ids(args, command=ctx.name)
+    ids = account_ids(ctx)
     overrides = rules_object(args) or {}
 
     async with ctx.client("partner") as client:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -18,6 +18,9 @@ from polysim_async_cli import EXIT_USAGE, CommandError
 from .._errors import InvalidArgumentError
 from .._shard import select_shard
 from ..rules import RuleSet
+
+if TYPE_CHECKING:
+    from ._main import Context
 
 __all__ = ["account_ids", "json_object", "rules_object"]
 
@@ -74,14 +77,16 @@ def rules_object(args: argparse.Namespace) -> dict[str, Any] | None:
     return rules
 
 
-def account_ids(args: argparse.Namespace, *, command: str) -> list[str]:
+def account_ids(ctx: Context) -> list[str]:
     """The account ids of the positional arguments and ``--accounts-file``, in order, once each.
 
-    With ``--shard I/N``, only the ids shard I owns (a stable hash of the id).
+    With ``--shard I/N``, only the ids shard I owns (a stable hash of the id); when
+    it owns none, a message says so (the command then has nothing to do).
 
     Raises:
         CommandError: no id at all, or an unreadable file.
     """
+    args = ctx.args
     ids = list(args.account_ids)
     if args.accounts_file is not None:
         for line in _read("--accounts-file", args.accounts_file).splitlines():
@@ -90,8 +95,15 @@ def account_ids(args: argparse.Namespace, *, command: str) -> list[str]:
                 ids.append(text)
     if not ids:
         raise CommandError(
-            f"polysim {command}: no account: give ACCOUNT_ID arguments or --accounts-file FILE",
+            f"polysim {ctx.name}: no account: give ACCOUNT_ID arguments or --accounts-file FILE",
             EXIT_USAGE,
         )
     unique = list(dict.fromkeys(ids))
-    return select_shard(unique, getattr(args, "shard", None))
+    shard = getattr(args, "shard", None)
+    owned = select_shard(unique, shard)
+    if shard is not None and not owned:
+        index, count = shard
+        ctx.out.message(
+            f"polysim {ctx.name}: shard {index}/{count} owns none of the {len(unique)} accounts"
+        )
+    return owned

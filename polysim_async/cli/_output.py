@@ -135,7 +135,9 @@ class StatusLine:
     def _draw(self) -> None:
         try:
             columns = os.get_terminal_size(self._stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):  # not a real terminal: the environment's
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        if columns <= 0 or "COLUMNS" in os.environ:  # no size known, or the user's choice
             columns = shutil.get_terminal_size((80, 24)).columns
         width = max(20, columns - 1)
         prefix = "" if self._shown else _HIDE_CURSOR

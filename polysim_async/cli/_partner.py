@@ -142,7 +142,7 @@ async def _each_account(
     confirm: str | None = None,
 ) -> int:
     """Run one account call over every account given; print the states that came back."""
-    ids = account_ids(ctx.args, command=ctx.name)
+    ids = account_ids(ctx)
     if confirm and len(ids) > 1 and not ctx.args.yes:
         raise CommandError(
             f"polysim {ctx.name}: refusing to {confirm} {len(ids)} accounts without --yes",

@@ -104,9 +104,7 @@ async def trades_export(ctx: Context) -> int:
     Exit 0 only when every account finished; interrupted (130), it says how to resume.
     """
     args = ctx.args
-    ids = account_ids(args, command=ctx.name)
-    if not ids:  # still run: the summary (and --json) says so
-        ctx.out.message(f"polysim {ctx.name}: shard {_shard(args)} owns none of the accounts")
+    ids = account_ids(ctx)  # none: still run, so the summary (and --json) says so
     ctx.resume_hint = f"to resume, run the same command again: {ctx.command_line}"
     status = ctx.out.status
 
@@ -159,11 +157,6 @@ def _summary_object(s: ExportSummary) -> dict[str, Any]:
     }
 
 
-def _shard(args: Any) -> str:
-    index, count = args.shard
-    return f"{index}/{count}"
-
-
 def fill_line(item: AccountTrade) -> str:
     """One readable line per new fill of a watched account."""
     t = item.trade
@@ -178,9 +171,8 @@ def fill_line(item: AccountTrade) -> str:
 async def watch(ctx: Context) -> int:
     """``polysim watch ID...``: every new fill once, as it appears, until Ctrl-C."""
     args = ctx.args
-    ids = account_ids(args, command=ctx.name)
+    ids = account_ids(ctx)
     if not ids:
-        ctx.out.message(f"polysim {ctx.name}: shard {_shard(args)} owns none of the accounts")
         return ctx.code
     feed = Feed(ctx.out, fill_line)
     noun = "account" if len(ids) == 1 else "accounts"

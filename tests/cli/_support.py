@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import pty
 import queue
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -323,7 +326,8 @@ class Terminal:
 
     def __init__(self, *argv: str, env: dict[str, str], term: str = "xterm") -> None:
         master, slave = pty.openpty()
-        env = {**env, "TERM": term, "COLUMNS": "160", "LINES": "40"}
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        env = {**env, "TERM": term}
         self.process = subprocess.Popen(
             command(*argv), env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True
         )

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from ._support import ThreadSandbox, polysim, polysim_all
+from polysim_async._shard import shard_of
+
+from ._support import ThreadSandbox, polysim, polysim_all, polysim_here
 
 RULES = {"profit_target_pct": 8, "max_drawdown_pct": 10}
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -101,3 +103,18 @@ def test_an_account_that_cannot_be_read_is_an_api_error(
     assert done.code == 1  # not 3: a check that could not see every account is no verdict
     assert [v["account_id"] for v in json.loads(done.out)] == [judged["losing"]]
     assert f"polysim evaluate: {UNKNOWN}: NotFoundError: 404" in done.one_error_line()
+
+
+def test_a_shard_owning_none_of_the_accounts_says_so(
+    sandbox: ThreadSandbox, judged: dict[str, str]
+) -> None:
+    account = judged["plain"]
+    other = 1 - shard_of(account, 2)
+    done = polysim_here("evaluate", account, "--shard", f"{other}/2", env=sandbox.env())
+    assert done.code == 0 and json.loads(done.out) == []
+    assert (
+        done.one_error_line()
+        == f"polysim evaluate: shard {other}/2 owns none of the 1 accounts"
+    )
+    mine = polysim_here("evaluate", account, "--shard", f"{1 - other}/2", env=sandbox.env())
+    assert [v["account_id"] for v in json.loads(mine.out)] == [account]
