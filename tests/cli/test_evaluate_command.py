@@ -112,9 +112,6 @@ def test_a_shard_owning_none_of_the_accounts_says_so(
     other = 1 - shard_of(account, 2)
     done = polysim_here("evaluate", account, "--shard", f"{other}/2", env=sandbox.env())
     assert done.code == 0 and json.loads(done.out) == []
-    assert (
-        done.one_error_line()
-        == f"polysim evaluate: shard {other}/2 owns none of the 1 accounts"
-    )
+    assert done.one_error_line() == f"polysim evaluate: shard {other}/2 owns none of the 1 accounts"
     mine = polysim_here("evaluate", account, "--shard", f"{1 - other}/2", env=sandbox.env())
     assert [v["account_id"] for v in json.loads(mine.out)] == [account]
