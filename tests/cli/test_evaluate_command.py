@@ -115,3 +115,24 @@ def test_a_shard_owning_none_of_the_accounts_says_so(
     assert done.one_error_line() == f"polysim evaluate: shard {other}/2 owns none of the 1 accounts"
     mine = polysim_here("evaluate", account, "--shard", f"{1 - other}/2", env=sandbox.env())
     assert [v["account_id"] for v in json.loads(mine.out)] == [account]
+
+
+def test_the_instant_judged_and_the_opening_can_be_given(
+    sandbox: ThreadSandbox, judged: dict[str, str]
+) -> None:
+    at = "2030-01-02T03:04:05+00:00"
+    done = polysim_here(
+        "evaluate",
+        judged["plain"],
+        "--now",
+        at,
+        "--opened-at",
+        "2026-01-01T00:00:00Z",
+        "--rules",
+        '{"inactivity_days": 30}',
+        env=sandbox.env(),
+    )
+    verdict = json.loads(done.out)[0]["verdict"]
+    assert verdict["at"] == "2030-01-02T03:04:05Z"
+    # Years without a fill since the opening: the inactivity rule failed the account.
+    assert [b["rule"] for b in verdict["breaches"]] == ["inactivity"] and done.code == 3

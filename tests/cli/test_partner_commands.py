@@ -241,3 +241,19 @@ def test_a_table_of_accounts_is_followed_by_their_open_positions(sandbox: Thread
     head, row = positions.splitlines()
     assert head.split()[:4] == ["ACCOUNT_ID", "MARKET_ID", "OUTCOME", "QUANTITY"]
     assert row.split()[:4] == [holder, sandbox.market_id, "Yes", "20.0000"]
+
+
+def test_retries_and_plain_http_are_the_clients_options(sandbox: ThreadSandbox) -> None:
+    env = sandbox.env()
+    account = sandbox.account()
+    path = f"/v1/partner/accounts/{account}"
+    sandbox.call(lambda: sandbox.sb.fail_next(path, status=503, code="UNAVAILABLE"))
+    once = polysim_here("accounts", "get", account, "--retries", "0", env=env)
+    assert once.code == 1 and "ServerError: 503" in once.one_error_line()
+    sandbox.call(lambda: sandbox.sb.fail_next(path, status=503, code="UNAVAILABLE"))
+    again = polysim_here("accounts", "get", account, env=env)  # repeated after the 503
+    assert again.code == 0 and json.loads(again.out)[0]["account_id"] == account
+    insecure = polysim_here(
+        "accounts", "get", account, "--base-url", "http://api.example.invalid", env=env
+    )
+    assert insecure.code == 2 and "plain http" in insecure.one_error_line()

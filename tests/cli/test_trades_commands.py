@@ -68,6 +68,11 @@ def test_trades_list_as_table_json_and_jsonl(sandbox: ThreadSandbox, fleet: list
     sides = {json.loads(line)["side"] for line in buys.lines}
     assert sides == {"BUY"} and 0 < len(buys.lines) < 1200
     assert len(everything.lines) == 1200
+    market = json.loads(everything.lines[0])["market_id"]
+    in_market = polysim_here("trades", "list", busy, "--market", market, "--all", env=env)
+    fills = json.loads(in_market.out)
+    assert {f["market_id"] for f in fills} == {market}
+    assert len(fills) == sum(json.loads(x)["market_id"] == market for x in everything.lines)
 
 
 def _csv_rows(out: Path) -> list[dict[str, str]]:
