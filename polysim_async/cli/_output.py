@@ -81,7 +81,11 @@ def cell(value: object) -> str:
         return str(value.value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, (dict, list, tuple, msgspec.Struct)):
+    if isinstance(value, msgspec.Raw):  # a JSON value kept exactly as the server sent it
+        return bytes(value).decode()
+    if isinstance(value, Mapping):
+        return _encoder.encode(dict(value)).decode()
+    if isinstance(value, (list, tuple, msgspec.Struct)):
         return _encoder.encode(value).decode()
     return str(value)
 
@@ -297,15 +301,19 @@ class Output:
 class Feed:
     """Items of an endless stream (watch, tail), written as they come.
 
-    ``table``: one readable line per item. ``jsonl``: one object per line.
+    ``table``: one readable line per item (``line``). ``jsonl``: one object per
+    line (``data`` gives the object to encode; default the item itself).
     ``json``: one array, an item per line (``[{...}``, ``,{...}``, ``]``), closed
     by :meth:`close` (call it in ``finally``: the document is complete even
     after Ctrl-C).
     """
 
-    def __init__(self, out: Output, line: Callable[[Any], str]) -> None:
+    def __init__(
+        self, out: Output, line: Callable[[Any], str], data: Callable[[Any], object] = lambda x: x
+    ) -> None:
         self._out = out
         self._line = line
+        self._data = data
         self._opened = False
         self.count = 0
 
@@ -316,9 +324,9 @@ class Feed:
         if fmt == "table":
             self._out.line(self._line(item))
         elif fmt == "jsonl":
-            self._out.jsonl(item)
+            self._out.jsonl(self._data(item))
         else:
-            text = _encoder.encode(item).decode()
+            text = _encoder.encode(self._data(item)).decode()
             self._out.line(("," if self._opened else "[") + text)
             self._opened = True
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from polysim_async_cli import EXIT_USAGE, CommandError
 
-from ..models.partner import AccountState, OpenPosition, PartnerAccount, PartnerUser
+from ..models.partner import AccountState, OpenPosition
 from ._inputs import account_ids, json_object, rules_object
 from ._main import Context
 from ._output import Column
@@ -45,12 +44,6 @@ _POSITION_COLUMNS: tuple[Column, ...] = (
     ("MARKET_VALUE", lambda p: p[1].market_value),
     ("UNREALIZED_PNL", lambda p: p[1].unrealized_pnl),
 )
-_NEW_ACCOUNT_COLUMNS: tuple[Column, ...] = tuple(
-    (name.upper(), operator.attrgetter(name)) for name in PartnerAccount.__struct_fields__
-)
-_USER_COLUMNS: tuple[Column, ...] = tuple(
-    (name.upper(), operator.attrgetter(name)) for name in PartnerUser.__struct_fields__
-)
 
 
 async def traders_register(ctx: Context) -> int:
@@ -60,7 +53,7 @@ async def traders_register(ctx: Context) -> int:
         user = await client.partner.users.register(
             ctx.args.external_id, ctx.args.email, metadata=metadata
         )
-    ctx.out.records([user], _USER_COLUMNS, one=True)
+    ctx.out.records([user], (), one=True)
     return ctx.code
 
 
@@ -68,7 +61,7 @@ async def traders_get(ctx: Context) -> int:
     """``polysim traders get USER_ID``."""
     async with ctx.client("partner") as client:
         user = await client.partner.users.get(ctx.args.user_id)
-    ctx.out.records([user], _USER_COLUMNS, one=True)
+    ctx.out.records([user], (), one=True)
     return ctx.code
 
 
@@ -97,7 +90,7 @@ async def accounts_create(ctx: Context) -> int:
             metadata=metadata,
             rules=rules,
         )
-    ctx.out.records([account], _NEW_ACCOUNT_COLUMNS, one=True)
+    ctx.out.records([account], (), one=True)
     return ctx.code
 
 

@@ -174,7 +174,7 @@ async def watch(ctx: Context) -> int:
     ids = account_ids(ctx)
     if not ids:
         return ctx.code
-    feed = Feed(ctx.out, fill_line)
+    feed = Feed(ctx.out, fill_line, lambda i: {"account_id": i.account_id, "trade": i.trade})
     noun = "account" if len(ids) == 1 else "accounts"
     async with ctx.client("partner") as client:
         try:
