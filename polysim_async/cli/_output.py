@@ -1,7 +1,7 @@
 """Where a command writes: data on stdout (table, JSON, JSON lines), messages on stderr.
 
 * The format: ``--table``, ``--json`` (one document) or ``--jsonl`` (one object
-  per line); by default a table when stdout is a terminal, else JSON.
+  per line); by default a table when stdout is a terminal (even a dumb one), else JSON.
 * Money is printed exactly as the API sent it: decimals keep every digit and
   trailing zero, never a float.
 * Progress (:class:`StatusLine`) is drawn on stderr only when stderr is a
@@ -53,13 +53,16 @@ _COLORS = {"green": "\x1b[32m", "red": "\x1b[31m", "yellow": "\x1b[33m"}
 _encoder = msgspec.json.Encoder()
 
 
-def is_terminal(stream: TextIO) -> bool:
-    """Whether ``stream`` is a terminal that understands cursor control."""
+def _isatty(stream: TextIO) -> bool:
     try:
-        tty = stream.isatty()
+        return stream.isatty()
     except (AttributeError, ValueError):  # a closed or fake stream
         return False
-    return tty and os.environ.get("TERM", "") != "dumb"
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that understands cursor control (not ``TERM=dumb``)."""
+    return _isatty(stream) and os.environ.get("TERM", "") != "dumb"
 
 
 def color_allowed(stream: TextIO) -> bool:
@@ -186,7 +189,7 @@ class Output:
         self._stdout = stdout
         self._stderr = stderr
         self.closed = False
-        self.format: Format = format or ("table" if is_terminal(self.stdout) else "json")
+        self.format: Format = format or ("table" if _isatty(self.stdout) else "json")
         self.status = StatusLine(self.stderr, enabled=is_terminal(self.stderr))
 
     @property

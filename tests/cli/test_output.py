@@ -39,6 +39,9 @@ def test_the_default_format_follows_stdout(monkeypatch: pytest.MonkeyPatch) -> N
     assert Output(Terminal(), io.StringIO()).format == "table"
     assert Output(io.StringIO(), io.StringIO()).format == "json"
     assert Output(io.StringIO(), io.StringIO(), format="jsonl").format == "jsonl"
+    monkeypatch.setenv("TERM", "dumb")  # no cursor control, still a terminal to read
+    dumb = Output(Terminal(), Terminal())
+    assert dumb.format == "table" and not dumb.status.enabled
 
 
 def test_tables_align_numbers_right_and_colour_only_where_allowed(
