@@ -34,6 +34,7 @@ BENCHMARKS = [
     "evaluator",
     "redis_limiter",
     "export",
+    "burst",
     "cli_startup",
 ]
 

@@ -2,10 +2,12 @@
 
 from ._checkpoints import CheckpointStore, Lease, SQLiteCheckpointStore
 from ._client import Client
+from ._clock import SYSTEM_CLOCK, Cancellable, Clock, SystemClock
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_DEADLINE,
     DEFAULT_DRAIN_RETRIES,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_PAGE_SIZE,
@@ -14,6 +16,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     RateLimit,
     RetryPolicy,
+    StreamPolicy,
     Timeout,
 )
 from ._download import CsvExport
@@ -41,6 +44,7 @@ from ._errors import (
     PolySimTimeoutError,
     RateLimitError,
     ReadTimeoutError,
+    ResponseTooLargeError,
     ServerError,
     StoreUnavailableError,
     StreamClosedError,
@@ -49,10 +53,21 @@ from ._errors import (
     ValidationError,
     VenueUnavailableError,
 )
+from ._hooks import (
+    GapEvent,
+    Hooks,
+    LimiterWaitEvent,
+    ReconnectEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+)
 from ._keepalive import HeartbeatLapsedError, KeepAlive
 from ._limits import Limiter
-from ._retry import ClientStats
-from ._stream import FillStream, StreamPolicy, StreamStats
+from ._mock import MockTransport, MockWebSocket
+from ._retry import ClientStats, is_transient
+from ._stream import FillStream, StreamStats
+from ._transport import Request, Response, Transport, WebSocket
 from ._version import __version__
 from ._watch import TradeWatch, WatchStats
 from .export import (
@@ -70,6 +85,8 @@ from .models import (
     CancelAllResult,
     EquityPoint,
     Fill,
+    HistoryPage,
+    HistoryRow,
     LoginLink,
     OpenPosition,
     Order,
@@ -141,12 +158,14 @@ __all__ = [
     "BookLevel",
     "Breach",
     "CancelAllResult",
+    "Cancellable",
     "Candle",
     "CandleInterval",
     "CheckpointStore",
     "Client",
     "ClientClosedError",
     "ClientStats",
+    "Clock",
     "ConflictError",
     "ConnectError",
     "ConnectTimeoutError",
@@ -155,6 +174,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
     "DEFAULT_PAGE_SIZE",
@@ -175,13 +195,18 @@ __all__ = [
     "FanOutError",
     "Fill",
     "FillStream",
+    "GapEvent",
     "Heartbeat",
     "HeartbeatLapsedError",
+    "HistoryPage",
+    "HistoryRow",
+    "Hooks",
     "InvalidArgumentError",
     "KeepAlive",
     "Lease",
     "LeaseLostError",
     "Limiter",
+    "LimiterWaitEvent",
     "LivePrice",
     "LoginLink",
     "Market",
@@ -192,6 +217,8 @@ __all__ = [
     "Me",
     "Metrics",
     "MissingDependencyError",
+    "MockTransport",
+    "MockWebSocket",
     "NetworkError",
     "NewApiKey",
     "NotFoundError",
@@ -219,14 +246,22 @@ __all__ = [
     "RateLimit",
     "RateLimitError",
     "ReadTimeoutError",
+    "ReconnectEvent",
     "RedisCheckpointStore",
     "RedisLimiterStats",
     "RedisRateLimit",
+    "Request",
+    "RequestEvent",
+    "Response",
+    "ResponseEvent",
+    "ResponseTooLargeError",
+    "RetryEvent",
     "RetryPolicy",
     "RuleSet",
     "RuleWarning",
     "Rules",
     "SQLiteCheckpointStore",
+    "SYSTEM_CLOCK",
     "Sample",
     "SampleCoverage",
     "Secret",
@@ -241,6 +276,7 @@ __all__ = [
     "StreamGap",
     "StreamPolicy",
     "StreamStats",
+    "SystemClock",
     "TierLimits",
     "TimeInForce",
     "Timeout",
@@ -249,6 +285,7 @@ __all__ = [
     "Trade",
     "TradePage",
     "TradeWatch",
+    "Transport",
     "TransportError",
     "UsageError",
     "ValidationError",
@@ -260,8 +297,10 @@ __all__ = [
     "WalletManager",
     "WatchStats",
     "Watermark",
+    "WebSocket",
     "WsToken",
     "evaluate",
+    "is_transient",
     "sample_of",
     "__version__",
 ]

@@ -6,21 +6,19 @@ import asyncio
 import enum
 import math
 import random
-import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
-
+from ._clock import SYSTEM_CLOCK, Cancellable, Clock
 from ._config import (
     DEFAULT_DEADLINE,
     DEFAULT_DRAIN_RETRIES,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_POOL_SIZE,
-    DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
     RateLimit,
     RetryPolicy,
@@ -29,16 +27,18 @@ from ._config import (
     resolve_api_key,
     resolve_base_url,
 )
-from ._errors import ClientClosedError, InvalidArgumentError
+from ._errors import ClientClosedError, InvalidArgumentError, UsageError, is_trader_key
+from ._hooks import NO_HOOKS, Hooks
 from ._keyadmin import KeyManagement
 from ._limits import Limiter, aclose_limiter
+from ._logging import configure_from_env
 from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
 from ._requester import Requester
 from ._retry import ClientStats
 from ._tiers import fetch_me
 from ._trading import TradingCalls
-from ._transport import AiohttpTransport
+from ._transport import AiohttpTransport, Transport
 from ._version import __version__
 from .executions import ExecutionsAPI
 from .markets import MarketsAPI
@@ -47,6 +47,9 @@ from .partner import PartnerAPI
 from .prices import PricesAPI
 from .wallets import WalletsAPI
 
+if TYPE_CHECKING:
+    import aiohttp
+
 __all__ = ["Client"]
 
 
@@ -54,6 +57,62 @@ class _State(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
+
+
+class _Unset(enum.Enum):
+    UNSET = 0
+
+
+_UNSET = _Unset.UNSET
+
+
+class _CallableClock:
+    """A :class:`Clock` built from the separate time functions of older releases."""
+
+    def __init__(
+        self,
+        now: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        wall: Callable[[], float],
+    ) -> None:
+        self.now = now
+        self.wall = wall
+        self._sleep = sleep
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(max(0.0, seconds))
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        loop = asyncio.get_running_loop()
+        return loop.call_later(max(0.0, when - self.now()), callback)
+
+
+def _is_clock(value: object) -> bool:
+    return all(callable(getattr(value, name, None)) for name in ("now", "wall", "sleep", "call_at"))
+
+
+def _resolve_clock(
+    clock: Clock | Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] | _Unset,
+    wall_clock: Callable[[], float] | _Unset,
+) -> Clock:
+    if sleep is _UNSET and wall_clock is _UNSET and _is_clock(clock):
+        return clock  # type: ignore[return-value]
+    if not callable(clock) and not _is_clock(clock):
+        raise InvalidArgumentError(f"clock must be a Clock object, got {clock!r}")
+    warnings.warn(
+        "Client(clock=<function>, sleep=..., wall_clock=...) is deprecated: pass one Clock "
+        "object (now, wall, sleep, call_at) as clock=; see polysim_async.SystemClock",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    base: Clock = clock if _is_clock(clock) else SYSTEM_CLOCK  # type: ignore[assignment]
+    now: Callable[[], float] = base.now if _is_clock(clock) else clock  # type: ignore[assignment]
+    return _CallableClock(
+        now,
+        base.sleep if isinstance(sleep, _Unset) else sleep,
+        base.wall if isinstance(wall_clock, _Unset) else wall_clock,
+    )
 
 
 class Client:
@@ -66,9 +125,9 @@ class Client:
     Args:
         api_key: tenant key (partner API) or ``ps_live_`` key (trader API);
             else ``POLYSIM_TENANT_KEY``, else ``POLYSIM_API_KEY``.
-        base_url: else ``POLYSIM_BASE_URL``, else ``https://api.polysimulator.com``.
-            Plain ``http`` is refused unless the host is loopback or
-            ``allow_insecure=True``.
+        base_url: the API root (no ``/v1``); else ``POLYSIM_BASE_URL``, else
+            ``https://api.polysimulator.com``. Plain ``http`` is refused unless
+            the host is loopback or ``allow_insecure=True``.
         timeout: per-attempt connect/read/total timeouts (a number means ``total``).
         deadline: seconds one call may take across attempts, backoffs and rate
             limiter waits; ``None`` for no deadline.
@@ -77,16 +136,27 @@ class Client:
         max_retry_after: a 429 asking for a longer wait raises ``RateLimitError`` at once.
         drain_retries: repeats of close/reset on 409 ORDERS_NOT_CANCELLED.
         rate_limit: the client-side budget shared by all calls. ``"auto"`` (the
-            default) starts at the partner limits, 50/s and 3,000/min, and
-            tightens to lower limits the server advertises in
-            ``X-RateLimit-Limit-Per-Second`` / ``X-RateLimit-Limit`` (a Pro trader
-            key: 10/s, 600/min); a :class:`RateLimit` is used as given; ``None``
+            default) follows the limits the server advertises: a tenant key
+            starts at the partner limits (50/s, 3,000/min); a trader key
+            (``ps_live_``/``ps_test_``) sends its first request alone and then
+            paces at the tier its answer advertises (Pro 10/s and 600/min if it
+            advertises none). A :class:`RateLimit` is used as given; ``None``
             turns the limiter off. Any other object implementing the limiter
             protocol (:class:`RedisRateLimit` for one budget shared by every
             process) is used as the limiter, and closed with the client.
         pool_size: maximum open connections.
         allow_insecure: permit plain ``http`` to a non-loopback host.
-        clock, sleep, wall_clock: time sources, injectable for tests.
+        max_response_size: bytes of (decompressed) body read at most per answer
+            (and per WebSocket frame); a longer one raises ResponseTooLargeError.
+        transport: another network stack (e.g. :class:`MockTransport` in tests).
+        clock: where every timing decision reads time and sleeps: the request
+            path, the limiter, retries, streams and watches.
+        hooks: callbacks on requests, answers, retries, limiter waits and
+            stream reconnects and gaps.
+        trace_configs: aiohttp ``TraceConfig`` objects (e.g. OpenTelemetry's
+            aiohttp instrumentation), given to the session with the key header
+            masked; configure them before the first request.
+        sleep, wall_clock: deprecated; pass one ``clock=`` object.
 
     Raises:
         InvalidArgumentError: no key anywhere, a bad URL or a bad option.
@@ -105,10 +175,15 @@ class Client:
         rate_limit: RateLimit | Limiter | Literal["auto"] | None = "auto",
         pool_size: int = DEFAULT_POOL_SIZE,
         allow_insecure: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        wall_clock: Callable[[], float] = time.time,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        transport: Transport | None = None,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
+        hooks: Hooks | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        sleep: Callable[[float], Awaitable[None]] | _Unset = _UNSET,
+        wall_clock: Callable[[], float] | _Unset = _UNSET,
     ) -> None:
+        configure_from_env()
         key = resolve_api_key(api_key)
         if key is None:
             raise InvalidArgumentError(
@@ -126,58 +201,62 @@ class Client:
             raise InvalidArgumentError(
                 f"deadline must be a positive number or None, got {deadline!r}"
             )
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise InvalidArgumentError(f"pool_size must be a positive integer, got {pool_size!r}")
-        adaptive = rate_limit == "auto"
-        if adaptive:
-            rate_limit = DEFAULT_RATE_LIMIT
-        elif rate_limit is not None and not isinstance(rate_limit, (RateLimit, Limiter)):
+        for name, value in (("pool_size", pool_size), ("max_response_size", max_response_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+        if hooks is not None and not isinstance(hooks, Hooks):
+            raise InvalidArgumentError(f"hooks must be a Hooks object, got {hooks!r}")
+        the_clock = _resolve_clock(clock, sleep, wall_clock)
+        trader = is_trader_key(key)
+        limiter: Limiter
+        if rate_limit == "auto":
+            limiter = RateLimiter.auto(clock=the_clock, kind="trader" if trader else "tenant")
+        elif rate_limit is None or isinstance(rate_limit, RateLimit):
+            limiter = RateLimiter(rate_limit, clock=the_clock)
+        elif isinstance(rate_limit, Limiter):
+            limiter = rate_limit
+        else:
             raise InvalidArgumentError(
                 'rate_limit must be a RateLimit, a limiter (e.g. RedisRateLimit), "auto" or None'
             )
-        self.timeout = timeout
-        self.retry_policy = RetryPolicy(
+        self._timeout = timeout
+        self._retry_policy = RetryPolicy(
             max_retries=max_retries, max_retry_after=max_retry_after, drain_retries=drain_retries
         )
         #: Counters of attempts, retries and waits; read it, don't write it.
         self.stats = ClientStats()
         self._state = _State.UNOPENED
-        self._transport = AiohttpTransport(
+        self._transport: Transport = transport or AiohttpTransport(
             self.base_url,
+            pool_size=pool_size,
+            max_response_size=max_response_size,
+            trace_configs=trace_configs,
+        )
+        #: The shared rate limiter (its ``limit`` is the budget in force).
+        self.limiter = limiter
+        user_agent = f"polysim-async/{__version__}"
+        self._requester = Requester(
+            self._transport,
             headers={
                 "X-API-Key": key,
                 "Content-Type": "application/json",
                 "Accept": "application/json",
-                "User-Agent": f"polysim-async/{__version__}",
+                "User-Agent": user_agent,
             },
-            pool_size=pool_size,
-        )
-        self.limiter: Limiter = (
-            rate_limit
-            if isinstance(rate_limit, Limiter)
-            else RateLimiter(
-                rate_limit if isinstance(rate_limit, RateLimit) else None,
-                clock=clock,
-                sleep=sleep,
-                wall_clock=wall_clock,
-                adaptive=adaptive,
-            )
-        )
-        self._requester = Requester(
-            self._transport,
-            limiter=self.limiter,
-            policy=self.retry_policy,
+            limiter=limiter,
+            policy=self._retry_policy,
             timeout=timeout,
             deadline=deadline,
-            clock=clock,
-            sleep=sleep,
+            clock=the_clock,
             stats=self.stats,
+            hooks=hooks or NO_HOOKS,
+            trader_key=trader,
             rng=random.Random(),
         )
         #: The partner API (tenant key): ``client.partner.users``, ``client.partner.accounts``.
         self.partner = PartnerAPI(self._requester)
-        #: Trader account reads (personal key): equity, balance, positions, portfolio,
-        #: settlements, the API-wallet reset, CSV exports.
+        #: Trader account reads (personal key): equity, balance, positions, history,
+        #: portfolio, settlements, the API-wallet reset, CSV exports.
         self.account = PortfolioReads(self._requester)
         #: Trader orders (personal key): place, place_many, get, list, cancel, cancel-all,
         #: cancel_market, heartbeat, keepalive.
@@ -193,9 +272,9 @@ class Client:
         #: The trader's fills as a reconnecting, gap-free stream (personal key).
         self.executions = ExecutionsAPI(
             self._requester,
+            account=self.account,
             mint=self.keys.ws_token,
-            session=lambda: self.session,
-            base_url=self.base_url,
+            user_agent=user_agent,
         )
 
     def __repr__(self) -> str:
@@ -207,15 +286,43 @@ class Client:
     __str__ = __repr__
 
     @property
+    def timeout(self) -> Timeout:
+        """The per-attempt timeouts (read-only)."""
+        return self._timeout
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """What is repeated and how (read-only)."""
+        return self._retry_policy
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every timing decision of this client reads."""
+        return self._requester.clock
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` has been called."""
         return self._state is _State.CLOSED
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled aiohttp session (created on first use). Do not close it yourself."""
+    def session(self) -> Any:
+        """Deprecated: the pooled ``aiohttp.ClientSession`` of the default transport.
+
+        Raises:
+            ClientClosedError: the client is closed.
+            UsageError: the client uses another transport.
+        """
+        warnings.warn(
+            "Client.session is deprecated and will be removed; pass transport= to "
+            "customise the network stack",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if self._state is _State.CLOSED:
             raise ClientClosedError("the client is closed")
+        if not isinstance(self._transport, AiohttpTransport):
+            raise UsageError("this client uses another transport; it has no aiohttp session")
         session = self._transport.session
         self._state = _State.OPENED
         return session
@@ -248,7 +355,7 @@ class Client:
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.has_open_session:
+        if getattr(transport, "has_open_session", False):
             warnings.warn(
                 f"unclosed {self!r}; use 'async with Client()' or 'await client.aclose()'",
                 ResourceWarning,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,9 +13,17 @@ __all__ = ["decode", "decoder", "encode", "encode_rules"]
 
 T = TypeVar("T")
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
+
+def _enc_hook(value: Any) -> Any:
+    # Read-only mappings (``Rules``) travel as JSON objects.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=_enc_hook)
 # Rule percentages travel as JSON numbers, as in the partner quickstart seed.
-_number_encoder = msgspec.json.Encoder(decimal_format="number")
+_number_encoder = msgspec.json.Encoder(decimal_format="number", enc_hook=_enc_hook)
 
 
 def encode(value: Any) -> bytes:
@@ -22,7 +31,7 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
-def encode_rules(rules: msgspec.Struct | None) -> msgspec.Raw | None:
+def encode_rules(rules: Mapping[str, Any] | None) -> msgspec.Raw | None:
     """Pre-encode a rules object with its decimals as JSON numbers (exact, not floats)."""
     return None if rules is None else msgspec.Raw(_number_encoder.encode(rules))
 
@@ -57,3 +66,12 @@ def decode(tp: type[T], data: bytes, *, status: int = 200, request_id: str | Non
         raise DecodeError(
             f"response is not valid JSON: {exc}", status=status, request_id=request_id, body=data
         ) from exc
+    except RecursionError:
+        # msgspec gives up on JSON nested about a thousand levels deep; the
+        # RecursionError is not chained, its traceback is a thousand frames long.
+        raise DecodeError(
+            "response is nested too deeply to decode",
+            status=status,
+            request_id=request_id,
+            body=data,
+        ) from None

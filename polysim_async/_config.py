@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,16 +20,22 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_POOL_SIZE",
+    "DEFAULT_QUEUE_SIZE",
     "DEFAULT_RATE_LIMIT",
+    "DEFAULT_STREAM_POLICY",
     "DEFAULT_TIMEOUT",
     "MAX_PAGE_SIZE",
+    "ProcessException",
     "RateLimit",
     "RetryPolicy",
+    "StreamPolicy",
     "Timeout",
+    "backoff",
     "check_positive",
     "mask_key",
     "resolve_api_key",
@@ -48,6 +56,18 @@ DEFAULT_POOL_SIZE = 100
 #: Trade-feed page size requested by the iterators (the server's maximum).
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 500
+#: Bytes of (decompressed) body read at most per answer: 16 MiB, some 80 times the
+#: largest legitimate page (500 trades are about 200 KiB).
+DEFAULT_MAX_RESPONSE_SIZE = 16 * 2**20
+#: Fills buffered between a stream's socket reader and a slow consumer.
+DEFAULT_QUEUE_SIZE = 1000
+
+
+def backoff(base: float, cap: float, attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: ``base * 2**attempt`` up to ``cap``, then
+    a wait drawn between half and all of that step. Shared by every repeat loop."""
+    ceiling = min(cap, base * (2.0**attempt))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
@@ -87,16 +107,18 @@ class RateLimit:
     ``None`` for a window means that window is not limited. The partner API
     allows 50 requests per second and 3,000 per minute per tenant (API.md §7.1).
 
-    ``margin`` (seconds) stretches both windows: the server counts a request when
-    it arrives, not when it was sent, so two requests sent exactly one window
-    apart can land less than a window apart. The default 0.05 s absorbs loopback
-    and LAN jitter at the cost of about 5% of the per-second budget; raise it
-    over slow links, or set 0 for exact pacing.
+    ``margin`` (seconds) stretches both windows. The limiter already counts each
+    request's slot until its answer came back, which covers any delay between
+    sending and the server counting it (see :mod:`._ratelimit`), so the margin only
+    pads for the server's own timestamp rounding. The default, 0.01 s, comes from
+    measurement (benchmarks/README.md: zero 429s at margins 0 to 0.1 s on bursts of
+    300 calls with client and sandbox on one loaded event loop) and costs about 1%
+    of the per-second budget.
     """
 
     per_second: int | None = 50
     per_minute: int | None = 3000
-    margin: float = 0.05
+    margin: float = 0.01
 
     def __post_init__(self) -> None:
         if (
@@ -148,8 +170,81 @@ class RetryPolicy:
             check_positive(name, getattr(self, name), allow_none=False)
 
 
+#: Decides what a stream or watch does after a failure: ``None`` to wait and try
+#: again, or the exception to end it with (the default is :func:`~._retry.is_transient`).
+ProcessException = Callable[[Exception], "Exception | None"]
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """How the executions stream reconnects, keeps its socket alive and checks REST.
+
+    Attributes:
+        backoff_base: first wait after a drop, in seconds; doubles per
+            consecutive failure, each wait shortened at random by up to half.
+        backoff_max: ceiling of one wait.
+        stable_after: a connection that stayed up this long resets the backoff.
+        max_failures: consecutive failed connections (without a stable one in
+            between) after which the stream ends with :class:`StreamClosedError`;
+            ``None`` retries forever.
+        ping_interval: idle seconds before a JSON ping is sent.
+        ping_timeout: seconds to wait for any frame after a ping before the
+            socket is taken for dead and replaced.
+        open_timeout: seconds allowed for the WebSocket handshake.
+        reconcile_interval: seconds between REST checks while connected, which
+            catch fills that never reached the socket; ``None`` checks only after
+            reconnects.
+        lookback: seconds of fill time below the newest fill REST showed at the
+            previous check that the next check re-reads, to catch fills that
+            became visible in REST after newer ones.
+        process_exception: decides what a failure does, as in websockets'
+            ``connect(process_exception=...)``: return ``None`` to reconnect
+            (after the backoff), or an exception to end the stream with. The
+            default retries exactly what ``is_transient`` names (transport
+            errors, 408/425/429/5xx), so a bug or a refusal surfaces at once.
+    """
+
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    stable_after: float = 10.0
+    max_failures: int | None = None
+    ping_interval: float = 20.0
+    ping_timeout: float = 10.0
+    open_timeout: float = 10.0
+    reconcile_interval: float | None = 30.0
+    lookback: float = 10.0
+    process_exception: ProcessException | None = None
+
+    def __post_init__(self) -> None:
+        positive = ["stable_after", "ping_interval", "ping_timeout", "open_timeout"]
+        if self.reconcile_interval is not None:
+            positive.append("reconcile_interval")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise InvalidArgumentError(f"StreamPolicy.{name} must be > 0, got {value!r}")
+        check_positive("backoff_base", self.backoff_base, allow_none=False)
+        check_positive("backoff_max", self.backoff_max, allow_none=False)
+        if isinstance(self.lookback, bool) or not isinstance(self.lookback, (int, float)):
+            raise InvalidArgumentError("StreamPolicy.lookback must be a number of seconds")
+        if self.lookback < 0:
+            raise InvalidArgumentError("StreamPolicy.lookback must be >= 0")
+        failures = self.max_failures
+        if failures is not None and (
+            isinstance(failures, bool) or not isinstance(failures, int) or failures < 0
+        ):
+            raise InvalidArgumentError("StreamPolicy.max_failures must be an int >= 0 or None")
+        if self.process_exception is not None and not callable(self.process_exception):
+            raise InvalidArgumentError("StreamPolicy.process_exception must be callable")
+
+    def backoff(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (>= 1), with equal jitter."""
+        return backoff(self.backoff_base, self.backoff_max, max(0, failures - 1), rng)
+
+
 DEFAULT_TIMEOUT = Timeout()
 DEFAULT_RATE_LIMIT = RateLimit()
+DEFAULT_STREAM_POLICY = StreamPolicy()
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -172,6 +267,13 @@ def resolve_base_url(base_url: str | None, *, allow_insecure: bool) -> str:
     """
     url = base_url or os.environ.get("POLYSIM_BASE_URL") or DEFAULT_BASE_URL
     parts = urlsplit(url)
+    path = parts.path.rstrip("/").lower()
+    if path.endswith(("/v1", "/v1/partner")):
+        # A common mistake: the client adds /v1/... itself, so every call would 404.
+        raise InvalidArgumentError(
+            f"base_url must be the API root without /v1 (the client adds /v1/... itself), "
+            f"got {url!r}; use {url[: url.lower().rstrip('/').rindex('/v1')]!r}"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgumentError(f"base_url must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment:

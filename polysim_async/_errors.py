@@ -19,6 +19,7 @@ is never caught or wrapped::
     │       ├── ReadTimeoutError                         the answer took too long
     │       └── DeadlineExceededError                    the call's overall deadline ran out
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
+    │   └── ResponseTooLargeError                        a body passed max_response_size
     ├── FanOutError                                      feeds of trades_many failed (per account)
     ├── CoordinationError                                shared budget or checkpoints failed
     │   ├── StoreUnavailableError                        its store (Redis, SQLite) could not be used
@@ -74,6 +75,7 @@ __all__ = [
     "PolySimTimeoutError",
     "RateLimitError",
     "ReadTimeoutError",
+    "ResponseTooLargeError",
     "ServerError",
     "StoreUnavailableError",
     "StreamClosedError",
@@ -81,8 +83,11 @@ __all__ = [
     "UsageError",
     "ValidationError",
     "VenueUnavailableError",
+    "explain_key_kind",
     "from_response",
+    "is_trader_key",
     "parse_retry_after",
+    "readable",
 ]
 
 
@@ -175,6 +180,10 @@ class DecodeError(PolySimError, ValueError):
         self.status = status
         self.request_id = request_id
         self.body = body[:2048]
+
+
+class ResponseTooLargeError(DecodeError):
+    """A body (or WebSocket frame) was larger than ``max_response_size``; it was not read."""
 
 
 class FanOutError(PolySimError):
@@ -366,26 +375,48 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+#: Characters of server text kept in an error message.
+_MAX_TEXT = 500
+
+
+def readable(text: str, limit: int = _MAX_TEXT) -> str:
+    """``text`` made safe to print, log and encode: lone surrogates and control
+    characters escaped, cut to ``limit`` characters."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return readable(value.strip())
     return None
 
 
 def _decode_body(body: bytes) -> Any:
-    """The body as JSON, or ``None`` when it is not JSON."""
+    """The body as JSON, or ``None`` when it is not JSON (or nested too deep to read)."""
     if not body:
         return None
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass
-    # msgspec refuses numbers out of float range (``"retry_after": 1e400``); the
-    # stdlib reads them as inf, so the code and message still come through.
+    # msgspec refuses numbers out of float range (``"retry_after": 1e400``) and
+    # lone surrogates; the stdlib reads them, so the code and message still come through.
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
         return None
+
+
+def _render(value: Any) -> str:
+    """A JSON value (a ``detail`` list, say) as readable text."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        return "(unreadable detail)"
+    return readable(text)
 
 
 def _seconds(value: Any) -> float | None:
@@ -424,7 +455,7 @@ def _body_fields(body: bytes) -> tuple[str | None, str | None, float | None]:
         if isinstance(detail, str):
             message = _text(detail)
         elif detail is not None:
-            message = msgspec.json.encode(detail).decode()
+            message = _render(detail)
     return code, message, _seconds(data.get("retry_after"))
 
 
@@ -453,8 +484,8 @@ def from_response(
     if code is None and status != 429 and _EDGE_BLOCK.search(body[:512]):
         cls = EdgeBlockedError
         code = "EDGE_BLOCKED"
-        message = (
-            "request blocked by the CDN edge: " + body[:200].decode("utf-8", "replace").strip()
+        message = "request blocked by the CDN edge: " + readable(
+            body[:200].decode("utf-8", "replace").strip()
         )
     else:
         cls = (
@@ -463,7 +494,7 @@ def from_response(
             or (ServerError if status >= 500 else APIStatusError)
         )
     if message is None:
-        message = reason or _REASONS.get(status) or f"HTTP {status}"
+        message = readable(reason or "") or _REASONS.get(status) or f"HTTP {status}"
     return cls(
         message,
         status=status,
@@ -473,3 +504,48 @@ def from_response(
         body=body,
         headers=headers,
     )
+
+
+_TRADER_PREFIXES = ("ps_live_", "ps_test_")
+
+
+def explain_key_kind(error: APIStatusError, *, path: str, trader_key: bool) -> APIStatusError:
+    """Say which kind of key a route needs, when a 401/403 shows the client used the other.
+
+    Trader keys are ``ps_live_``/``ps_test_`` + hex (API.md §2.2) and work only on
+    ``/v1/*``; the tenant-key format is not documented, so a key without those
+    prefixes is only said *not to look like* a trader key.
+
+    Returns:
+        ``error`` itself, or the same class of error with the explanation appended.
+    """
+    if error.status not in (401, 403):
+        return error
+    partner_route = path.startswith("/v1/partner/")
+    if partner_route and trader_key:
+        hint = (
+            "this is a partner route (/v1/partner/*), which needs the tenant key; "
+            "the client was given a trader key (ps_live_/ps_test_), which only works on /v1/*"
+        )
+    elif not partner_route and not trader_key:
+        hint = (
+            "this is a trader route (/v1/*), which needs a personal trader key "
+            "(ps_live_... or ps_test_...); the client's key does not look like one "
+            "(a tenant key only works on /v1/partner/*)"
+        )
+    else:
+        return error
+    return type(error)(
+        f"{error.message} ({hint})",
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        retry_after=error.retry_after,
+        body=error.body,
+        headers=error.headers,
+    )
+
+
+def is_trader_key(key: str) -> bool:
+    """Whether ``key`` has the documented trader-key prefix (``ps_live_``/``ps_test_``)."""
+    return key.startswith(_TRADER_PREFIXES)

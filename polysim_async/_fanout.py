@@ -7,7 +7,7 @@ enough workers the budget stays saturated, and it is never exceeded.
 
 Shape::
 
-    keys ──► N worker tasks ──► bounded queue of pages ──► consumer yields (key, item)
+    keys ──► N worker tasks ──► bounded queue of pages ──► consumer yields pair(key, item)
 
 * Memory is bounded: at most ``concurrency`` pages wait in the queue, one more
   per worker is blocked on a full queue, and the consumer holds one.
@@ -22,18 +22,19 @@ Shape::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from ._errors import FanOutError, InvalidArgumentError, PolySimError
-from ._pagination import aclose_iterator, consume_outcome
+from ._tasks import aclose_iterator, cancel_and_wait
 
 __all__ = ["DEFAULT_FAN_OUT_CONCURRENCY", "OnError", "fan_out"]
 
 K = TypeVar("K")
 P = TypeVar("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Accounts pulled at once by ``trades_many`` unless told otherwise.
 DEFAULT_FAN_OUT_CONCURRENCY = 8
@@ -90,22 +91,52 @@ async def _worker(
     await queue.put(_DONE)
 
 
+@overload
 def fan_out(
     keys: Sequence[K],
     walk: Callable[[K], AsyncIterator[P]],
     *,
     items: Callable[[P], Iterable[T]],
     checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None] = ...,
+    concurrency: int = ...,
+    on_error: OnError = ...,
+) -> AsyncGenerator[tuple[K, T], None]: ...
+
+
+@overload
+def fan_out(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    *,
+    items: Callable[[P], Iterable[T]],
+    pair: Callable[[K, T], R],
+    checkpoint: Callable[[P], str | None],
+    start: Callable[[K], str | None] = ...,
+    concurrency: int = ...,
+    on_error: OnError = ...,
+) -> AsyncGenerator[R, None]: ...
+
+
+def fan_out(
+    keys: Sequence[K],
+    walk: Callable[[K], AsyncIterator[P]],
+    *,
+    items: Callable[[P], Iterable[T]],
+    pair: Callable[[K, T], Any] | None = None,
+    checkpoint: Callable[[P], str | None],
     start: Callable[[K], str | None] = lambda key: None,
     concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
     on_error: OnError = "raise",
-) -> AsyncIterator[tuple[K, T]]:
-    """Walk ``walk(key)`` for every key with ``concurrency`` workers; yield ``(key, item)``.
+) -> AsyncGenerator[Any, None]:
+    """Walk ``walk(key)`` for every key with ``concurrency`` workers; yield ``pair(key, item)``.
 
     Args:
         keys: the feeds to walk, each once, in order of starting.
         walk: opens one key's page walk (an async generator; it is closed when done).
         items: the items of a page, yielded in order.
+        pair: builds what is yielded from a key and one of its items (by default
+            the tuple ``(key, item)``).
         checkpoint: a page's next cursor, recorded once all its items were yielded;
             an empty one marks the key's last page (the key is then complete).
         start: the cursor each key's walk starts from (for ``resume_cursors``).
@@ -113,7 +144,7 @@ def fan_out(
         on_error: ``"raise"`` or ``"continue"``; see the module docstring.
 
     Returns:
-        An async iterator of ``(key, item)`` pairs.
+        An async iterator of ``pair(key, item)``.
 
     Raises:
         InvalidArgumentError: bad ``concurrency`` or ``on_error``, raised by this
@@ -139,18 +170,23 @@ def fan_out(
         raise InvalidArgumentError(f"concurrency must be a positive integer, got {concurrency!r}")
     if on_error not in ("raise", "continue"):
         raise InvalidArgumentError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-    return _run(keys, walk, items, checkpoint, start, concurrency, on_error)
+    return _run(keys, walk, items, pair or _tuple, checkpoint, start, concurrency, on_error)
+
+
+def _tuple(key: Any, item: Any) -> tuple[Any, Any]:
+    return key, item
 
 
 async def _run(
     keys: Sequence[K],
     walk: Callable[[K], AsyncIterator[P]],
     items: Callable[[P], Iterable[T]],
+    pair: Callable[[K, T], R],
     checkpoint: Callable[[P], str | None],
     start: Callable[[K], str | None],
     concurrency: int,
     on_error: OnError,
-) -> AsyncIterator[tuple[K, T]]:
+) -> AsyncGenerator[R, None]:
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
     shared = iter(keys)
     tasks = [
@@ -169,7 +205,7 @@ async def _run(
             elif isinstance(item, _Page):
                 key = item.key
                 for value in items(item.page):
-                    yield key, value
+                    yield pair(key, value)
                 cursor = checkpoint(item.page)
                 progress[key] = cursor
                 if not cursor:
@@ -193,9 +229,4 @@ async def _run(
                 completed={str(k) for k in completed if k not in failures},
             ) from first
     finally:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
-        for task in tasks:
-            consume_outcome(task)
+        await cancel_and_wait(tasks)

@@ -19,6 +19,11 @@ Contract (the request path relies on all of it):
   background) and must not raise.
 * ``observe(headers)`` sees every response's headers (``X-RateLimit-*``
   hints). It must not block and must not raise.
+* ``release()``, optional: called once after every successful ``acquire``,
+  when that request's answer came back (or it failed), after ``observe``. The
+  in-process limiter counts a request's slot until then, because the server
+  counts a request when it arrives, which can be long after it was sent. It
+  must not block and must not raise.
 
 A limiter that also has ``async aclose()`` is closed by the client that was
 given it, when that client closes (as an ``httpx`` client closes its
@@ -31,7 +36,7 @@ import math
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Limiter", "aclose_limiter", "header_float", "pause_from_headers"]
+__all__ = ["Limiter", "aclose_limiter", "header_float", "pause_from_headers", "release_turn"]
 
 
 @runtime_checkable
@@ -54,6 +59,13 @@ class Limiter(Protocol):
     def observe(self, headers: Mapping[str, str]) -> None:
         """Take the response's ``X-RateLimit-*`` headers as hints."""
         ...
+
+
+def release_turn(limiter: object) -> None:
+    """Tell ``limiter`` a request's answer came back, if it has ``release()``."""
+    release = getattr(limiter, "release", None)
+    if callable(release):
+        release()
 
 
 async def aclose_limiter(limiter: object) -> None:

@@ -13,12 +13,13 @@ yielded, stop on an empty cursor, :class:`PaginationError` on a repeated one):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from ._errors import PaginationError
+from ._tasks import aclose_iterator, cancel_and_wait
 
-__all__ = ["aclose_iterator", "consume_outcome", "flatten", "walk_cursor", "walk_cursor_prefetch"]
+__all__ = ["flatten", "walk_cursor", "walk_cursor_prefetch"]
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -32,7 +33,7 @@ async def walk_cursor(
     fetch: Callable[[str | None], Awaitable[P]],
     next_cursor: Callable[[P], str | None],
     cursor: str | None = None,
-) -> AsyncIterator[P]:
+) -> AsyncGenerator[P, None]:
     """Yield pages from ``fetch(cursor)`` until the cursor comes back empty.
 
     Each page is fully read and decoded before it is yielded, and nothing is
@@ -54,37 +55,11 @@ async def walk_cursor(
         cursor = nxt
 
 
-def consume_outcome(task: asyncio.Task[Any]) -> None:
-    """Mark an abandoned task's exception as retrieved, so asyncio does not log
-    "Task exception was never retrieved" for a result nobody asked for."""
-    if not task.cancelled():
-        task.exception()
-
-
-async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
-    """Close ``iterator`` if it can be closed (async generators can)."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _discard(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait until it has finished, whatever its outcome.
-
-    ``asyncio.wait`` never raises the task's own error or cancellation, so only
-    a cancellation of the *calling* task propagates from here (never swallowed).
-    """
-    if not task.done():
-        task.cancel()
-        await asyncio.wait((task,))
-    consume_outcome(task)
-
-
 async def walk_cursor_prefetch(
     fetch: Callable[[str | None], Coroutine[Any, Any, P]],
     next_cursor: Callable[[P], str | None],
     cursor: str | None = None,
-) -> AsyncIterator[P]:
+) -> AsyncGenerator[P, None]:
     """Yield pages like :func:`walk_cursor`, fetching one page ahead of the consumer.
 
     As soon as page N is decoded and its cursor checked, a task starts fetching
@@ -141,10 +116,12 @@ async def walk_cursor_prefetch(
             pending = None
     finally:
         if pending is not None:
-            await _discard(pending)
+            await cancel_and_wait([pending])
 
 
-async def flatten(pages: AsyncIterator[P], items: Callable[[P], Iterable[T]]) -> AsyncIterator[T]:
+async def flatten(
+    pages: AsyncIterator[P], items: Callable[[P], Iterable[T]]
+) -> AsyncGenerator[T, None]:
     """Yield every item of every page, in order.
 
     Closing this iterator (``aclose()``, e.g. by leaving ``contextlib.aclosing``)

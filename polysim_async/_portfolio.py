@@ -10,8 +10,8 @@ from datetime import date, datetime
 from ._download import CsvExport, save_csv
 from ._errors import InvalidArgumentError
 from ._pagination import flatten, walk_cursor
-from ._validation import check_int, check_str
-from .account import AccountAPI, wallet_param
+from ._validation import check_int, check_str, wallet_param
+from .account import AccountAPI
 from .models.portfolio import ApiBalanceReset, Portfolio, Settlement, SettlementPage
 
 __all__ = ["PortfolioReads"]

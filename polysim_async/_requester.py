@@ -8,14 +8,31 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from multidict import CIMultiDict
+
+from ._clock import Clock
 from ._codec import decode, encode
 from ._config import RetryPolicy, Timeout
-from ._errors import ClientClosedError, DeadlineExceededError, RateLimitError, from_response
-from ._limits import Limiter
+from ._errors import (
+    ClientClosedError,
+    DeadlineExceededError,
+    RateLimitError,
+    explain_key_kind,
+    from_response,
+)
+from ._hooks import (
+    NO_HOOKS,
+    Hooks,
+    LimiterWaitEvent,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+)
+from ._limits import Limiter, release_turn
 from ._retry import CallKind, ClientStats, run_with_retries
 from ._transport import Request, Response, Transport
 
@@ -23,38 +40,62 @@ __all__ = ["Requester"]
 
 T = TypeVar("T")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RATE_HEADERS = ("retry-after", "x-ratelimit-", "x-polysim-ratelimit-")
+
+
+def _rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower().startswith(_RATE_HEADERS)}
 
 
 class Requester:
-    """Sends API requests for the resource areas, with pacing, retries and typed errors."""
+    """Sends API requests for the resource areas, with pacing, retries and typed errors.
+
+    Args:
+        transport: where requests go.
+        headers: sent with every request (key, content type, user agent).
+        limiter: the client's shared rate limiter.
+        policy: what is repeated.
+        timeout: per attempt.
+        deadline: seconds per call across attempts and waits (``None``: none).
+        clock: the client's clock, for deadlines, waits and elapsed times.
+        stats: counters to update.
+        hooks: callbacks for requests, answers, retries and limiter waits.
+        trader_key: whether the key is a trader key (to explain a 401/403 on
+            the wrong kind of route).
+        rng: jitter source.
+    """
 
     def __init__(
         self,
         transport: Transport,
         *,
+        headers: Mapping[str, str],
         limiter: Limiter,
         policy: RetryPolicy,
         timeout: Timeout,
         deadline: float | None,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
+        clock: Clock,
         stats: ClientStats,
+        hooks: Hooks = NO_HOOKS,
+        trader_key: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self.transport = transport
+        self.headers = CIMultiDict(headers)
         self.limiter = limiter
         self.policy = policy
         self.timeout = timeout
         self.deadline = deadline
         self.clock = clock
-        self.sleep = sleep
         self.stats = stats
+        self.hooks = hooks
+        self.trader_key = trader_key
         self._rng = rng
 
     def _attempt_timeout(self, deadline: float | None) -> Timeout:
         if deadline is None:
             return self.timeout
-        remaining = deadline - self.clock()
+        remaining = deadline - self.clock.now()
         if remaining <= 0:
             raise DeadlineExceededError("the call's deadline passed before the next attempt")
         total = self.timeout.total if self.timeout.total is not None else math.inf
@@ -83,7 +124,8 @@ class Requester:
         Raises:
             APIStatusError subclasses for error statuses, TransportError
             subclasses when no answer came, DeadlineExceededError when the
-            call's deadline ran out. Cancellation propagates unchanged.
+            call's deadline ran out, ResponseTooLargeError for an oversized
+            body. Cancellation propagates unchanged.
         """
         if self.transport.closed:
             raise ClientClosedError("the client is closed")
@@ -91,21 +133,50 @@ class Requester:
             idempotent=method in _SAFE_METHODS if idempotent is None else idempotent, drain=drain
         )
         body = encode(json) if json is not None else None
-        request = Request(method, path, params, body, headers or {})
-        deadline = None if self.deadline is None else self.clock() + self.deadline
+        sent_headers = self.headers
+        if headers:
+            sent_headers = self.headers.copy()
+            sent_headers.update(headers)
+        request = Request(method, path, params, body, sent_headers)
+        clock, hooks, limiter, stats = self.clock, self.hooks, self.limiter, self.stats
+        deadline = None if self.deadline is None else clock.now() + self.deadline
+        attempts = 0
 
         async def attempt() -> Response:
+            nonlocal attempts
+            attempts += 1
             # Time this call's own wait: the limiter's ``waited`` total also grows with
             # every concurrent caller's wait, so a before/after difference of it is not ours.
-            before = self.clock()
+            before = clock.now()
             try:
-                await self.limiter.acquire(deadline)
+                await limiter.acquire(deadline)
             finally:
-                self.stats.limiter_wait += self.clock() - before
-            timeout = self._attempt_timeout(deadline)
-            self.stats.attempts += 1
-            response = await self.transport.send(request, timeout)
-            self.limiter.observe(response.headers)
+                waited = clock.now() - before
+                stats.limiter_wait += waited
+            if waited > 0 and hooks.on_limiter_wait is not None:
+                hooks.on_limiter_wait(LimiterWaitEvent(method, path, waited))
+            try:
+                timeout = self._attempt_timeout(deadline)
+                stats.attempts += 1
+                if hooks.on_request is not None:
+                    hooks.on_request(RequestEvent(method, path, attempts))
+                started = clock.now()
+                response = await self.transport.send(request, timeout)
+                limiter.observe(response.headers)
+            finally:
+                release_turn(limiter)
+            if hooks.on_response is not None:
+                hooks.on_response(
+                    ResponseEvent(
+                        method,
+                        path,
+                        attempts,
+                        response.status,
+                        response.request_id,
+                        clock.now() - started,
+                        _rate_headers(response.headers),
+                    )
+                )
             if 200 <= response.status < 300:
                 return response
             error = from_response(
@@ -119,19 +190,23 @@ class Requester:
                 # Hold every call while the budget refills. A wait above the cap is
                 # raised at once instead, and holding the others for it would only
                 # delay their own fast failure.
-                self.limiter.pause(error.retry_after)
-            raise error
+                limiter.pause(error.retry_after)
+            raise explain_key_kind(error, path=path, trader_key=self.trader_key)
+
+        def on_retry(attempt: int, reason: str, wait: float, error: Exception) -> None:
+            if hooks.on_retry is not None:
+                hooks.on_retry(RetryEvent(method, path, attempt, reason, wait, error))
 
         return await run_with_retries(
             attempt,
             policy=self.policy,
             kind=kind,
-            clock=self.clock,
-            sleep=self.sleep,
+            clock=clock,
             deadline=deadline,
-            stats=self.stats,
+            stats=stats,
             describe=f"{method} {path}",
             rng=self._rng,
+            on_retry=on_retry,
         )
 
     async def request(
@@ -143,8 +218,26 @@ class Requester:
     ) -> T:
         """Like :meth:`send`, then decode the body into ``tp``.
 
+        Results that carry a request id (pages, account states, orders, ...)
+        get the answer's ``X-Request-Id``.
+
         Raises:
             DecodeError: the 2xx body does not match ``tp``.
         """
         response = await self.send(method, path, **kwargs)
-        return decode(tp, response.content, status=response.status, request_id=response.request_id)
+        return self.decode(tp, response)
+
+    @staticmethod
+    def decode(tp: type[T], response: Response) -> T:
+        """Decode a successful answer into ``tp`` and attach its request id.
+
+        Raises:
+            DecodeError: the body does not match ``tp``.
+        """
+        request_id = response.request_id
+        result = decode(tp, response.content, status=response.status, request_id=request_id)
+        if request_id is not None:
+            attrs = getattr(result, "__dict__", None)
+            if attrs is not None:
+                attrs["request_id"] = request_id
+        return result

@@ -18,6 +18,10 @@ tenacity stays an implementation detail: callers see the last library error
 ``max_retries=0`` disables every repeat. All attempts and waits of one call
 fit inside its deadline; a wait that would pass it raises
 :class:`DeadlineExceededError` chained to the last error.
+
+Beside it, :func:`is_transient` is the one rule for what a long-running loop
+(the execution stream, the trade watch) waits out and tries again: it names
+what is transient, so anything else, a bug in particular, ends the loop.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_never
 
-from ._config import RetryPolicy
+from ._clock import Clock
+from ._config import RetryPolicy, backoff
 from ._errors import (
     APIStatusError,
     ConflictError,
@@ -41,7 +46,16 @@ from ._errors import (
     TransportError,
 )
 
-__all__ = ["CallKind", "ClientStats", "backoff", "retry_reason", "run_with_retries"]
+__all__ = [
+    "CallKind",
+    "ClientStats",
+    "OnRetry",
+    "backoff",
+    "is_transient",
+    "retry_if_transient",
+    "retry_reason",
+    "run_with_retries",
+]
 
 T = TypeVar("T")
 logger = logging.getLogger("polysim_async")
@@ -52,6 +66,36 @@ _NEVER_CODES = frozenset(
 )
 _BUSY_CODES = frozenset({"IDEMPOTENCY_CONFLICT_PENDING", "TRADE_IN_PROGRESS", "LOCK_BUSY_RETRY"})
 _DRAIN_MAX_WAIT = 5.0
+#: Statuses a long-running loop waits out (with every 5xx): request timeout, too early, 429.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+#: Called before the wait of each repeat: (attempt that failed, reason, wait, error).
+OnRetry = Callable[[int, str, float, Exception], object]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a long-running loop (stream, watch) should wait and try again after ``exc``.
+
+    Transient: transport errors (no answer, a timeout, a dropped connection)
+    and answers 408, 425, 429 and 5xx, except the codes that are never retried
+    (``VENUE_UNAVAILABLE``, ``PERSISTENCE_UNKNOWN``,
+    ``DEADLINE_OVERSHOT_BUT_PERSISTED``). Everything else is not: other 4xx
+    (bad key, missing scope, unknown id), a body that does not decode, misuse,
+    a server repeating a cursor, and any exception that is not a library error
+    (a bug must surface, not loop).
+    """
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, APIStatusError):
+        transient = exc.status >= 500 or exc.status in _TRANSIENT_STATUSES
+        return transient and exc.code not in _NEVER_CODES
+    return False
+
+
+def retry_if_transient(exc: Exception) -> Exception | None:
+    """The default ``process_exception``: ``None`` (try again) when ``exc`` is
+    transient, else ``exc`` itself (end the loop with it)."""
+    return None if is_transient(exc) else exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +148,6 @@ def retry_reason(exc: BaseException, kind: CallKind) -> str | None:
     return None
 
 
-def backoff(base: float, cap: float, attempt: int, rng: random.Random) -> float:
-    """Exponential backoff with equal jitter: ``base * 2**attempt`` up to ``cap``, then
-    a wait drawn between half and all of that step. Shared by every repeat loop."""
-    ceiling = min(cap, base * (2.0**attempt))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
 class _Decider:
     """Holds one call's retry bookkeeping; its methods plug into tenacity."""
 
@@ -119,11 +156,12 @@ class _Decider:
         *,
         policy: RetryPolicy,
         kind: CallKind,
-        clock: Callable[[], float],
+        clock: Clock,
         deadline: float | None,
         stats: ClientStats,
         describe: str,
         rng: random.Random,
+        on_retry: OnRetry | None,
     ) -> None:
         self.policy = policy
         self.kind = kind
@@ -132,6 +170,7 @@ class _Decider:
         self.stats = stats
         self.describe = describe
         self.rng = rng
+        self.on_retry = on_retry
         self.used: collections.Counter[str] = collections.Counter()
         self.next_wait = 0.0
         self.reason = ""
@@ -163,7 +202,7 @@ class _Decider:
         wait = self._wait_for(exc, reason)
         if wait is None:
             return False
-        if self.deadline is not None and self.clock() + wait > self.deadline:
+        if self.deadline is not None and self.clock.now() + wait > self.deadline:
             self.deadline_hit = True
             return False
         self.used[bucket] += 1
@@ -186,6 +225,8 @@ class _Decider:
             exc,
             self.next_wait,
         )
+        if self.on_retry is not None and isinstance(exc, Exception):
+            self.on_retry(state.attempt_number, self.reason, self.next_wait, exc)
 
 
 async def run_with_retries(
@@ -193,12 +234,12 @@ async def run_with_retries(
     *,
     policy: RetryPolicy,
     kind: CallKind,
-    clock: Callable[[], float],
-    sleep: Callable[[float], Awaitable[None]],
+    clock: Clock,
     deadline: float | None,
     stats: ClientStats,
     describe: str,
     rng: random.Random | None = None,
+    on_retry: OnRetry | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds or the rules above say stop.
 
@@ -232,12 +273,13 @@ async def run_with_retries(
         stats=stats,
         describe=describe,
         rng=rng or random.Random(),
+        on_retry=on_retry,
     )
     retrying = AsyncRetrying(
         retry=decider.should_retry,
         wait=decider.wait,
         stop=stop_never,
-        sleep=sleep,
+        sleep=clock.sleep,
         before_sleep=decider.before_sleep,
         reraise=True,
     )

@@ -1,68 +1,96 @@
 """The reconnecting executions stream: token, socket, pings, backoff, REST backfill, queue.
 
-With :mod:`._transport`, the only module that touches aiohttp's WebSocket
-classes; their exceptions are translated here. One supervisor task per stream
-owns the socket and feeds a bounded queue; the consumer reads the queue.
+The socket comes from the client's transport (the one seam for HTTP and
+WebSocket), so nothing here knows aiohttp. One supervisor task per stream owns
+the socket and feeds a bounded queue; the consumer reads the queue. Every wait
+and timer (pings, REST checks, the handshake timeout, backoff) is on the
+client's clock.
 
 Connection cycle: mint a token (reused while fresh) → open the socket → heal
-from REST (the fills since the previous check) → read live frames,
-re-checking REST every ``reconcile_interval``. Any drop
-goes round again: at once with a new token after close 4001, else after a
+from REST (the fills since the previous check) → read live frames, re-checking
+REST every ``reconcile_interval``. Any drop goes round again: at once with a
+new token after close 4001 (or a handshake refused with 401/403), else after a
 jittered exponential backoff that resets once a connection stayed up
-``stable_after`` seconds. A permanent error (401/403 minting, a missing
-endpoint) ends the stream with that error.
+``stable_after`` seconds. What a failure does is decided by
+``StreamPolicy.process_exception`` (by default: reconnect after what
+``is_transient`` names, end the stream with anything else, bugs included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Generic, TypeVar
 
-import aiohttp
-
+from ._config import StreamPolicy
 from ._errors import (
     APIStatusError,
     ClientClosedError,
-    ConnectError,
     ConnectTimeoutError,
-    DecodeError,
     NetworkError,
+    ReadTimeoutError,
     StreamClosedError,
-    TransportError,
+    readable,
 )
-from ._fills import (
-    FillTracker,
-    FrameError,
-    StreamPolicy,
-    StreamStats,
-    Verdict,
-    decode_frame,
-    fetch_head,
-    fetch_recent,
-    is_permanent,
-)
+from ._fills import FillTracker, Verdict
+from ._hooks import GapEvent, ReconnectEvent
 from ._requester import Requester
-from .models.executions import Fill
+from ._retry import retry_if_transient
+from ._tasks import cancel_and_wait
+from ._transport import Request, WebSocket
+from .account import AccountAPI
+from .models.account import HistoryRow
+from .models.executions import ErrorFrame, Fill, FrameError, decode_frame
 from .models.orders import WsToken
 from .models.streams import StreamCheckpoint, StreamGap, Watermark
 
-__all__ = ["FillStream", "SessionFactory", "StreamPolicy", "StreamStats"]
+__all__ = ["FillStream", "StreamStats"]
 
 logger = logging.getLogger("polysim_async")
 
 E = TypeVar("E", Fill, Fill | StreamGap)
-SessionFactory = Callable[[], aiohttp.ClientSession]
-Socket = aiohttp.ClientWebSocketResponse[bool]
 
+_PATH = "/v1/ws/executions"
 _PING = '{"action":"ping"}'
 _TOKEN_INVALID = 4001
-_CLOSE_TIMEOUT = 5.0
 _DELIVER = (Verdict.NEW, Verdict.LATE)
+
+
+@dataclass
+class StreamStats:
+    """Counters of one stream, for applications and tests to read.
+
+    Attributes:
+        connects: sockets opened.
+        token_mints: tokens minted.
+        token_rejections: closes 4001 and handshakes refused with 401/403.
+        live: fills queued from live frames.
+        recovered: fills queued from the REST backfill.
+        duplicates: frames or rows dropped because their fill was already queued.
+        late: fills queued out of order because they became visible late.
+        stale: unseen fills older than the remembered keys, dropped with a warning.
+        unreadable: frames that could not be read (counted and skipped; each
+            fill-shaped one triggers a REST check).
+        reconciles: REST checks made while connected.
+    """
+
+    connects: int = 0
+    token_mints: int = 0
+    token_rejections: int = 0
+    live: int = 0
+    recovered: int = 0
+    duplicates: int = 0
+    late: int = 0
+    stale: int = 0
+    unreadable: int = 0
+    reconciles: int = 0
 
 
 class _NoEndpoint(StreamClosedError):
@@ -91,12 +119,19 @@ class _Token:
     expires: float
 
 
-async def _discard(handshake: asyncio.Future[Socket]) -> None:
-    """Cancel a handshake, wait for it to end, and close the socket if it opened anyway."""
-    handshake.cancel()
-    await asyncio.wait({handshake})
-    if not handshake.cancelled() and handshake.exception() is None:
-        await handshake.result().close()
+def _fill(row: HistoryRow) -> Fill | None:
+    if row.filled_at is None:
+        logger.warning("history row for order %d has no filled_at; skipped", row.order_id)
+        return None
+    return Fill(
+        order_id=row.order_id,
+        market_id=row.market_id,
+        side=row.side,
+        outcome=row.outcome,
+        price=row.price,
+        quantity=row.quantity,
+        filled_at=row.filled_at,
+    )
 
 
 class FillStream(Generic[E]):
@@ -105,7 +140,7 @@ class FillStream(Generic[E]):
     Use it as ``async with client.executions.stream() as fills: async for fill in fills:``.
     Fills arrive oldest first by ``(filled_at, order_id)``, each exactly once
     (a fill that becomes visible late is still delivered, out of order, with a
-    warning). Save :attr:`position` to resume after a restart.
+    warning). Save :attr:`checkpoint` to resume after a restart.
 
     Backpressure: frames are read into a queue of ``queue_size`` items; when
     it is full the reader stops reading the socket until the consumer catches
@@ -120,25 +155,26 @@ class FillStream(Generic[E]):
         self,
         *,
         requester: Requester,
+        account: AccountAPI,
         mint: Callable[[], Awaitable[WsToken]],
-        session: SessionFactory,
-        url: str,
+        user_agent: str,
         since: Watermark | StreamCheckpoint | None,
         gaps: bool,
         queue_size: int,
         policy: StreamPolicy,
-        page_size: int,
-        scope: Mapping[str, str],
+        wallet_id: str | None,
         rng: random.Random | None = None,
     ) -> None:
-        self._r = requester
+        self._transport = requester.transport
+        self._clock = requester.clock
+        self._hooks = requester.hooks
+        self._account = account
         self._mint = mint
-        self._session = session
-        self._url = url
+        self._headers = {"User-Agent": user_agent}
         self._gaps = gaps
         self._policy = policy
-        self._page_size = page_size
-        self._scope = dict(scope)
+        self._process = policy.process_exception or retry_if_transient
+        self._wallet = wallet_id
         self._rng = rng or random.Random()
         self._tracker: FillTracker | None = None
         self._checkpoint = since if isinstance(since, StreamCheckpoint) else None
@@ -190,8 +226,8 @@ class FillStream(Generic[E]):
 
         Raises:
             ClientClosedError: the stream was entered before.
-            APIStatusError, TransportError: reading the starting point failed
-                after the request path's retries. Cancellation propagates.
+            APIStatusError, TransportError, DecodeError: reading the starting
+                point failed after the request path's retries. Cancellation propagates.
         """
         if self._task is not None or self._finished:
             raise ClientClosedError("a fill stream can be entered only once")
@@ -201,7 +237,7 @@ class FillStream(Generic[E]):
         else:
             floor = self._position
             if floor is None:
-                floor = await fetch_head(self._r, scope=self._scope) or Watermark.beginning()
+                floor = await self._head() or Watermark.beginning()
                 self._position = floor
             self._tracker = FillTracker(floor, window=self._policy.lookback)
         self._finished = False
@@ -224,12 +260,21 @@ class FillStream(Generic[E]):
         """
         self._finished = True
         task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})
+        if task is not None:
+            await cancel_and_wait([task])
         # Wake a consumer waiting in another task (a full queue means nobody waits).
         if task is not None and not self._queue.full():
             self._queue.put_nowait(_End(None))
+
+    def __del__(self) -> None:
+        # Warn only; no I/O in a finalizer.
+        task = getattr(self, "_task", None)
+        if task is not None and not task.done():
+            warnings.warn(
+                "a FillStream was never closed; use 'async with client.executions.stream()'",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def __aiter__(self) -> FillStream[E]:
         return self
@@ -241,7 +286,10 @@ class FillStream(Generic[E]):
             StopAsyncIteration: the stream was closed.
             ClientClosedError: used outside its ``async with`` block.
             AuthenticationError, PermissionDeniedError: minting a token was refused.
-            StreamClosedError: ``max_failures`` consecutive failures (chained to the last).
+            StreamClosedError: ``max_failures`` consecutive failures (chained to
+                the last), or no executions WebSocket at the base URL.
+            The error ``policy.process_exception`` chose to end the stream with
+            (by default any error that is not transient, e.g. a DecodeError).
         """
         if self._finished:
             raise StopAsyncIteration
@@ -269,18 +317,18 @@ class FillStream(Generic[E]):
             await self._queue.put(_End(exc))
 
     async def _supervise(self) -> None:
-        clock, policy = self._r.clock, self._policy
+        clock, policy = self._clock, self._policy
         failures = 0
         token: _Token | None = None
         rejected_before = False
-        reason, offline_since = ("start" if self._fresh_start else "resume"), clock()
+        reason, offline_since = ("start" if self._fresh_start else "resume"), clock.now()
         while True:
             opened: float | None = None
             try:
-                if token is None or clock() >= token.expires:
+                if token is None or clock.now() >= token.expires:
                     token = await self._new_token()
                 ws = await self._open(token.value)
-                opened = clock()
+                opened = clock.now()
                 self.stats.connects += 1
                 try:
                     fresh, self._fresh_start = self._fresh_start, False
@@ -288,11 +336,18 @@ class FillStream(Generic[E]):
                     drop = await self._pump(ws)
                 finally:
                     await ws.close()
-            except Exception as exc:
-                if is_permanent(exc) or isinstance(exc, _NoEndpoint):
+            except (_TokenRejected, _NoEndpoint) as exc:
+                if isinstance(exc, _NoEndpoint):
                     raise
+                drop = _Drop(None, str(exc), exc)
+            except Exception as exc:
+                fatal = self._process(exc)
+                if fatal is exc:
+                    raise
+                if fatal is not None:
+                    raise fatal from exc
                 drop = _Drop(None, f"{type(exc).__name__}: {exc}", exc)
-            offline_since = clock()
+            offline_since = clock.now()
             stable = opened is not None and offline_since - opened >= policy.stable_after
             if stable:
                 failures = 0
@@ -304,6 +359,7 @@ class FillStream(Generic[E]):
                 token = None
                 if stable or not rejected_before:
                     rejected_before = True
+                    self._reconnecting(reason, failures, 0.0)
                     continue  # a fresh token, at once (API.md §10.6)
             rejected_before = rejected
             failures += 1
@@ -314,135 +370,165 @@ class FillStream(Generic[E]):
             wait = policy.backoff(failures, self._rng)
             if isinstance(drop.error, APIStatusError) and drop.error.retry_after is not None:
                 wait = max(wait, drop.error.retry_after)
-            await self._r.sleep(wait)
+            self._reconnecting(reason, failures, wait)
+            await clock.sleep(wait)
+
+    def _reconnecting(self, reason: str, failures: int, wait: float) -> None:
+        if self._hooks.on_reconnect is not None:
+            self._hooks.on_reconnect(ReconnectEvent("executions", reason, failures, wait))
 
     async def _new_token(self) -> _Token:
         minted = await self._mint()
         self.stats.token_mints += 1
         # Reuse it for reconnects during the first 80 % of its life (API.md §10.1).
-        return _Token(minted.token, self._r.clock() + 0.8 * max(0, minted.expires_in))
+        return _Token(minted.token, self._clock.now() + 0.8 * max(0, minted.expires_in))
 
-    async def _open(self, token: str) -> Socket:
-        # The handshake runs as a child task bounded with asyncio.wait: on Python
-        # < 3.12, asyncio.wait_for can swallow a cancellation that coincides with
-        # completion, which would leave this task running after aclose().
-        handshake = asyncio.ensure_future(
-            self._session().ws_connect(
-                self._url,
-                params={"token": token},
-                decode_text=False,
-                autoping=True,
-                autoclose=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_TIMEOUT),
-            )
-        )
+    async def _open(self, token: str) -> WebSocket:
+        """Open the socket within ``policy.open_timeout`` (on the clock).
+
+        The handshake runs as a child task bounded with ``asyncio.wait``: on
+        Python < 3.12, ``asyncio.wait_for`` can swallow a cancellation that
+        coincides with completion, which would leave this task running after
+        ``aclose()``.
+        """
+        request = Request("GET", _PATH, {"token": token}, None, self._headers, websocket=True)
+        handshake = asyncio.ensure_future(self._transport.websocket(request))
+        timer = asyncio.ensure_future(self._clock.sleep(self._policy.open_timeout))
         try:
-            await asyncio.wait({handshake}, timeout=self._policy.open_timeout)
+            await asyncio.wait({handshake, timer}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
+            # Cancelled (aclose): a socket that opened meanwhile is closed, not leaked.
             await _discard(handshake)
+            await cancel_and_wait([timer])
             raise
+        await cancel_and_wait([timer])
         if not handshake.done():
             await _discard(handshake)
             raise ConnectTimeoutError("the WebSocket handshake timed out")
-        try:
-            return handshake.result()
-        except aiohttp.WSServerHandshakeError as exc:
-            # Status only, and no chained error: aiohttp's text includes the URL, and
-            # with it the token.
-            status = exc.status
-            if status in (401, 403):
-                raise _TokenRejected(f"handshake refused with HTTP {status}") from None
-            if status == 404:
-                raise _NoEndpoint("no executions WebSocket at this base URL (HTTP 404)") from None
-            raise NetworkError(f"handshake refused with HTTP {status}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"cannot connect the executions WebSocket: {exc.os_error}") from exc
-        except asyncio.TimeoutError as exc:  # aiohttp's own connect timeouts
-            raise ConnectTimeoutError("the WebSocket handshake timed out") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise NetworkError(
-                f"cannot open the executions WebSocket: {type(exc).__name__}"
-            ) from exc
+        refused = handshake.exception()
+        if isinstance(refused, APIStatusError) and refused.status in (401, 403, 404):
+            # Raised here, outside any ``except``: nothing else is chained to it.
+            if refused.status == 404:
+                raise _NoEndpoint("no executions WebSocket at this base URL (HTTP 404)")
+            raise _TokenRejected(f"WebSocket handshake refused with HTTP {refused.status}")
+        return handshake.result()
 
-    async def _pump(self, ws: Socket) -> _Drop:
+    async def _pump(self, ws: WebSocket) -> _Drop:
         """Read frames until the socket ends, pinging when idle and checking REST periodically."""
-        policy, loop = self._policy, asyncio.get_running_loop()
+        clock, policy = self._clock, self._policy
         every = policy.reconcile_interval
-        next_check = None if every is None else loop.time() + every
-        ping_due, answer_due = loop.time() + policy.ping_interval, None
+        next_check = None if every is None else clock.now() + every
+        ping_due, answer_due = clock.now() + policy.ping_interval, None
         while True:
-            now = loop.time()
+            now = clock.now()
             if next_check is not None and now >= next_check:
                 self.stats.reconciles += 1
                 try:
-                    await self._heal("reconcile", self._r.clock(), announce=False)
-                except (APIStatusError, TransportError, DecodeError) as exc:
-                    if is_permanent(exc):
+                    await self._heal("reconcile", now, announce=False)
+                except Exception as exc:
+                    fatal = self._process(exc)
+                    if fatal is exc:
                         raise
+                    if fatal is not None:
+                        raise fatal from exc
                     # The socket is healthy: keep it, and check REST again next interval.
                     logger.warning("periodic REST check failed (%s); will retry", exc)
-                now = loop.time()
+                now = clock.now()
                 next_check = now + (every or 0.0)
             deadline = answer_due if answer_due is not None else ping_due
             if next_check is not None:
                 deadline = min(deadline, next_check)
             try:
-                msg = await ws.receive(max(0.0, deadline - now) or 1e-6)
-            except asyncio.TimeoutError:
-                now = loop.time()
+                data = await ws.receive(max(0.0, deadline - now))
+            except ReadTimeoutError:
+                now = clock.now()
                 if answer_due is not None and now >= answer_due:
                     return _Drop(None, "no frame within ping_timeout after a ping")
                 if answer_due is None and now >= ping_due:
                     answer_due = now + policy.ping_timeout
                     try:
-                        await ws.send_str(_PING)
-                    except (aiohttp.ClientError, OSError) as exc:
-                        failed = f"ping failed: {type(exc).__name__}"
-                        return _Drop(None, failed, NetworkError(failed))
+                        await ws.send(_PING)
+                    except NetworkError as exc:
+                        return _Drop(None, f"ping failed: {exc}", exc)
                 continue
-            ping_due, answer_due = loop.time() + policy.ping_interval, None
-            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                await self._on_frame(msg.data)
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                return _Drop(
-                    ws.close_code, f"socket error: {msg.data!r}", NetworkError(str(msg.data))
-                )
-            else:  # CLOSE, CLOSING, CLOSED
-                return _Drop(ws.close_code, str(msg.extra or "closed"))
+            except NetworkError as exc:
+                return _Drop(None, f"socket error: {exc}", exc)
+            if data is None:
+                return _Drop(ws.close_code, readable(ws.close_reason, 120) or "closed")
+            ping_due, answer_due = clock.now() + policy.ping_interval, None
+            await self._on_frame(data)
 
-    async def _on_frame(self, data: bytes | str) -> None:
+    async def _on_frame(self, data: str | bytes) -> None:
         try:
-            fill = decode_frame(data)
+            frame = decode_frame(data)
         except FrameError as exc:
+            # Counted and skipped; the socket stays. REST has every fill, so check it.
             self.stats.unreadable += 1
             logger.warning("unreadable executions frame (%s); checking REST", exc)
-            await self._heal("unreadable frame", self._r.clock(), announce=False)
+            await self._heal("unreadable frame", self._clock.now(), announce=False)
             return
-        if fill is not None:
-            await self._offer(fill, live=True)
+        if isinstance(frame, Fill):
+            await self._offer(frame, live=True)
+        elif isinstance(frame, ErrorFrame):
+            logger.warning(
+                "executions feed sent an error frame: %s", readable(frame.message or "", 200)
+            )
+
+    async def _head(self) -> Watermark | None:
+        """The newest fill REST shows now, or ``None`` when there is none."""
+        pages = self._account.history_pages(wallet_id=self._wallet, page_size=1)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                fills = [fill for fill in map(_fill, page.data) if fill is not None]
+                return Watermark.of(fills[0]) if fills else None
+        return None
+
+    async def _recent(self, lower: datetime) -> list[Fill]:
+        """Every fill REST shows with ``filled_at`` at or after ``lower``, oldest first.
+
+        Walks the history newest first until a page reaches an older fill. Fills
+        that land on top while walking shift rows to later pages, so a row may
+        be read twice (deduplicated here) but never skipped.
+        """
+        found: dict[Watermark, Fill] = {}
+        pages = self._account.history_pages(wallet_id=self._wallet)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                reached = False
+                for fill in map(_fill, page.data):
+                    if fill is None:
+                        continue
+                    if fill.filled_at < lower:
+                        reached = True
+                    else:
+                        found[Watermark.of(fill)] = fill
+                if reached:
+                    break
+        return [found[key] for key in sorted(found)]
 
     async def _heal(self, reason: str, offline_since: float, *, announce: bool) -> None:
         """Queue the fills REST shows in the window below the mark and above it.
 
         Args:
-            announce: yield a gap marker even if nothing was missing (reconnects).
+            announce: report a gap even if nothing was missing (reconnects).
         """
         tracker = self._tracker
         assert tracker is not None
         after = tracker.mark
-        rows = await fetch_recent(
-            self._r, tracker.lower_bound(), page_size=self._page_size, scope=self._scope
-        )
+        rows = await self._recent(tracker.lower_bound())
         fresh = [f for f in rows if tracker.verdict(Watermark.of(f)) in _DELIVER]
-        if self._gaps and (announce or fresh):
+        if announce or fresh:
             gap = StreamGap(
                 after=after,
                 until=max(map(Watermark.of, fresh)) if fresh else None,
                 recovered=len(fresh),
                 reason=reason,
-                offline_seconds=max(0.0, self._r.clock() - offline_since),
+                offline_seconds=max(0.0, self._clock.now() - offline_since),
             )
-            await self._queue.put(gap)
+            if self._hooks.on_gap is not None:
+                self._hooks.on_gap(GapEvent("executions", gap))
+            if self._gaps:
+                await self._queue.put(gap)
         for fill in fresh:
             await self._offer(fill, live=False)
         if rows:  # only now: raising the bound earlier could make a fresh fill look stale
@@ -470,3 +556,10 @@ class FillStream(Generic[E]):
         tracker.remember(key)
         self._pending.add(key)
         await self._queue.put(fill)
+
+
+async def _discard(handshake: asyncio.Future[WebSocket]) -> None:
+    """Cancel a handshake, wait for it to end, and close the socket if it opened anyway."""
+    await cancel_and_wait([handshake])
+    if not handshake.cancelled() and handshake.exception() is None:
+        await handshake.result().close()

@@ -28,7 +28,7 @@ import msgspec
 from ._codec import decode
 from ._errors import APIStatusError, TransportError
 from ._requester import Requester
-from .account import wallet_param
+from ._validation import wallet_param
 from .models.keys import Me, TierLimits
 
 __all__ = ["TierBook", "batch_limit", "fetch_me", "fetch_tiers", "tier_book"]

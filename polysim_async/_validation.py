@@ -19,8 +19,10 @@ __all__ = [
     "check_mapping",
     "check_str",
     "check_url",
+    "page_limit",
     "path_id",
     "to_money",
+    "wallet_param",
 ]
 
 E = TypeVar("E", bound=enum.Enum)
@@ -134,3 +136,21 @@ def path_id(name: str, value: object) -> str:
         # or climb the segment: close("..") would POST to /v1/partner/close.
         raise InvalidArgumentError(f"{name} must not be {text!r}")
     return quote(text, safe="")
+
+
+def wallet_param(wallet_id: int | str | None) -> str | None:
+    """Validate a ``wallet_id`` scope: ``"all"``, ``"api"`` (any case) or a wallet integer."""
+    if wallet_id is None:
+        return None
+    if isinstance(wallet_id, str) and wallet_id.strip().lower() in ("all", "api"):
+        return wallet_id.strip().lower()
+    if isinstance(wallet_id, int) and not isinstance(wallet_id, bool):
+        return str(check_int("wallet_id", wallet_id, low=0))
+    raise InvalidArgumentError(f'wallet_id must be "all", "api" or an integer, got {wallet_id!r}')
+
+
+def page_limit(page_size: int | None, maximum: int) -> str:
+    """The ``limit`` to send: ``page_size`` (1..``maximum``), or ``maximum`` for ``None``."""
+    if page_size is None:
+        return str(maximum)
+    return str(check_int("page_size", page_size, low=1, high=maximum))

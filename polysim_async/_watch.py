@@ -2,19 +2,24 @@
 
 Partners get no push channel, so each account's feed (newest first by
 ``(filled_at, order_id)``, API.md §8.1) is polled and read down to the newest
-fill already seen. Scheduling, fairness and budget:
+fill already seen. The pages come from the partner trade walk
+(``PartnerAccounts``), so the repeated-cursor guard of the one cursor walker
+applies here too. Scheduling, fairness and budget:
 
 * Every account is a job in one due-time heap; a dispatcher moves due jobs to a
   FIFO ready queue and ``concurrency`` workers run them. An account is in at
   most one place at a time, so its polls never overlap.
 * One *turn* is one request (one page). An account with a backlog keeps its
-  place in the walk (the keyset cursor) and goes to the back of the ready queue
-  after each page, so the busiest account costs one request per round, like
-  every other, and cannot starve the rest.
-* Every request goes through the client's shared limiter (FIFO), so the watch
-  stays within the rate budget alongside the application's other calls. A 429
-  that outlasts the request path's own retries, and any other transient
-  failure, only delays that account (with backoff); it never reaches the caller.
+  walk (the keyset cursor) and goes to the back of the ready queue after each
+  page, so the busiest account costs one request per round, like every other,
+  and cannot starve the rest.
+* Every request goes through the client's shared limiter, so the watch stays
+  within the rate budget alongside the application's other calls. A failure
+  ``process_exception`` lets pass (by default, what ``is_transient`` names: a
+  429 that outlasts the request path's own retries, a 5xx, a dropped
+  connection) only delays that account, with backoff; any other error ends
+  the watch and is raised to the consumer.
+* Time (due times, timers) comes from the client's clock.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ import heapq
 import itertools
 import logging
 import random
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Final
 
+from ._clock import Clock
+from ._config import ProcessException, backoff
 from ._errors import ClientClosedError, InvalidArgumentError, RateLimitError
-from ._fills import is_permanent
-from ._requester import Requester
-from ._retry import backoff
+from ._retry import retry_if_transient
+from ._tasks import aclose_iterator, cancel_and_wait, wake
 from ._validation import check_int, path_id
 from .models.partner import Trade, TradePage
 from .models.streams import AccountTrade, Watermark
@@ -53,6 +61,9 @@ DEFAULT_WATCH_CONCURRENCY = 8
 _MIN_PROBE = 10
 _MAX_BACKOFF = 60.0
 
+#: Opens one account's trade walk: ``(account_id, first_page_size) -> pages``.
+Walk = Callable[[str, int], AsyncGenerator[TradePage, None]]
+
 
 class _Unset:
     """Marks an account whose starting point has not been read yet."""
@@ -64,10 +75,9 @@ _UNSET: Final = _Unset()
 @dataclass
 class _Account:
     id: str
-    path: str
     mark: Watermark | _Unset  # newest fill queued
-    walk: list[Trade] = field(default_factory=list)  # this poll's new fills, newest first
-    cursor: str | None = None  # where this poll's walk continues
+    found: list[Trade] = field(default_factory=list)  # this poll's new fills, newest first
+    pages: AsyncGenerator[TradePage, None] | None = None  # this poll's walk, between turns
     last_new: int = 0  # new fills found by the previous poll, to size the first page
     failures: int = 0
 
@@ -80,18 +90,13 @@ class WatchStats:
         requests: trade-feed pages requested.
         polls: polls completed (walks that reached the newest fill already seen).
         trades: fills queued for the consumer.
-        retries: transient failures that delayed an account (429s included).
+        retries: failures that only delayed an account (429s included).
     """
 
     requests: int = 0
     polls: int = 0
     trades: int = 0
     retries: int = 0
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,10 @@ class _End:
 class TradeWatch:
     """New fills on many partner accounts, each exactly once; see ``watch_trades``.
 
-    Iterate it with ``async for``; use ``async with`` (or ``await aclose()``)
-    so its tasks stop deterministically. Save :attr:`watermarks` to resume.
+    Use it as ``async with watch: async for item in watch:``. Iterating a watch
+    that was not entered raises :class:`ClientClosedError`, so no polling task
+    can outlive the block; a watch dropped while still running warns
+    (``ResourceWarning``). Save :attr:`watermarks` to resume.
 
     Backpressure: at most ``queue_size`` fills wait for the consumer; when the
     queue is full, polling pauses. Nothing is dropped.
@@ -114,7 +121,8 @@ class TradeWatch:
 
     def __init__(
         self,
-        requester: Requester,
+        clock: Clock,
+        walk: Walk,
         account_ids: Iterable[str],
         *,
         interval: float,
@@ -122,14 +130,19 @@ class TradeWatch:
         concurrency: int,
         page_size: int,
         queue_size: int,
+        process_exception: ProcessException | None = None,
     ) -> None:
         if isinstance(account_ids, (str, bytes)):
             raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
         ids = list(account_ids)
+        for aid in ids:
+            path_id("account_id", aid)
         if len(set(ids)) != len(ids):
             raise InvalidArgumentError("account_ids contains duplicates")
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
             raise InvalidArgumentError(f"interval must be a positive number, got {interval!r}")
+        if process_exception is not None and not callable(process_exception):
+            raise InvalidArgumentError("process_exception must be callable")
         self._interval = float(interval)
         self._concurrency = check_int("concurrency", concurrency, low=1)
         self._page_size = check_int("page_size", page_size, low=1, high=500)
@@ -137,15 +150,10 @@ class TradeWatch:
         for aid, mark in start.items():
             if not isinstance(mark, Watermark):
                 raise InvalidArgumentError(f"since[{aid!r}] must be a Watermark, got {mark!r}")
-        self._r = requester
-        self._accounts = [
-            _Account(
-                aid,
-                f"/v1/partner/accounts/{path_id('account_id', aid)}/trades",
-                start.get(aid, _UNSET),
-            )
-            for aid in ids
-        ]
+        self._clock = clock
+        self._walk = walk
+        self._process = process_exception or retry_if_transient
+        self._accounts = [_Account(aid, start.get(aid, _UNSET)) for aid in ids]
         self._delivered: dict[str, Watermark] = {aid: start[aid] for aid in ids if aid in start}
         self._out: asyncio.Queue[AccountTrade | _End] = asyncio.Queue(
             maxsize=check_int("queue_size", queue_size, low=1)
@@ -155,6 +163,7 @@ class TradeWatch:
         self._seq = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._entered = False
         self._finished = False
         self._rng = random.Random()
         #: Counters; read them, don't write them.
@@ -171,20 +180,21 @@ class TradeWatch:
         """
         return dict(self._delivered)
 
-    def _start(self) -> None:
-        if self._tasks or self._finished:
-            return
+    async def __aenter__(self) -> TradeWatch:
+        """Start polling.
+
+        Raises:
+            ClientClosedError: the watch was entered before.
+        """
+        if self._entered or self._finished:
+            raise ClientClosedError("a trade watch can be entered only once; create a new one")
+        self._entered = True
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self._clock.now()
         for acc in self._accounts:
             self._schedule(acc, now)
         self._tasks.append(loop.create_task(self._dispatch()))
         self._tasks += [loop.create_task(self._work()) for _ in range(self._concurrency)]
-
-    async def __aenter__(self) -> TradeWatch:
-        if self._finished:
-            raise ClientClosedError("a trade watch cannot be restarted; create a new one")
-        self._start()
         return self
 
     async def __aexit__(
@@ -196,20 +206,31 @@ class TradeWatch:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel and await every task of the watch; idempotent.
+        """Cancel and await every task of the watch, and close the walks; idempotent.
 
         If the caller is cancelled while waiting, the tasks are already
         cancelled and finish on their own.
         """
         self._finished = True
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
         if tasks:
-            await asyncio.wait(tasks)
+            await cancel_and_wait(tasks)
             # Wake a consumer waiting in another task (a full queue means nobody waits).
             if not self._out.full():
                 self._out.put_nowait(_End(None))
+        for acc in self._accounts:
+            pages, acc.pages = acc.pages, None
+            if pages is not None:
+                await aclose_iterator(pages)
+
+    def __del__(self) -> None:
+        # Warn only; no I/O in a finalizer.
+        if getattr(self, "_tasks", None):
+            warnings.warn(
+                "a TradeWatch was never closed; use 'async with watch:'",
+                ResourceWarning,
+                stacklevel=2,
+            )
 
     def __aiter__(self) -> TradeWatch:
         return self
@@ -219,13 +240,14 @@ class TradeWatch:
 
         Raises:
             StopAsyncIteration: the watch was closed.
-            AuthenticationError, PermissionDeniedError, NotFoundError,
-            ValidationError: a permanent refusal (bad key, scope, or account id);
-                the watch is closed first.
+            ClientClosedError: iterated outside its ``async with`` block.
+            The error that ended the watch (see ``watch_trades``); the watch is
+            closed first.
         """
         if self._finished:
             raise StopAsyncIteration
-        self._start()
+        if not self._entered:
+            raise ClientClosedError("enter the watch first: `async with ... as watch:`")
         item = await self._out.get()
         if isinstance(item, _End):
             await self.aclose()
@@ -239,18 +261,18 @@ class TradeWatch:
 
     def _schedule(self, acc: _Account, due: float) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), acc))
-        _wake(self._waiter)
+        wake(self._waiter)
 
     async def _dispatch(self) -> None:
-        # Sleeps on a plain future woken by a timer or by _schedule; asyncio.wait_for
-        # can swallow a cancellation on Python < 3.12 and would keep this task alive.
-        loop = asyncio.get_running_loop()
+        # Sleeps on a plain future woken by a clock timer or by _schedule;
+        # asyncio.wait_for can swallow a cancellation on Python < 3.12.
+        loop, clock = asyncio.get_running_loop(), self._clock
         while True:
-            now = loop.time()
+            now = clock.now()
             while self._heap and self._heap[0][0] <= now:
                 self._ready.put_nowait(heapq.heappop(self._heap)[2])
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_at(self._heap[0][0], _wake, waiter) if self._heap else None
+            timer = clock.call_at(self._heap[0][0], partial(wake, waiter)) if self._heap else None
             try:
                 await waiter
             finally:
@@ -259,13 +281,12 @@ class TradeWatch:
                     timer.cancel()
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 acc = await self._ready.get()
                 delay = await self._turn(acc)
-                self._schedule(acc, loop.time() + delay)
-        except Exception as exc:  # a permanent error; CancelledError propagates
+                self._schedule(acc, self._clock.now() + delay)
+        except Exception as exc:  # the watch ends with it; CancelledError propagates
             await self._out.put(_End(exc))
 
     async def _turn(self, acc: _Account) -> float:
@@ -273,8 +294,14 @@ class TradeWatch:
         try:
             delay = await self._poll(acc)
         except Exception as exc:
-            if is_permanent(exc):
+            pages, acc.pages, acc.found = acc.pages, None, []
+            if pages is not None:
+                await aclose_iterator(pages)
+            fatal = self._process(exc)
+            if fatal is exc:
                 raise
+            if fatal is not None:
+                raise fatal from exc
             acc.failures += 1
             self.stats.retries += 1
             delay = backoff(self._interval, _MAX_BACKOFF, acc.failures - 1, self._rng)
@@ -285,38 +312,48 @@ class TradeWatch:
         acc.failures = 0
         return delay
 
-    async def _page(self, acc: _Account, limit: int) -> TradePage:
-        params = {"limit": str(limit)}
-        if acc.cursor is not None:
-            params["cursor"] = acc.cursor
+    async def _page(self, acc: _Account, first_page_size: int) -> TradePage | None:
+        """The next page of this poll's walk (opened if needed), or ``None`` at its end."""
+        if acc.pages is None:
+            acc.pages = self._walk(acc.id, first_page_size)
         self.stats.requests += 1
-        return await self._r.request(TradePage, "GET", acc.path, params=params)
+        try:
+            return await anext(acc.pages)
+        except StopAsyncIteration:
+            self.stats.requests -= 1  # the walk ended without a request
+            return None
 
     async def _poll(self, acc: _Account) -> float:
         mark = acc.mark
         if isinstance(mark, _Unset):
             page = await self._page(acc, 1)
-            acc.mark = Watermark.of(page.data[0]) if page.data else Watermark.beginning()
+            await self._end_walk(acc)
+            newest = page.data[0] if page is not None and page.data else None
+            acc.mark = Watermark.of(newest) if newest is not None else Watermark.beginning()
             self._delivered[acc.id] = acc.mark
             return self._interval
-        first = acc.cursor is None
         probe = min(self._page_size, max(_MIN_PROBE, 2 * acc.last_new + 1))
-        page = await self._page(acc, probe if first else self._page_size)
-        reached = False
-        for trade in page.data:
+        page = await self._page(acc, probe)
+        reached = page is None or not page.next_cursor
+        for trade in page.data if page is not None else ():
             if Watermark.of(trade) <= mark:
                 reached = True
                 break
-            acc.walk.append(trade)
-        if not reached and page.next_cursor:
-            acc.cursor = page.next_cursor
+            acc.found.append(trade)
+        if not reached:
             return 0.0  # continue the walk, behind every account already due
-        found, acc.walk, acc.cursor = acc.walk, [], None
+        await self._end_walk(acc)
+        found, acc.found = acc.found, []
         acc.last_new = len(found)
         self.stats.polls += 1
         if found:
             acc.mark = Watermark.of(found[0])
             for trade in reversed(found):
                 self.stats.trades += 1
-                await self._out.put(AccountTrade(account_id=acc.id, trade=trade))
+                await self._out.put(AccountTrade(acc.id, trade))
         return self._interval
+
+    async def _end_walk(self, acc: _Account) -> None:
+        pages, acc.pages = acc.pages, None
+        if pages is not None:
+            await aclose_iterator(pages)

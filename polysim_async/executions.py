@@ -5,28 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal, overload
 
+from ._config import DEFAULT_QUEUE_SIZE, DEFAULT_STREAM_POLICY, StreamPolicy
 from ._errors import InvalidArgumentError
-from ._fills import HISTORY_PAGE_MAX
 from ._requester import Requester
-from ._stream import FillStream, SessionFactory, StreamPolicy
-from ._validation import check_int
-from .account import wallet_param
+from ._stream import FillStream
+from ._validation import check_int, wallet_param
+from .account import AccountAPI
 from .models.executions import Fill
 from .models.orders import WsToken
 from .models.streams import StreamCheckpoint, StreamGap, Watermark
 
-__all__ = ["DEFAULT_QUEUE_SIZE", "DEFAULT_STREAM_POLICY", "ExecutionsAPI", "ws_url"]
-
-#: Fills buffered between the socket reader and a slow consumer.
-DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_STREAM_POLICY = StreamPolicy()
-
-
-def ws_url(base_url: str, path: str) -> str:
-    """Turn the REST base URL into a WebSocket URL: ``https→wss``, ``http→ws``, plus ``path``."""
-    scheme, sep, rest = base_url.partition("://")
-    ws_scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme)
-    return f"{ws_scheme}{sep}{rest.rstrip('/')}{path}"
+__all__ = ["ExecutionsAPI"]
 
 
 class ExecutionsAPI:
@@ -36,14 +25,14 @@ class ExecutionsAPI:
         self,
         requester: Requester,
         *,
+        account: AccountAPI,
         mint: Callable[[], Awaitable[WsToken]],
-        session: SessionFactory,
-        base_url: str,
+        user_agent: str,
     ) -> None:
         self._r = requester
+        self._account = account
         self._mint = mint
-        self._session = session
-        self._url = ws_url(base_url, "/v1/ws/executions")
+        self._user_agent = user_agent
 
     @overload
     def stream(
@@ -116,8 +105,12 @@ class ExecutionsAPI:
                 ``wallet_id`` (at once).
             While iterating: AuthenticationError or PermissionDeniedError when a
             token is refused (401/403), StreamClosedError after
-            ``policy.max_failures`` consecutive failures. Other errors are
-            retried with backoff.
+            ``policy.max_failures`` consecutive failures or when the base URL
+            has no executions WebSocket. Transient failures (``is_transient``:
+            transport errors, 408/425/429/5xx) reconnect with backoff; any other
+            error ends the stream with it (``policy.process_exception`` changes
+            that). An unreadable frame is counted (``stats.unreadable``) and
+            skipped, and REST is checked for the fill it may have carried.
 
         Cancellation: cancelling the consumer, ``break`` or an error inside the
         ``async with`` closes the socket and stops the reader task before the
@@ -130,16 +123,14 @@ class ExecutionsAPI:
             )
         if not isinstance(policy, StreamPolicy):
             raise InvalidArgumentError("policy must be a StreamPolicy")
-        scope = wallet_param(wallet_id)
         return FillStream(
             requester=self._r,
+            account=self._account,
             mint=self._mint,
-            session=self._session,
-            url=self._url,
+            user_agent=self._user_agent,
             since=since,
             gaps=gaps,
             queue_size=size,
             policy=policy,
-            page_size=HISTORY_PAGE_MAX,
-            scope={} if scope is None else {"wallet_id": scope},
+            wallet_id=wallet_param(wallet_id),
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from ._codec import decode
 from ._errors import DecodeError
 from ._requester import Requester
 from .models.orders import WsToken
@@ -47,15 +46,19 @@ class KeysAPI:
         Cancellation propagates unchanged.
         """
         response = await self._r.send("POST", "/v1/keys/ws-token", json={}, idempotent=True)
-        wire = decode(
-            _WsTokenWire, response.content, status=response.status, request_id=response.request_id
-        )
-        token = wire.token or wire.ws_token or wire.access_token or wire.jwt
-        if not token:
-            raise DecodeError(
+        error: DecodeError
+        try:
+            wire = self._r.decode(_WsTokenWire, response)
+        except DecodeError as exc:
+            # Without the body (it may hold a token) or a chain to the decoder's error.
+            error = DecodeError(exc.message, status=exc.status, request_id=exc.request_id)
+        else:
+            token = wire.token or wire.ws_token or wire.access_token or wire.jwt
+            if token:
+                return WsToken(token=token, expires_in=wire.expires_in)
+            error = DecodeError(
                 "the ws-token answer carried no token",
                 status=response.status,
                 request_id=response.request_id,
-                body=response.content,
             )
-        return WsToken(token=token, expires_in=wire.expires_in)
+        raise error

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,8 +14,15 @@ import msgspec
 from ._errors import InvalidArgumentError
 from ._pagination import flatten, walk_cursor
 from ._requester import Requester
-from ._validation import check_enum, check_int, check_str, path_id, to_money
-from .account import wallet_param
+from ._validation import (
+    check_enum,
+    check_int,
+    check_str,
+    page_limit,
+    path_id,
+    to_money,
+    wallet_param,
+)
 from .models.common import Side
 from .models.orders import (
     CancelAllResult,
@@ -27,7 +35,7 @@ from .models.orders import (
     TimeInForce,
 )
 
-__all__ = ["OrdersAPI", "build_order"]
+__all__ = ["OrdersAPI"]
 
 _RESTING = frozenset({TimeInForce.GTC, TimeInForce.GTD})
 _LISTABLE = frozenset(
@@ -35,6 +43,8 @@ _LISTABLE = frozenset(
 )
 #: The finest tick of any market (API.md §4.5) and the share quantum: 4 decimal places.
 _MAX_PLACES = 4
+#: Largest page ``GET /v1/orders`` serves (API.md §4.5, O3).
+_ORDERS_PAGE_MAX = 200
 
 
 def _places(name: str, value: Decimal, places: int = _MAX_PLACES) -> Decimal:
@@ -248,16 +258,16 @@ class OrdersAPI:
             params["wallet_id"] = str(check_int("wallet_id", wallet_id, low=0))
         return await self._r.request(OrderRow, "GET", f"/v1/orders/{oid}", params=params)
 
-    def pages(
+    def list_pages(
         self,
         *,
         status: OrderStatus | str | None = None,
         market_id: str | None = None,
         side: Side | str | None = None,
         wallet_id: int | str | None = None,
-        page_size: int = 50,
+        page_size: int | None = None,
         cursor: str | None = None,
-    ) -> AsyncIterator[OrderPage]:
+    ) -> AsyncGenerator[OrderPage, None]:
         """Iterate over the orders page by page, newest first, until ``has_more`` is false.
 
         Nothing is held open between pages, so ``break`` is safe.
@@ -266,7 +276,7 @@ class OrdersAPI:
             status: ``PENDING``, ``FILLED``, ``CANCELLED`` or ``EXPIRED``.
             market_id, side: filters.
             wallet_id: ``"all"``, ``"api"`` or a wallet id.
-            page_size: 1 to 200.
+            page_size: 1 to 200; ``None`` asks for the largest page (200).
             cursor: a saved ``next_cursor`` to resume from (same filters).
 
         Returns:
@@ -276,7 +286,7 @@ class OrdersAPI:
             InvalidArgumentError: bad filters, raised by this call before anything is sent.
             PaginationError: the server repeated a cursor (raised while iterating).
         """
-        params: dict[str, str] = {"limit": str(check_int("page_size", page_size, low=1, high=200))}
+        params: dict[str, str] = {"limit": page_limit(page_size, _ORDERS_PAGE_MAX)}
         if status is not None:
             state = check_enum("status", status, OrderStatus)
             if state not in _LISTABLE:
@@ -296,7 +306,32 @@ class OrdersAPI:
             query = params if cur is None else {**params, "cursor": cur}
             return await self._r.request(OrderPage, "GET", "/v1/orders", params=query)
 
-        return walk_cursor(fetch, lambda page: page.next_cursor if page.has_more else None, cursor)
+        return walk_cursor(fetch, _next_orders_cursor, cursor)
+
+    def pages(
+        self,
+        *,
+        status: OrderStatus | str | None = None,
+        market_id: str | None = None,
+        side: Side | str | None = None,
+        wallet_id: int | str | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncGenerator[OrderPage, None]:
+        """Deprecated alias of :meth:`list_pages`."""
+        warnings.warn(
+            "client.orders.pages() is deprecated; use client.orders.list_pages()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.list_pages(
+            status=status,
+            market_id=market_id,
+            side=side,
+            wallet_id=wallet_id,
+            page_size=page_size,
+            cursor=cursor,
+        )
 
     async def cancel(self, order_id: int) -> Order:
         """Cancel a resting order (``DELETE /v1/orders/{order_id}``); its reserve is returned.
@@ -348,22 +383,24 @@ class OrdersAPI:
         market_id: str | None = None,
         side: Side | str | None = None,
         wallet_id: int | str | None = None,
-        page_size: int = 50,
-    ) -> AsyncIterator[OrderRow]:
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncGenerator[OrderRow, None]:
         """Iterate over every order across pages, newest first.
 
-        Same arguments and errors as :meth:`pages`; ``break`` is safe.
+        Same arguments and errors as :meth:`list_pages`; ``break`` is safe.
 
         Returns:
             An async iterator of order rows.
         """
         return flatten(
-            self.pages(
+            self.list_pages(
                 status=status,
                 market_id=market_id,
                 side=side,
                 wallet_id=wallet_id,
                 page_size=page_size,
+                cursor=cursor,
             ),
             _page_orders,
         )
@@ -371,3 +408,7 @@ class OrdersAPI:
 
 def _page_orders(page: OrderPage) -> list[OrderRow]:
     return page.orders
+
+
+def _next_orders_cursor(page: OrderPage) -> str | None:
+    return page.next_cursor if page.has_more else None

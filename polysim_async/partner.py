@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from decimal import Decimal
 from os import PathLike
 from typing import Any
 
 import msgspec
 
-from ._codec import decode, encode_rules
-from ._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from ._codec import encode_rules
+from ._compat import deprecated_positional
+from ._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ProcessException
 from ._errors import InvalidArgumentError
 from ._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
 from ._pagination import flatten, walk_cursor, walk_cursor_prefetch
@@ -21,6 +22,7 @@ from ._validation import (
     check_mapping,
     check_str,
     check_url,
+    page_limit,
     path_id,
     to_money,
 )
@@ -41,29 +43,28 @@ from .models.partner import (
     TradePage,
     UpdateAccountRequest,
 )
-from .models.streams import Watermark
+from .models.streams import AccountTrade, Watermark
 
 __all__ = ["PartnerAPI", "PartnerAccounts", "PartnerUsers"]
 
-_RULE_KEYS = frozenset(Rules.__struct_fields__)
+#: The documented rule keys: exact, non-negative percentages (API.md P4).
+_TYPED_RULES = ("profit_target_pct", "max_drawdown_pct")
 
 
-def _rules(value: Rules | Mapping[str, Any] | None) -> Rules | None:
-    if value is None or isinstance(value, Rules):
-        return value
-    mapping = check_mapping("rules", value) or {}
-    unknown = set(mapping) - _RULE_KEYS
-    if unknown:
-        raise InvalidArgumentError(
-            f"rules has unknown keys {sorted(unknown)}; known: {sorted(_RULE_KEYS)}"
-        )
-    values = {
-        k: to_money(f"rules.{k}", v, positive=False) for k, v in mapping.items() if v is not None
-    }
-    for key, amount in values.items():
+def _rules(value: Rules | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Check a rules object for sending; any JSON object, the documented keys typed."""
+    if value is None:
+        return None
+    rules = check_mapping("rules", value)
+    assert rules is not None
+    for key in _TYPED_RULES:
+        if rules.get(key) is None:
+            continue
+        amount = to_money(f"rules.{key}", rules[key], positive=False)
         if amount < 0:  # zero is a valid rule (e.g. no drawdown allowed)
-            raise InvalidArgumentError(f"rules.{key} must not be negative, got {mapping[key]!r}")
-    return Rules(**values)
+            raise InvalidArgumentError(f"rules.{key} must not be negative, got {rules[key]!r}")
+        rules[key] = amount
+    return rules
 
 
 def _page_data(page: TradePage) -> list[Trade]:
@@ -80,8 +81,9 @@ class PartnerUsers:
     def __init__(self, requester: Requester) -> None:
         self._r = requester
 
+    @deprecated_positional(3, "metadata")
     async def register(
-        self, external_id: str, email: str, metadata: Mapping[str, Any] | None = None
+        self, external_id: str, email: str, *, metadata: Mapping[str, Any] | None = None
     ) -> PartnerUser:
         """Register a trader, or resolve the one already mapped to ``external_id``.
 
@@ -104,14 +106,12 @@ class PartnerUsers:
             external_id=external_id, email=email, metadata=check_mapping("metadata", metadata)
         )
         response = await self._r.send("POST", "/v1/partner/users", json=body, idempotent=True)
-        user = decode(
-            PartnerUser,
-            response.content,
-            status=response.status,
-            request_id=response.request_id,
-        )
+        user = self._r.decode(PartnerUser, response)
         if response.status == 201 and not user.created:
+            # A 201 means created, whatever the body says (or leaves out).
             user = msgspec.structs.replace(user, created=True)
+            if response.request_id is not None:
+                user.__dict__["request_id"] = response.request_id
         return user
 
     async def get(self, user_id: int) -> PartnerUser:
@@ -123,7 +123,8 @@ class PartnerUsers:
         uid = check_int("user_id", user_id, low=1)
         return await self._r.request(PartnerUser, "GET", f"/v1/partner/users/{uid}")
 
-    async def send_login_link(self, user_id: int, redirect_url: str | None = None) -> LoginLink:
+    @deprecated_positional(2, "redirect_url")
+    async def send_login_link(self, user_id: int, *, redirect_url: str | None = None) -> LoginLink:
         """Email the trader a one-time sign-in link (the link is never returned).
 
         Not idempotent (every call sends another email), so it is repeated only
@@ -139,9 +140,7 @@ class PartnerUsers:
         response = await self._r.send("POST", f"/v1/partner/users/{uid}/login-link", json=body)
         if not response.content.strip():
             return LoginLink()
-        return decode(
-            LoginLink, response.content, status=response.status, request_id=response.request_id
-        )
+        return self._r.decode(LoginLink, response)
 
 
 class PartnerAccounts:
@@ -165,9 +164,17 @@ class PartnerAccounts:
         Whether the server deduplicates on the account ``external_id`` is not
         documented, so a create is not repeated once it may have reached the server.
 
+        Args:
+            rules: any JSON object (a :class:`Rules`, or a mapping); it is stored
+                and echoed back whole. ``profit_target_pct`` and
+                ``max_drawdown_pct``, when given, must be exact non-negative
+                numbers (Decimal, int or decimal string; floats are refused).
+                Every number goes out as a JSON number.
+
         Raises:
             InvalidArgumentError: bad ``stage``, a non-positive, float or
-                non-decimal ``starting_balance``, unknown ``rules`` keys.
+                non-decimal ``starting_balance``, ``rules`` or ``metadata`` not a
+                JSON object, a bad documented rule value.
         """
         body = CreateAccountRequest(
             user_id=check_int("user_id", user_id, low=1),
@@ -222,10 +229,10 @@ class PartnerAccounts:
         *,
         side: Side | str | None = None,
         market_id: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int | None = None,
         cursor: str | None = None,
         prefetch: bool = True,
-    ) -> AsyncIterator[TradePage]:
+    ) -> AsyncGenerator[TradePage, None]:
         """Iterate over the account's fill feed page by page, newest first.
 
         Pass a saved ``next_cursor`` as ``cursor`` (with the same filters) to
@@ -244,14 +251,42 @@ class PartnerAccounts:
                 async for page in pages:
                     ...
 
+        Args:
+            page_size: 1 to 500; ``None`` asks for the largest page (500).
+
         Raises:
             InvalidArgumentError: bad filters or ``page_size`` outside 1..500,
                 raised by this call before anything is sent.
             PaginationError: the server repeated a cursor (raised while iterating).
         """
+        return self._walk(
+            account_id,
+            side=side,
+            market_id=market_id,
+            page_size=page_size,
+            cursor=cursor,
+            prefetch=prefetch,
+        )
+
+    def _walk(
+        self,
+        account_id: str,
+        *,
+        side: Side | str | None = None,
+        market_id: str | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+        prefetch: bool = False,
+        first_page_size: int | None = None,
+    ) -> AsyncGenerator[TradePage, None]:
+        """The one walk of a trade feed (every caller: pages, items, fan-out, watch).
+
+        ``first_page_size`` asks for a smaller first page (the watch's routine probe).
+        """
         aid = path_id("account_id", account_id)
-        limit = check_int("page_size", page_size, low=1, high=MAX_PAGE_SIZE)
-        params: dict[str, str] = {"limit": str(limit)}
+        limit = page_limit(page_size, MAX_PAGE_SIZE)
+        first = limit if first_page_size is None else page_limit(first_page_size, MAX_PAGE_SIZE)
+        params: dict[str, str] = {"limit": limit}
         if side is not None:
             params["side"] = check_enum("side", side, Side).value
         if market_id is not None:
@@ -261,7 +296,10 @@ class PartnerAccounts:
         path = f"/v1/partner/accounts/{aid}/trades"
 
         async def fetch(cur: str | None) -> TradePage:
-            query = params if cur is None else {**params, "cursor": cur}
+            if cur is not None:
+                query = {**params, "cursor": cur}
+            else:
+                query = params if first == limit else {**params, "limit": first}
             return await self._r.request(TradePage, "GET", path, params=query)
 
         walker = walk_cursor_prefetch if prefetch else walk_cursor
@@ -273,10 +311,10 @@ class PartnerAccounts:
         *,
         side: Side | str | None = None,
         market_id: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int | None = None,
         cursor: str | None = None,
         prefetch: bool = True,
-    ) -> AsyncIterator[Trade]:
+    ) -> AsyncGenerator[Trade, None]:
         """Iterate over every fill of the account, newest first, across pages.
 
         Same arguments, errors and cleanup as :meth:`trade_pages`: wrap it in
@@ -303,15 +341,17 @@ class PartnerAccounts:
         concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
         side: Side | str | None = None,
         market_id: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int | None = None,
         cursors: Mapping[str, str | None] | None = None,
         on_error: OnError = "raise",
-    ) -> AsyncIterator[tuple[str, Trade]]:
-        """Pull the fills of many accounts at once, as ``(account_id, trade)`` pairs.
+    ) -> AsyncGenerator[AccountTrade, None]:
+        """Pull the fills of many accounts at once, as :class:`AccountTrade` items.
 
-        ``concurrency`` accounts are walked at a time, each newest first; pairs of
+        ``concurrency`` accounts are walked at a time, each newest first; items of
         different accounts interleave. Every request goes through the client's
-        shared rate limiter, so the budget is kept busy but never exceeded.
+        shared rate limiter, so the budget is kept busy but never exceeded. An
+        :class:`AccountTrade` unpacks as ``(account_id, trade)``, so
+        ``async for account_id, trade in trades_many(ids)`` works.
 
         Args:
             account_ids: distinct account ids.
@@ -323,7 +363,7 @@ class PartnerAccounts:
                 account is pulled to the end first, then the failures are raised.
 
         Returns:
-            An async iterator of ``(account_id, Trade)``.
+            An async iterator of :class:`AccountTrade`.
 
         Raises:
             InvalidArgumentError: a bad or duplicate id or option, a bad cursor, or
@@ -339,8 +379,8 @@ class PartnerAccounts:
         body, the workers keep pulling until the iterator is closed or
         garbage-collected. When you may stop early or be cancelled, wrap it::
 
-            async with contextlib.aclosing(accounts.trades_many(ids)) as pairs:
-                async for account_id, trade in pairs:
+            async with contextlib.aclosing(accounts.trades_many(ids)) as items:
+                async for account_id, trade in items:
                     ...
 
         Leaving the ``async with`` (normally, by ``break``, an error or
@@ -365,14 +405,10 @@ class PartnerAccounts:
                 # The check trade_pages makes, done for every account before anything starts.
                 check_str(f"cursors[{aid!r}]", cur, max_len=4096)
 
-        def walk(aid: str) -> AsyncIterator[TradePage]:
-            return self.trade_pages(
-                aid,
-                side=side,
-                market_id=market_id,
-                page_size=page_size,
-                cursor=starts.get(aid),
-                prefetch=False,  # the workers already overlap requests
+        def walk(aid: str) -> AsyncGenerator[TradePage, None]:
+            # The workers already overlap requests: no prefetch.
+            return self._walk(
+                aid, side=side, market_id=market_id, page_size=page_size, cursor=starts.get(aid)
             )
 
         if ids:
@@ -381,6 +417,7 @@ class PartnerAccounts:
             ids,
             walk,
             items=_page_data,
+            pair=AccountTrade,
             checkpoint=_page_cursor,
             start=starts.get,
             concurrency=concurrency,
@@ -394,17 +431,19 @@ class PartnerAccounts:
         interval: float = DEFAULT_WATCH_INTERVAL,
         since: Mapping[str, Watermark] | None = None,
         concurrency: int = DEFAULT_WATCH_CONCURRENCY,
-        page_size: int = MAX_PAGE_SIZE,
+        page_size: int | None = None,
         queue_size: int = 1000,
+        process_exception: ProcessException | None = None,
     ) -> TradeWatch:
         """Watch many accounts for new fills; each fill is yielded exactly once, as it appears.
 
         ``async with client.partner.accounts.watch_trades(ids) as watch: async for t in watch:``
-        yields :class:`AccountTrade` items. Each account's feed is polled newest
-        first and read down to the newest fill already seen; the fills found are
-        yielded oldest first. Polls are spread over the client's shared rate
-        budget, one page per turn in due-time order, so a busy account cannot
-        starve the rest, and a 429 only delays the account it hit.
+        yields :class:`AccountTrade` items (``account_id``, ``trade``; they unpack
+        as a pair). Each account's feed is polled newest first and read down to
+        the newest fill already seen; the fills found are yielded oldest first.
+        Polls are spread over the client's shared rate budget, one page per turn
+        in due-time order, so a busy account cannot starve the rest, and a 429
+        only delays the account it hit.
 
         Fills are yielded oldest first, so a walk holds an account's new fills
         in memory until it reaches the watermark. To import a long history,
@@ -420,31 +459,47 @@ class PartnerAccounts:
                 is new"). An account not in it starts at its newest fill when
                 first polled.
             concurrency: requests in flight at once.
-            page_size: fills per page when catching up on a backlog (1..500);
-                a routine poll asks for about twice the fills the account had last time.
+            page_size: fills per page when catching up on a backlog (1..500;
+                ``None``: 500); a routine poll asks for about twice the fills the
+                account had last time.
             queue_size: fills buffered for a slow consumer before polling pauses.
+            process_exception: decides what a failed poll does: ``None`` delays
+                that account (with backoff) and polls it again, an exception
+                ends the watch with it. The default waits out exactly what
+                ``is_transient`` names (transport errors, 408/425/429/5xx).
 
         Returns:
             The watch: an async iterator and async context manager with
-            ``watermarks`` (what to save) and ``stats``.
+            ``watermarks`` (what to save) and ``stats``. Iterate it only inside
+            ``async with``.
 
         Raises:
             InvalidArgumentError: a bad or duplicate id or option (at once).
-            While iterating: AuthenticationError, PermissionDeniedError,
-            NotFoundError or ValidationError for a permanent refusal, which ends
-            the watch; transient failures (429, 5xx, network) are retried quietly.
+            While iterating: ClientClosedError outside ``async with``; the error
+            that ended the watch (AuthenticationError, PermissionDeniedError,
+            NotFoundError, ValidationError for a refusal, DecodeError for an
+            unreadable page, PaginationError when the server repeats a cursor).
 
         Cancellation: leaving the ``async with`` or cancelling the consumer
         cancels and awaits every polling task.
         """
+        walk_limit = page_limit(page_size, MAX_PAGE_SIZE)  # validated now
+
+        def walk(account_id: str, first_page_size: int) -> AsyncGenerator[TradePage, None]:
+            return self._walk(
+                account_id, page_size=int(walk_limit), first_page_size=first_page_size
+            )
+
         return TradeWatch(
-            self._r,
+            self._r.clock,
+            walk,
             account_ids,
             interval=interval,
             since=since,
             concurrency=concurrency,
-            page_size=page_size,
+            page_size=int(walk_limit),
             queue_size=queue_size,
+            process_exception=process_exception,
         )
 
     async def close(self, account_id: str) -> AccountState:

@@ -1,54 +1,275 @@
-"""Test helpers: a fake clock, client factory, request inspection and loopback servers."""
+"""Test helpers: clocks, a client factory, canned answers over MockTransport, loopback servers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import re
 import selectors
-from collections.abc import AsyncIterator, Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aioresponses import aioresponses
 
 import polysim_async as ps
+from polysim_async._transport import _translate
 
 T = TypeVar("T")
 
 #: A key that must never show up in reprs, messages or logs.
 SECRET = "tk_live_SUPERSECRET_0123456789abcdef"
 BASE = "https://api.test"
+#: Epoch seconds of the test clocks' start.
+WALL = 1_800_000_000.0
 
 
 class FakeClock:
-    """A monotonic clock whose ``sleep`` advances time at once instead of waiting."""
+    """A :class:`ps.Clock` whose ``sleep`` advances time at once instead of waiting.
+
+    For one task at a time (the request path): concurrent sleepers would each
+    move time forward. ``t`` is the current time; ``sleeps`` what was slept.
+    """
 
     def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
+        self.t = start
+        self._start = start
         self.sleeps: list[float] = []
 
+    def now(self) -> float:
+        return self.t
+
     def __call__(self) -> float:
-        return self.now
+        return self.t
+
+    def wall(self) -> float:
+        return WALL + (self.t - self._start)
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
+        self.t += max(0.0, seconds)
         await asyncio.sleep(0)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> ps.Cancellable:
+        # Fires as soon as the loop runs if due, else when a sleep moves time past it.
+        loop = asyncio.get_running_loop()
+        return loop.call_later(0 if when <= self.t else 3600.0, callback)
 
     @property
     def slept(self) -> float:
         return sum(self.sleeps)
 
 
-def make_client(clock: FakeClock | None = None, **kwargs: Any) -> ps.Client:
-    """A client for ``BASE`` whose time (limiter, backoff, deadline) is ``clock``."""
-    clock = clock or FakeClock()
+class SkipClock(ps.SystemClock):
+    """The system clock, except that a sleep waits only ``scale`` of its length (none
+    by default) and moves this clock forward by the rest: backoff and pacing without
+    the waiting, on real sockets. ``sleeps`` records what was asked."""
+
+    def __init__(self, scale: float = 0.0) -> None:
+        self.skipped = 0.0
+        self.scale = scale
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:  # type: ignore[override]
+        return time.monotonic() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.sleeps.append(seconds)
+        self.skipped += seconds * (1 - self.scale)
+        await asyncio.sleep(seconds * self.scale)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> ps.Cancellable:
+        return asyncio.get_running_loop().call_later(max(0.0, when - self.now()), callback)
+
+
+class LoopClock:
+    """The running event loop's time as a :class:`ps.Clock`: virtual on a
+    :class:`VirtualTimeLoop`, so every timer and sleep of a client (and of the
+    mock sockets) runs on one virtual time line."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def wall(self) -> float:
+        return WALL + self.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> ps.Cancellable:
+        return asyncio.get_running_loop().call_at(when, callback)
+
+
+@dataclass
+class CallbackResult:
+    """What a route callback returns (as aioresponses' ``CallbackResult``)."""
+
+    status: int = 200
+    payload: Any = None
+    body: bytes | str | None = None
+    headers: Mapping[str, str] | None = None
+    reason: str | None = None
+
+
+@dataclass
+class _Route:
+    method: str
+    url: str | re.Pattern[str]
+    reply: CallbackResult | None
+    callback: Callable[..., CallbackResult | ps.Response] | None
+    exception: BaseException | None
+    repeat: bool
+    used: bool = False
+
+
+def _response(result: CallbackResult | ps.Response) -> ps.Response:
+    if isinstance(result, ps.Response):
+        return result
+    headers = dict(result.headers or {})
+    if result.payload is not None:
+        headers.setdefault("Content-Type", "application/json")
+        body = json.dumps(result.payload).encode()
+    else:
+        body = result.body.encode() if isinstance(result.body, str) else (result.body or b"")
+    return ps.Response(
+        result.status, ps.Response.from_json({}, headers=headers).headers, body, result.reason
+    )
+
+
+class Routes:
+    """Canned answers by method and URL, served by a :class:`ps.MockTransport`.
+
+    The same calls as aioresponses (``get(url, payload=..., status=...,
+    headers=..., body=..., repeat=..., callback=..., exception=...)``); a URL
+    is ``BASE + path`` (a string, or a pattern from :func:`url`). Each answer
+    is used once unless ``repeat=True``; a request without an answer fails as
+    a refused connection (``ConnectError``).
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []
+        self._timeout: ps.Timeout | None = None
+
+    @property
+    def transport(self) -> ps.MockTransport:
+        """A new transport (one per client) answering from these routes."""
+        routes = self
+
+        class Recording(ps.MockTransport):
+            async def send(self, request: ps.Request, timeout: ps.Timeout) -> ps.Response:
+                routes._timeout = timeout
+                return await super().send(request, timeout)
+
+        return Recording(self._handle)
+
+    def add(
+        self,
+        url: str | re.Pattern[str],
+        method: str = "GET",
+        *,
+        status: int = 200,
+        payload: Any = None,
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
+        content_type: str | None = None,
+        repeat: bool = False,
+        callback: Callable[..., CallbackResult | ps.Response] | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if content_type is not None:
+            headers = {**(headers or {}), "Content-Type": content_type}
+        reply = CallbackResult(status, payload, body, headers, reason)
+        self._routes.append(_Route(method, url, reply, callback, exception, repeat))
+
+    def get(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add(url, "GET", **kwargs)
+
+    def post(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add(url, "POST", **kwargs)
+
+    def patch(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add(url, "PATCH", **kwargs)
+
+    def delete(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add(url, "DELETE", **kwargs)
+
+    def put(self, url: str | re.Pattern[str], **kwargs: Any) -> None:
+        self.add(url, "PUT", **kwargs)
+
+    @staticmethod
+    def _matches(route: _Route, method: str, full: str, path: str) -> bool:
+        if route.method != method:
+            return False
+        if isinstance(route.url, re.Pattern):
+            return route.url.match(full) is not None
+        return route.url in (full, path) or (
+            "?" not in route.url and full.split("?")[0] == route.url
+        )
+
+    def _handle(self, request: ps.Request) -> ps.Response:
+        path = BASE + request.path
+        full = path + ("?" + urlencode(dict(request.params)) if request.params else "")
+        kwargs = {
+            "data": request.body,
+            "params": request.params,
+            "headers": request.headers,
+            "timeout": self._timeout,
+        }
+        self.seen.append((request.method, full, kwargs))
+        for route in self._routes:
+            if route.used or not self._matches(route, request.method, full, path):
+                continue
+            route.used = not route.repeat
+            try:
+                if route.exception is not None:
+                    raise route.exception
+                if route.callback is not None:
+                    return _response(route.callback(full, **kwargs))
+            except ps.PolySimError:
+                raise
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                # As the real transport translates a socket error (aioresponses-style).
+                error = _translate(exc, f"{request.method} {request.path}", BASE)
+            else:
+                assert route.reply is not None
+                return _response(route.reply)
+            raise error
+        raise ps.ConnectError(f"no canned answer for {request.method} {full}")
+
+
+_routes: contextvars.ContextVar[Routes | None] = contextvars.ContextVar("routes", default=None)
+
+
+@contextlib.contextmanager
+def routes() -> Any:
+    """Install a :class:`Routes` that :func:`make_client` uses while the block runs."""
+    r = Routes()
+    token = _routes.set(r)
+    try:
+        yield r
+    finally:
+        _routes.reset(token)
+
+
+def make_client(clock: ps.Clock | None = None, **kwargs: Any) -> ps.Client:
+    """A client for ``BASE`` whose time (limiter, backoff, deadline) is ``clock`` and whose
+    network is the active :class:`Routes` (the ``mock`` fixture)."""
     kwargs.setdefault("api_key", SECRET)
     kwargs.setdefault("base_url", BASE)
-    return ps.Client(clock=clock, sleep=clock.sleep, wall_clock=lambda: 1_800_000_000.0, **kwargs)
+    active = _routes.get()
+    if active is not None:
+        kwargs.setdefault("transport", active.transport)
+    return ps.Client(clock=clock or FakeClock(), **kwargs)
 
 
 def url(path: str) -> re.Pattern[str]:
@@ -56,13 +277,9 @@ def url(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(BASE + path) + r"(\?.*)?$")
 
 
-def calls(mock: aioresponses, method: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every request aioresponses saw, as (method, url, kwargs)."""
-    out = []
-    for (meth, u), reqs in mock.requests.items():
-        if method is None or meth == method:
-            out.extend((meth, str(u), r.kwargs) for r in reqs)
-    return out
+def calls(mock: Routes, method: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every request the routes saw, as (method, url, kwargs with data/params/headers)."""
+    return [c for c in mock.seen if method is None or c[0] == method]
 
 
 def sent_json(kwargs: dict[str, Any]) -> Any:
@@ -200,8 +417,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     With it, ``asyncio.sleep`` (and every timer) takes no real time, and concurrent
     sleepers wake in the order of their deadlines, each at its exact virtual time.
-    Inject ``clock=loop.time, sleep=asyncio.sleep`` into a client to test pacing of many
-    concurrent calls; only in-memory I/O (aioresponses) may run on it.
+    Give a client ``clock=LoopClock()`` to run all its timing on it; only
+    in-memory I/O (``MockTransport``) may run on it, never real sockets.
     """
 
     def __init__(self) -> None:
@@ -212,6 +429,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.virtual_now
+
+
+def virtual(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test on a fresh :class:`VirtualTimeLoop` (give clients ``LoopClock()``)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        run_virtual(lambda loop: test(*args, **kwargs))
+
+    return run
 
 
 def run_virtual(main: Callable[[VirtualTimeLoop], Coroutine[Any, Any, T]]) -> T:

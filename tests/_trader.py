@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aioresponses import aioresponses
-
-from ._helpers import calls
+from ._helpers import Routes, calls
 
 CID = "0x" + "1a" * 32
 CID2 = "0x" + "2b" * 32
@@ -121,11 +119,11 @@ ME: dict[str, Any] = {
 }
 
 
-def sent(mock: aioresponses, path: str, method: str | None = None) -> list[dict[str, Any]]:
+def sent(mock: Routes, path: str, method: str | None = None) -> list[dict[str, Any]]:
     """The kwargs of every recorded request to ``path`` (any query string)."""
     return [kw for _, u, kw in calls(mock, method) if u.split("?")[0].endswith(path)]
 
 
-def params(mock: aioresponses, path: str) -> list[dict[str, str]]:
+def params(mock: Routes, path: str) -> list[dict[str, str]]:
     """The query of every recorded request to ``path``, in order."""
     return [dict(kw.get("params") or {}) for kw in sent(mock, path)]

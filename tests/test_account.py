@@ -7,24 +7,21 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import EQUITY, calls, make_client, url
+from ._helpers import EQUITY, Routes, calls, make_client, url
 
 EQUITY_URL = url("/v1/account/equity")
 
 
-def query(mock: aioresponses) -> dict[str, str]:
+def query(mock: Routes) -> dict[str, str]:
     ((_, _, kwargs),) = [c for c in calls(mock) if "/v1/account/" in c[1]]
     return dict(kwargs["params"])
 
 
 class TestEquity:
-    async def test_default_is_seven_days_of_the_api_wallet_oldest_first(
-        self, mock: aioresponses
-    ) -> None:
+    async def test_default_is_seven_days_of_the_api_wallet_oldest_first(self, mock: Routes) -> None:
         mock.get(EQUITY_URL, payload=EQUITY)
         async with make_client() as client:
             points = await client.account.equity()
@@ -40,14 +37,14 @@ class TestEquity:
         ("wallet_id", "sent"),
         [("all", "all"), ("api", "api"), ("ALL", "all"), (" Api ", "api"), (42, "42")],
     )
-    async def test_wallet_scopes(self, mock: aioresponses, wallet_id: Any, sent: str) -> None:
+    async def test_wallet_scopes(self, mock: Routes, wallet_id: Any, sent: str) -> None:
         mock.get(EQUITY_URL, payload=[])
         async with make_client() as client:
             assert await client.account.equity(days=30, wallet_id=wallet_id) == []
         assert query(mock) == {"days": "30", "wallet_id": sent}
 
     @pytest.mark.parametrize("days", [1, 90])
-    async def test_days_bounds_are_inclusive(self, mock: aioresponses, days: int) -> None:
+    async def test_days_bounds_are_inclusive(self, mock: Routes, days: int) -> None:
         mock.get(EQUITY_URL, payload=[])
         async with make_client() as client:
             await client.account.equity(days=days)
@@ -55,7 +52,7 @@ class TestEquity:
 
     @pytest.mark.parametrize("days", [0, 91, -7, True, 7.0, "7", None])
     async def test_days_outside_1_to_90_are_refused_before_any_request(
-        self, mock: aioresponses, days: Any
+        self, mock: Routes, days: Any
     ) -> None:
         async with make_client() as client:
             with pytest.raises(ValueError, match="days") as info:
@@ -65,20 +62,20 @@ class TestEquity:
 
     @pytest.mark.parametrize("wallet_id", ["main", "", "12", -1, 1.5, True, ["api"]])
     async def test_bad_wallet_ids_are_refused_before_any_request(
-        self, mock: aioresponses, wallet_id: Any
+        self, mock: Routes, wallet_id: Any
     ) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError, match="wallet_id"):
                 await client.account.equity(wallet_id=wallet_id)
         assert calls(mock) == []
 
-    async def test_naive_timestamps_are_decode_errors(self, mock: aioresponses) -> None:
+    async def test_naive_timestamps_are_decode_errors(self, mock: Routes) -> None:
         mock.get(EQUITY_URL, payload=[{**EQUITY[0], "timestamp": "2026-02-06T10:00:00"}])
         async with make_client() as client:
             with pytest.raises(ps.DecodeError):
                 await client.account.equity()
 
-    async def test_wallet_not_found(self, mock: aioresponses) -> None:
+    async def test_wallet_not_found(self, mock: Routes) -> None:
         mock.get(
             EQUITY_URL,
             status=404,
@@ -90,7 +87,7 @@ class TestEquity:
         assert info.value.code == "WALLET_NOT_FOUND"
 
     async def test_out_of_range_days_from_the_server_side_is_a_validation_error(
-        self, mock: aioresponses
+        self, mock: Routes
     ) -> None:
         mock.get(EQUITY_URL, status=422, payload={"detail": [{"msg": "days <= 90"}]})
         async with make_client() as client:
@@ -99,7 +96,7 @@ class TestEquity:
 
 
 class TestBalanceAndPositions:
-    async def test_balance(self, mock: aioresponses) -> None:
+    async def test_balance(self, mock: Routes) -> None:
         mock.get(
             url("/v1/account/balance"),
             payload={
@@ -116,7 +113,7 @@ class TestBalanceAndPositions:
         assert str(bal.unrealized_pnl) == "-242.50000000000000000"
         assert calls(mock)[0][2]["params"] is None
 
-    async def test_positions_with_filters(self, mock: aioresponses) -> None:
+    async def test_positions_with_filters(self, mock: Routes) -> None:
         row = {
             "id": 1,
             "market_id": "0xabc",
@@ -137,8 +134,72 @@ class TestBalanceAndPositions:
         assert pos.quantity == Decimal("10.0000")
 
     @pytest.mark.parametrize("status", ["ALL", "CLOSED_BY_RESET", 1])
-    async def test_positions_refuse_bad_status(self, mock: aioresponses, status: Any) -> None:
+    async def test_positions_refuse_bad_status(self, mock: Routes, status: Any) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.account.positions(status=status)
         assert calls(mock) == []
+
+
+HISTORY_ROW = {
+    "order_id": 9,
+    "market_id": "0xabc",
+    "side": "BUY",
+    "outcome": "Yes",
+    "price": "0.65",
+    "quantity": "10",
+    "notional": "6.50",
+    "fee": "0",
+    "filled_at": "2026-02-06T12:00:45Z",
+}
+
+
+class TestHistory:
+    async def test_history_walks_offset_pages_newest_first(self, mock: Routes) -> None:
+        mock.get(url("/v1/account/history"), payload={"data": [HISTORY_ROW], "next_cursor": "1"})
+        mock.get(url("/v1/account/history"), payload={"data": [HISTORY_ROW], "next_cursor": ""})
+        async with make_client() as client:
+            rows = [row async for row in client.account.history(side="buy", wallet_id="all")]
+        assert [r.order_id for r in rows] == [9, 9]
+        (_, _, first), (_, _, second) = calls(mock)
+        assert first["params"] == {
+            "limit": "200",
+            "envelope": "true",
+            "side": "BUY",
+            "wallet_id": "all",
+        }
+        assert second["params"]["offset"] == "1"
+
+    async def test_history_pages_resume_from_a_cursor_and_carry_the_request_id(
+        self, mock: Routes
+    ) -> None:
+        mock.get(
+            url("/v1/account/history"),
+            payload={"data": [], "next_cursor": ""},
+            headers={"X-Request-Id": "h-1"},
+        )
+        async with make_client() as client:
+            pages = [p async for p in client.account.history_pages(page_size=5, cursor="40")]
+        assert pages[0].request_id == "h-1"
+        assert calls(mock)[0][2]["params"]["offset"] == "40"
+        assert calls(mock)[0][2]["params"]["limit"] == "5"
+
+    @pytest.mark.parametrize(
+        "kwargs", [{"page_size": 201}, {"cursor": "abc"}, {"side": "HOLD"}, {"wallet_id": "x"}]
+    )
+    async def test_bad_arguments_are_refused_before_sending(
+        self, mock: Routes, kwargs: dict[str, Any]
+    ) -> None:
+        async with make_client() as client:
+            with pytest.raises(ps.InvalidArgumentError):
+                client.account.history(**kwargs)
+        assert calls(mock) == []
+
+    async def test_equity_options_are_keyword_only_with_a_deprecated_positional_form(
+        self, mock: Routes
+    ) -> None:
+        mock.get(url("/v1/account/equity"), payload=EQUITY, repeat=True)
+        async with make_client() as client:
+            with pytest.warns(DeprecationWarning, match="days"):
+                await client.account.equity(30)  # type: ignore[misc]
+        assert calls(mock)[0][2]["params"] == {"days": "30"}

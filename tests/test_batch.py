@@ -6,11 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import calls, error_body, make_client, sent_json, url
+from ._helpers import Routes, calls, error_body, make_client, sent_json, url
 from ._trader import CID, ME, TIERS, YES, params, sent
 
 BATCH = url("/v1/orders/batch")
@@ -52,17 +51,17 @@ REJECTED = {
 }
 
 
-def bodies(mock: aioresponses) -> list[Any]:
+def bodies(mock: Routes) -> list[Any]:
     return [sent_json(kw) for kw in sent(mock, "/v1/orders/batch")]
 
 
-def know_tier(mock: aioresponses, tier: str = "pro") -> None:
+def know_tier(mock: Routes, tier: str = "pro") -> None:
     mock.get(url("/v1/keys/tiers"), payload=TIERS)
     mock.get(url("/v1/me"), payload={**ME, "tier": tier})
 
 
 class TestBody:
-    async def test_every_entry_gets_its_own_id_and_no_batch_key(self, mock: aioresponses) -> None:
+    async def test_every_entry_gets_its_own_id_and_no_batch_key(self, mock: Routes) -> None:
         know_tier(mock)
         mock.post(BATCH, payload={"results": [placed(1), placed(2)], "succeeded": 2, "failed": 0})
         async with make_client() as client:
@@ -86,7 +85,7 @@ class TestBody:
         assert "Idempotency-Key" not in (kwargs.get("headers") or {})
         assert [o.order_id for o in result.results] == [1, 2]
 
-    async def test_typed_entries_are_accepted(self, mock: aioresponses) -> None:
+    async def test_typed_entries_are_accepted(self, mock: Routes) -> None:
         mock.post(BATCH, payload={"results": [placed(1)]})
         entry = ps.PlaceOrderRequest(
             market_id=CID,
@@ -103,7 +102,7 @@ class TestBody:
         # One entry: every tier allows it, so no tier lookup was made.
         assert len(calls(mock)) == 1
 
-    async def test_a_retried_batch_resends_the_same_ids(self, mock: aioresponses) -> None:
+    async def test_a_retried_batch_resends_the_same_ids(self, mock: Routes) -> None:
         know_tier(mock)
         mock.post(BATCH, exception=ConnectionResetError("lost after sending"))
         mock.post(BATCH, status=503, payload=error_body("SERVER_BUSY"))
@@ -119,7 +118,7 @@ class TestBody:
         assert len(set(ids)) == 2
         assert result.succeeded == 2 and result.failed == 0
 
-    async def test_prepared_entries_keep_their_ids_across_calls(self, mock: aioresponses) -> None:
+    async def test_prepared_entries_keep_their_ids_across_calls(self, mock: Routes) -> None:
         know_tier(mock)
         mock.post(BATCH, status=500, payload=error_body("INTERNAL_ERROR"))
         mock.post(BATCH, payload={"results": [placed(1), placed(2)]})
@@ -155,7 +154,7 @@ class TestBody:
         ],
     )
     async def test_bad_batches_are_refused_before_sending(
-        self, mock: aioresponses, orders: Any, message: str
+        self, mock: Routes, orders: Any, message: str
     ) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError, match=message):
@@ -164,7 +163,7 @@ class TestBody:
 
 
 class TestResults:
-    async def test_per_entry_failures_are_typed(self, mock: aioresponses) -> None:
+    async def test_per_entry_failures_are_typed(self, mock: Routes) -> None:
         know_tier(mock)
         mock.post(
             BATCH,
@@ -182,7 +181,7 @@ class TestResults:
         )
 
     @pytest.mark.parametrize("key", ["orders", "items"])
-    async def test_sdk_result_keys_and_derived_counts(self, mock: aioresponses, key: str) -> None:
+    async def test_sdk_result_keys_and_derived_counts(self, mock: Routes, key: str) -> None:
         error = {**REJECTED, "status": "ERROR"}
         mock.post(BATCH, payload={key: [error]})
         async with make_client() as client:
@@ -192,9 +191,7 @@ class TestResults:
 
 
 class TestBatchSize:
-    async def test_too_many_for_the_tier_is_refused_before_sending(
-        self, mock: aioresponses
-    ) -> None:
+    async def test_too_many_for_the_tier_is_refused_before_sending(self, mock: Routes) -> None:
         know_tier(mock, "pro")
         async with make_client() as client:
             with pytest.raises(
@@ -203,14 +200,14 @@ class TestBatchSize:
                 await client.orders.place_many([ENTRY] * 6)
         assert sent(mock, "/v1/orders/batch") == []
 
-    async def test_exactly_the_limit_is_sent(self, mock: aioresponses) -> None:
+    async def test_exactly_the_limit_is_sent(self, mock: Routes) -> None:
         know_tier(mock, "pro")
         mock.post(BATCH, payload={"results": [placed(i) for i in range(5)]})
         async with make_client() as client:
             result = await client.orders.place_many([ENTRY] * 5)
         assert len(result.results) == 5
 
-    async def test_the_header_of_an_earlier_batch_names_the_tier(self, mock: aioresponses) -> None:
+    async def test_the_header_of_an_earlier_batch_names_the_tier(self, mock: Routes) -> None:
         mock.post(BATCH, payload={"results": [placed(1)]}, headers={"x-ratelimit-tier": "free"})
         mock.get(url("/v1/keys/tiers"), payload=TIERS)
         async with make_client() as client:
@@ -219,7 +216,7 @@ class TestBatchSize:
                 await client.orders.place_many([ENTRY, ENTRY])
         assert [u for _, u, _ in calls(mock, "GET")] == ["https://api.test/v1/keys/tiers"]
 
-    async def test_an_unknown_limit_lets_the_server_decide(self, mock: aioresponses) -> None:
+    async def test_an_unknown_limit_lets_the_server_decide(self, mock: Routes) -> None:
         mock.get(url("/v1/keys/tiers"), exception=ConnectionRefusedError("down"), repeat=True)
         mock.post(
             BATCH,
@@ -242,7 +239,7 @@ class TestCancelMarket:
         [({"market_id": CID}, {"market": CID}), ({"asset_id": YES}, {"asset_id": YES})],
     )
     async def test_one_market_or_one_token(
-        self, mock: aioresponses, kwargs: dict[str, str], query: dict[str, str]
+        self, mock: Routes, kwargs: dict[str, str], query: dict[str, str]
     ) -> None:
         mock.delete(
             url("/v1/cancel-market-orders"), payload={"canceled": ["42"], "not_canceled": {}}
@@ -253,13 +250,13 @@ class TestCancelMarket:
         assert params(mock, "/v1/cancel-market-orders") == [query]
 
     @pytest.mark.parametrize("kwargs", [{}, {"market_id": CID, "asset_id": YES}, {"market_id": ""}])
-    async def test_exactly_one_selector(self, mock: aioresponses, kwargs: dict[str, str]) -> None:
+    async def test_exactly_one_selector(self, mock: Routes, kwargs: dict[str, str]) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.orders.cancel_market(**kwargs)
         assert calls(mock) == []
 
-    async def test_a_repeat_is_harmless_so_it_is_retried(self, mock: aioresponses) -> None:
+    async def test_a_repeat_is_harmless_so_it_is_retried(self, mock: Routes) -> None:
         mock.delete(url("/v1/cancel-market-orders"), exception=ConnectionResetError("lost"))
         mock.delete(url("/v1/cancel-market-orders"), payload={"canceled": [], "not_canceled": {}})
         async with make_client() as client:

@@ -1,20 +1,18 @@
 """Fan-out: ``client.partner.accounts.trades_many`` and the ``fan_out`` machinery.
 
-Requests are answered by aioresponses over a loopback URL; rate-limit timing runs
-on an injected clock, so nothing sleeps for real.
+Requests are answered in memory by ``MockTransport``; rate-limit timing runs on
+virtual time, so nothing sleeps for real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 from polysim_async import (
     Client,
@@ -25,6 +23,7 @@ from polysim_async import (
 )
 from polysim_async._fanout import fan_out
 
+from ._helpers import LoopClock, VirtualTimeLoop, run_virtual
 from .test_pipelining import BASE, FeedServer, other_tasks, settle
 
 
@@ -54,10 +53,8 @@ async def collect(it: Any) -> list[tuple[str, int]]:
 async def test_every_fill_of_every_account_once_in_feed_order() -> None:
     pages = feeds(accounts=7, pages=3)
     feed = FeedServer(pages)
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            got = await collect(c.partner.accounts.trades_many(list(pages), concurrency=3))
+    async with client(transport=feed.transport) as c:
+        got = await collect(c.partner.accounts.trades_many(list(pages), concurrency=3))
     expected = {aid: [t for page in p for t in page] for aid, p in pages.items()}
     per_account: dict[str, list[int]] = {}
     for aid, tid in got:
@@ -71,16 +68,14 @@ async def test_concurrency_is_used() -> None:
     pages = feeds(accounts=6, pages=2)
     feed = FeedServer(pages)
     feed.gate = asyncio.Event()
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            task = asyncio.create_task(
-                collect(c.partner.accounts.trades_many(list(pages), concurrency=4))
-            )
-            await settle(100)
-            assert feed.in_flight == 4  # four accounts are being pulled at once
-            feed.gate.set()
-            got = await task
+    async with client(transport=feed.transport) as c:
+        task = asyncio.create_task(
+            collect(c.partner.accounts.trades_many(list(pages), concurrency=4))
+        )
+        await settle(100)
+        assert feed.in_flight == 4  # four accounts are being pulled at once
+        feed.gate.set()
+        got = await task
     assert len(got) == 6 * 2 * 3
 
 
@@ -92,10 +87,8 @@ async def test_no_accounts_yields_nothing() -> None:
 async def test_resume_cursors_are_honoured() -> None:
     pages = feeds(accounts=2, pages=3)
     feed = FeedServer(pages)
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            got = await collect(c.partner.accounts.trades_many(["a0", "a1"], cursors={"a1": "c2"}))
+    async with client(transport=feed.transport) as c:
+        got = await collect(c.partner.accounts.trades_many(["a0", "a1"], cursors={"a1": "c2"}))
     assert Counter(aid for aid, _ in got) == {"a0": 9, "a1": 3}
     assert ("a1", 0) not in feed.requests
 
@@ -106,11 +99,9 @@ async def test_resume_cursors_are_honoured() -> None:
 async def test_on_error_raise_cancels_the_rest_and_names_the_account() -> None:
     pages = feeds(accounts=5, pages=4)
     feed = FeedServer(pages, fail={"a2": (1, 404)})
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            with pytest.raises(FanOutError) as info:
-                await collect(c.partner.accounts.trades_many(list(pages), concurrency=5))
+    async with client(transport=feed.transport) as c:
+        with pytest.raises(FanOutError) as info:
+            await collect(c.partner.accounts.trades_many(list(pages), concurrency=5))
     err = info.value
     assert list(err.failures) == ["a2"]
     assert isinstance(err.failures["a2"], NotFoundError)
@@ -123,14 +114,12 @@ async def test_on_error_continue_finishes_the_others_then_raises_with_resume_cur
     pages = feeds(accounts=4, pages=3)
     feed = FeedServer(pages, fail={"a1": (2, 404), "a3": (0, 404)})
     got: list[tuple[str, int]] = []
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            with pytest.raises(FanOutError) as info:
-                async for aid, trade in c.partner.accounts.trades_many(
-                    list(pages), concurrency=2, on_error="continue"
-                ):
-                    got.append((aid, trade.trade_id))
+    async with client(transport=feed.transport) as c:
+        with pytest.raises(FanOutError) as info:
+            async for aid, trade in c.partner.accounts.trades_many(
+                list(pages), concurrency=2, on_error="continue"
+            ):
+                got.append((aid, trade.trade_id))
     counts = Counter(aid for aid, _ in got)
     assert counts == {"a0": 9, "a2": 9, "a1": 6}  # a1 delivered two full pages, a3 none
     err = info.value
@@ -164,6 +153,7 @@ async def test_on_error_raise_gives_a_resume_cursor_for_every_unfinished_key() -
             keys,
             walk,
             items=lambda p: p[0],
+            pair=lambda key, item: (key, item),
             checkpoint=lambda p: p[1],
             start=lambda key: f"{key}-start",
             concurrency=3,
@@ -192,7 +182,12 @@ async def test_a_bug_in_a_walk_propagates_unwrapped() -> None:
 
     with pytest.raises(KeyError):
         async for _ in fan_out(
-            ["ok", "bad"], walk, items=lambda p: p, checkpoint=lambda p: None, concurrency=2
+            ["ok", "bad"],
+            walk,
+            items=lambda p: p,
+            pair=lambda key, item: (key, item),
+            checkpoint=lambda p: None,
+            concurrency=2,
         ):
             pass
     assert other_tasks() == set()
@@ -236,12 +231,10 @@ async def test_bad_account_ids_fail_before_anything_is_sent(ids: Any) -> None:
 async def test_every_cursor_is_checked_before_anything_is_sent(cursors: Any, message: str) -> None:
     pages = feeds(accounts=2, pages=2)
     feed = FeedServer(pages)
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            with pytest.raises(InvalidArgumentError, match=message):
-                c.partner.accounts.trades_many(list(pages), cursors=cursors)
-            await settle(20)
+    async with client(transport=feed.transport) as c:
+        with pytest.raises(InvalidArgumentError, match=message):
+            c.partner.accounts.trades_many(list(pages), cursors=cursors)
+        await settle(20)
     assert feed.requests == []
     assert other_tasks() == set()
 
@@ -252,16 +245,14 @@ async def test_every_cursor_is_checked_before_anything_is_sent(cursors: Any, mes
 async def test_early_exit_cancels_every_worker() -> None:
     pages = feeds(accounts=6, pages=5)
     feed = FeedServer(pages)
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            many = c.partner.accounts.trades_many(list(pages), concurrency=4)
-            async with contextlib.aclosing(many):
-                async for _ in many:
-                    await settle(20)
-                    feed.gate = asyncio.Event()  # the workers' next requests hang
-                    await settle(50)
-                    break
+    async with client(transport=feed.transport) as c:
+        many = c.partner.accounts.trades_many(list(pages), concurrency=4)
+        async with contextlib.aclosing(many):
+            async for _ in many:
+                await settle(20)
+                feed.gate = asyncio.Event()  # the workers' next requests hang
+                await settle(50)
+                break
     assert other_tasks() == set()
     assert len(feed.requests) < 6 * 5
 
@@ -270,22 +261,20 @@ async def test_cancelling_the_consumer_cancels_every_worker() -> None:
     pages = feeds(accounts=6, pages=5)
     feed = FeedServer(pages)
     feed.gate = asyncio.Event()
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
+    async with client(transport=feed.transport) as c:
 
-            async def consume() -> None:
-                many = c.partner.accounts.trades_many(list(pages), concurrency=4)
-                async with contextlib.aclosing(many):
-                    async for _ in many:
-                        pass
+        async def consume() -> None:
+            many = c.partner.accounts.trades_many(list(pages), concurrency=4)
+            async with contextlib.aclosing(many):
+                async for _ in many:
+                    pass
 
-            task = asyncio.create_task(consume())
-            await settle(100)
-            assert feed.in_flight == 4
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        task = asyncio.create_task(consume())
+        await settle(100)
+        assert feed.in_flight == 4
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     assert other_tasks() == set()
 
 
@@ -296,79 +285,49 @@ async def test_cancelling_the_consumer_in_its_loop_body_with_aclosing_leaves_no_
     feed = FeedServer(pages)
     holding = asyncio.Event()
     never = asyncio.Event()
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
+    async with client(transport=feed.transport) as c:
 
-            async def consume() -> None:
-                many = c.partner.accounts.trades_many(list(pages), concurrency=4)
-                async with contextlib.aclosing(many) as pairs:
-                    async for _ in pairs:
-                        feed.gate = asyncio.Event()  # the workers' next requests hang
-                        holding.set()
-                        await never.wait()  # cancelled here, inside the loop body
+        async def consume() -> None:
+            many = c.partner.accounts.trades_many(list(pages), concurrency=4)
+            async with contextlib.aclosing(many) as pairs:
+                async for _ in pairs:
+                    feed.gate = asyncio.Event()  # the workers' next requests hang
+                    holding.set()
+                    await never.wait()  # cancelled here, inside the loop body
 
-            task = asyncio.create_task(consume())
-            await holding.wait()
-            await settle(50)
-            assert len(other_tasks() - {task}) == 4  # the workers are pulling
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert other_tasks() == set()
+        task = asyncio.create_task(consume())
+        await holding.wait()
+        await settle(50)
+        assert len(other_tasks() - {task}) == 4  # the workers are pulling
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert other_tasks() == set()
 
 
 # --------------------------------------------------------------------------- rate budget
 
 
-class VirtualTime:
-    """Virtual time for the limiter: sleepers wake in deadline order, once the loop is idle."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._timers, (self.now + max(0.0, seconds), self._seq, fut))
-        await fut
-
-    async def drive(self) -> None:
-        while True:
-            await settle(50)  # everything that can run at this instant has run
-            if self._timers:
-                when, _, fut = heapq.heappop(self._timers)
-                self.now = max(self.now, when)
-                if not fut.done():
-                    fut.set_result(None)
-
-
-async def test_the_shared_budget_is_saturated_but_never_exceeded() -> None:
-    t = VirtualTime()
-    driver = asyncio.create_task(t.drive())
+def test_the_shared_budget_is_saturated_but_never_exceeded() -> None:
     grants: list[float] = []
     pages = feeds(accounts=20, pages=3, per_page=2)
     feed = FeedServer(pages)
     budget = RateLimit(margin=0, per_second=5, per_minute=40)
-    async with client(rate_limit=budget, clock=t.clock, sleep=t.sleep, deadline=None) as c:
-        acquire = c.limiter.acquire
 
-        async def recording_acquire(deadline: float | None = None) -> None:
-            await acquire(deadline)
-            grants.append(t.now)
+    async def main(loop: VirtualTimeLoop) -> list[tuple[str, int]]:
+        async with client(
+            transport=feed.transport, rate_limit=budget, clock=LoopClock(), deadline=None
+        ) as c:
+            acquire = c.limiter.acquire
 
-        c.limiter.acquire = recording_acquire  # type: ignore[method-assign]
-        with aioresponses() as mock:
-            feed.install(mock)
-            got = await collect(c.partner.accounts.trades_many(list(pages), concurrency=6))
-    driver.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await driver
+            async def recording_acquire(deadline: float | None = None) -> None:
+                await acquire(deadline)
+                grants.append(loop.time())
+
+            c.limiter.acquire = recording_acquire  # type: ignore[method-assign]
+            return await collect(c.partner.accounts.trades_many(list(pages), concurrency=6))
+
+    got = run_virtual(main)
     assert len(got) == 20 * 3 * 2
     assert len(grants) == len(feed.requests) == 60
     # Never exceeded: no sliding one-second window holds more than 5 grants, no

@@ -15,11 +15,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from aioresponses import CallbackResult, aioresponses
 
 import polysim_async as ps
 
-from ._helpers import BASE, SECRET, VirtualTimeLoop, calls, error_body, make_client, run_virtual
+from ._helpers import (
+    CallbackResult,
+    LoopClock,
+    Routes,
+    VirtualTimeLoop,
+    calls,
+    error_body,
+    make_client,
+    routes,
+    run_virtual,
+)
 from ._helpers import url as path_url
 from ._trader import sent
 
@@ -57,16 +66,9 @@ def on_virtual_time(
 ) -> Any:
     async def main(loop: VirtualTimeLoop) -> Any:
         server = Server(loop, script)
-        with aioresponses() as mock:
+        with routes() as mock:
             mock.post(HEARTBEATS, callback=server, repeat=True)
-            client = ps.Client(
-                SECRET,
-                BASE,
-                clock=loop.time,
-                sleep=asyncio.sleep,
-                rate_limit=None,
-                **client_options,
-            )
+            client = make_client(LoopClock(), rate_limit=None, **client_options)
             async with client:
                 return await body(client, server, loop)
 
@@ -74,7 +76,7 @@ def on_virtual_time(
 
 
 class TestHeartbeat:
-    async def test_body_and_answer(self, mock: aioresponses) -> None:
+    async def test_body_and_answer(self, mock: Routes) -> None:
         mock.post(HEARTBEATS, payload={"ok": True, "expires_at_ms": 1715518800123})
         async with make_client() as client:
             beat = await client.orders.heartbeat(5000, label="alpha-bot")
@@ -85,7 +87,7 @@ class TestHeartbeat:
             2024, 5, 12, 13, 0, 0, 123000, tzinfo=timezone.utc
         )
 
-    async def test_the_label_defaults_to_the_single_stream(self, mock: aioresponses) -> None:
+    async def test_the_label_defaults_to_the_single_stream(self, mock: Routes) -> None:
         mock.post(HEARTBEATS, payload={"ok": True, "expires_at_ms": 1})
         async with make_client() as client:
             await client.orders.heartbeat(1000)
@@ -96,21 +98,21 @@ class TestHeartbeat:
         [(999, ""), (60_001, ""), (5000.0, ""), (True, ""), (5000, "x" * 65), (5000, None)],
     )
     async def test_bounds_are_checked_before_sending(
-        self, mock: aioresponses, interval_ms: Any, label: Any
+        self, mock: Routes, interval_ms: Any, label: Any
     ) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.orders.heartbeat(interval_ms, label=label)
         assert calls(mock) == []
 
-    async def test_a_beat_is_retried_like_a_read(self, mock: aioresponses) -> None:
+    async def test_a_beat_is_retried_like_a_read(self, mock: Routes) -> None:
         mock.post(HEARTBEATS, exception=ConnectionResetError("lost"))
         mock.post(HEARTBEATS, payload={"ok": True, "expires_at_ms": 1})
         async with make_client() as client:
             await client.orders.heartbeat(1000)
         assert len(calls(mock)) == 2
 
-    async def test_a_pydantic_422_is_a_validation_error(self, mock: aioresponses) -> None:
+    async def test_a_pydantic_422_is_a_validation_error(self, mock: Routes) -> None:
         detail = {"detail": [{"loc": ["body", "interval_ms"], "msg": "too small"}]}
         mock.post(HEARTBEATS, status=422, payload=detail)
         async with make_client() as client:

@@ -7,11 +7,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import calls, error_body, make_client, sent_json, url
+from ._helpers import Routes, calls, error_body, make_client, sent_json, url
 from ._trader import params, sent
 
 KEYS = url("/v1/keys")
@@ -39,7 +38,7 @@ LISTED = {
 
 class TestSecret:
     async def test_the_new_key_is_returned_once_and_never_shown(
-        self, mock: aioresponses, caplog: pytest.LogCaptureFixture
+        self, mock: Routes, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG, logger="polysim_async")
         mock.post(KEYS, status=201, payload=CREATED)
@@ -62,7 +61,7 @@ class TestSecret:
         with pytest.raises(TypeError):
             msgspec.json.encode(key)
 
-    async def test_an_older_key_field_is_read(self, mock: aioresponses) -> None:
+    async def test_an_older_key_field_is_read(self, mock: Routes) -> None:
         mock.post(KEYS, payload={"id": 3, "key": NEW_SECRET})
         async with make_client() as client:
             key = await client.keys.create("bot")
@@ -77,7 +76,7 @@ class TestSecret:
         ],
     )
     async def test_an_undecodable_answer_never_carries_the_key(
-        self, mock: aioresponses, body: dict[str, Any]
+        self, mock: Routes, body: dict[str, Any]
     ) -> None:
         mock.post(KEYS, payload=body)
         async with make_client() as client:
@@ -89,7 +88,7 @@ class TestSecret:
 
 
 class TestCreateAndRotate:
-    async def test_create_body(self, mock: aioresponses) -> None:
+    async def test_create_body(self, mock: Routes) -> None:
         mock.post(KEYS, payload=CREATED, repeat=True)
         async with make_client() as client:
             await client.keys.create("bot")
@@ -100,7 +99,7 @@ class TestCreateAndRotate:
     @pytest.mark.parametrize(
         "kwargs", [{"name": ""}, {"name": "x", "permissions": "read"}, {"name": "x", "tier": ""}]
     )
-    async def test_bad_arguments(self, mock: aioresponses, kwargs: dict[str, Any]) -> None:
+    async def test_bad_arguments(self, mock: Routes, kwargs: dict[str, Any]) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.keys.create(**kwargs)
@@ -114,7 +113,7 @@ class TestCreateAndRotate:
         ],
     )
     async def test_create_and_rotate_are_not_repeated_once_they_may_have_arrived(
-        self, mock: aioresponses, failure: dict[str, Any]
+        self, mock: Routes, failure: dict[str, Any]
     ) -> None:
         mock.post(KEYS, **failure)
         mock.post(url("/v1/keys/3/rotate"), **failure)
@@ -125,13 +124,13 @@ class TestCreateAndRotate:
                 await client.keys.rotate(3)
         assert len(calls(mock)) == 2
 
-    async def test_rotate_returns_the_new_secret(self, mock: aioresponses) -> None:
+    async def test_rotate_returns_the_new_secret(self, mock: Routes) -> None:
         mock.post(url("/v1/keys/3/rotate"), payload=CREATED)
         async with make_client() as client:
             key = await client.keys.rotate(3)
         assert key.raw_key.reveal() == NEW_SECRET and NEW_SECRET not in repr(key)
 
-    async def test_free_tier_trade_is_refused(self, mock: aioresponses) -> None:
+    async def test_free_tier_trade_is_refused(self, mock: Routes) -> None:
         mock.post(
             KEYS,
             status=403,
@@ -145,7 +144,7 @@ class TestCreateAndRotate:
 
 
 class TestListRenameDelete:
-    async def test_list_reads_prefixes_only(self, mock: aioresponses) -> None:
+    async def test_list_reads_prefixes_only(self, mock: Routes) -> None:
         mock.get(KEYS, payload=[LISTED])
         async with make_client() as client:
             keys = [k async for k in client.keys.list()]
@@ -162,12 +161,12 @@ class TestListRenameDelete:
         ]
         assert params(mock, "/v1/keys") == [{"limit": "50", "offset": "0"}]
 
-    async def test_list_unwraps_a_keyed_envelope(self, mock: aioresponses) -> None:
+    async def test_list_unwraps_a_keyed_envelope(self, mock: Routes) -> None:
         mock.get(KEYS, payload={"keys": [LISTED]})
         async with make_client() as client:
             assert [k.id async for k in client.keys.list()] == [1]
 
-    async def test_rename_is_a_patch_and_repeated(self, mock: aioresponses) -> None:
+    async def test_rename_is_a_patch_and_repeated(self, mock: Routes) -> None:
         mock.patch(url("/v1/keys/1"), status=503, payload=error_body("SERVER_BUSY"))
         mock.patch(url("/v1/keys/1"), payload={**LISTED, "name": "renamed"})
         async with make_client() as client:
@@ -175,14 +174,14 @@ class TestListRenameDelete:
         assert key.name == "renamed"
         assert [sent_json(kw) for kw in sent(mock, "/v1/keys/1")] == [{"name": "renamed"}] * 2
 
-    async def test_delete(self, mock: aioresponses) -> None:
+    async def test_delete(self, mock: Routes) -> None:
         mock.delete(url("/v1/keys/1"), payload={"message": "Key revoked successfully"})
         async with make_client() as client:
             assert await client.keys.delete(1) is None
         assert len(calls(mock, "DELETE")) == 1
 
     @pytest.mark.parametrize("bad", [0, "1", None, True])
-    async def test_key_ids_are_positive_integers(self, mock: aioresponses, bad: Any) -> None:
+    async def test_key_ids_are_positive_integers(self, mock: Routes, bad: Any) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.keys.delete(bad)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import SECRET, FakeClock, calls, error_body, make_client, sent_json, url
+from ._helpers import SECRET, FakeClock, Routes, calls, error_body, make_client, sent_json, url
 
 WS_TOKEN = url("/v1/keys/ws-token")
 
 
-async def test_mints_a_token_with_an_empty_body(mock: aioresponses) -> None:
+async def test_mints_a_token_with_an_empty_body(mock: Routes) -> None:
     mock.post(WS_TOKEN, payload={"token": "jwt.abc", "expires_in": 60})
     async with make_client() as client:
         token = await client.keys.ws_token()
@@ -22,21 +21,21 @@ async def test_mints_a_token_with_an_empty_body(mock: aioresponses) -> None:
 
 
 @pytest.mark.parametrize("field", ["token", "ws_token", "access_token", "jwt"])
-async def test_reads_every_token_field_the_sdk_accepts(mock: aioresponses, field: str) -> None:
+async def test_reads_every_token_field_the_sdk_accepts(mock: Routes, field: str) -> None:
     mock.post(WS_TOKEN, payload={field: "t0k"})
     async with make_client() as client:
         token = await client.keys.ws_token()
     assert token.token == "t0k" and token.expires_in == 60
 
 
-async def test_an_answer_without_a_token_is_a_decode_error(mock: aioresponses) -> None:
+async def test_an_answer_without_a_token_is_a_decode_error(mock: Routes) -> None:
     mock.post(WS_TOKEN, payload={"expires_in": 60})
     async with make_client() as client:
         with pytest.raises(ps.DecodeError, match="no token"):
             await client.keys.ws_token()
 
 
-async def test_a_revoked_key_raises_at_once(mock: aioresponses) -> None:
+async def test_a_revoked_key_raises_at_once(mock: Routes) -> None:
     mock.post(WS_TOKEN, status=401, payload=error_body("INVALID_KEY"))
     async with make_client() as client:
         with pytest.raises(ps.AuthenticationError) as info:
@@ -45,9 +44,9 @@ async def test_a_revoked_key_raises_at_once(mock: aioresponses) -> None:
     assert len(calls(mock)) == 1
 
 
-async def test_minting_is_retried_like_a_read(mock: aioresponses) -> None:
+async def test_minting_is_retried_like_a_read(mock: Routes) -> None:
     clock = FakeClock()
-    mock.post(WS_TOKEN, exception=ConnectionResetError("reset"))
+    mock.post(WS_TOKEN, exception=ps.NetworkError("reset"))
     mock.post(WS_TOKEN, status=503, payload=error_body("SERVER_BUSY"))
     mock.post(
         WS_TOKEN, status=429, headers={"Retry-After": "2"}, payload=error_body("RATE_LIMITED")

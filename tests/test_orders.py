@@ -1,6 +1,6 @@
 """``client.orders``: validation, the idempotency key, retry rules, reads, cancels.
 
-Edge cases through aioresponses; the lost-answer proofs over real sockets (an
+Edge cases through MockTransport; the lost-answer proofs over real sockets (an
 inline server, then the sandbox).
 """
 
@@ -12,14 +12,23 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aioresponses import aioresponses
 
 import polysim_async as ps
 
-from ._helpers import FakeClock, base_of, calls, error_body, make_client, sent_json, serve, url
+from ._helpers import (
+    FakeClock,
+    Routes,
+    SkipClock,
+    base_of,
+    calls,
+    error_body,
+    make_client,
+    sent_json,
+    serve,
+    url,
+)
 
 ORDERS = url("/v1/orders")
 LIMIT: dict[str, Any] = {
@@ -42,12 +51,7 @@ ORDER = {
 }
 
 
-async def no_wait(seconds: float) -> None:
-    """The request path's backoff sleep, without the waiting."""
-    await asyncio.sleep(0)
-
-
-CLIENT: dict[str, Any] = {"api_key": "ps_live_x", "rate_limit": None, "sleep": no_wait}
+CLIENT: dict[str, Any] = {"api_key": "ps_live_x", "rate_limit": None}
 ROW = {
     "order_id": 42,
     "market_id": "0xabc",
@@ -62,7 +66,7 @@ ROW = {
 }
 
 
-def keys_sent(mock: aioresponses) -> list[str]:
+def keys_sent(mock: Routes) -> list[str]:
     return [kw["headers"]["Idempotency-Key"] for _, _, kw in calls(mock, "POST")]
 
 
@@ -99,7 +103,7 @@ def keys_sent(mock: aioresponses) -> list[str]:
     ],
 )
 async def test_bad_orders_are_refused_before_sending(
-    mock: aioresponses, changes: dict[str, Any], message: str
+    mock: Routes, changes: dict[str, Any], message: str
 ) -> None:
     async with make_client() as client:
         with pytest.raises(ps.InvalidArgumentError, match=message):
@@ -111,7 +115,7 @@ async def test_bad_orders_are_refused_before_sending(
 
 
 async def test_body_is_exact_and_client_order_id_is_the_idempotency_key(
-    mock: aioresponses,
+    mock: Routes,
 ) -> None:
     mock.post(ORDERS, payload=ORDER)
     async with make_client() as client:
@@ -134,7 +138,7 @@ async def test_body_is_exact_and_client_order_id_is_the_idempotency_key(
     }
 
 
-async def test_a_key_is_generated_and_also_sent_as_client_order_id(mock: aioresponses) -> None:
+async def test_a_key_is_generated_and_also_sent_as_client_order_id(mock: Routes) -> None:
     mock.post(ORDERS, payload=ORDER, repeat=True)
     async with make_client() as client:
         await client.orders.place(
@@ -154,7 +158,7 @@ async def test_a_key_is_generated_and_also_sent_as_client_order_id(mock: aioresp
     assert "quantity" not in bodies[0] and bodies[0].get("order_type", "market") == "market"
 
 
-async def test_gtd_expiration_accepts_an_aware_datetime(mock: aioresponses) -> None:
+async def test_gtd_expiration_accepts_an_aware_datetime(mock: Routes) -> None:
     mock.post(ORDERS, payload=ORDER)
     when = datetime(2030, 1, 1, tzinfo=timezone.utc)
     async with make_client() as client:
@@ -169,7 +173,7 @@ async def test_gtd_expiration_accepts_an_aware_datetime(mock: aioresponses) -> N
 @pytest.mark.parametrize(
     "first",
     [
-        {"exception": aiohttp.ServerDisconnectedError()},  # the answer was lost
+        {"exception": ps.NetworkError("connection lost")},  # the answer was lost
         {
             "status": 409,
             "headers": {"Retry-After": "1"},
@@ -184,7 +188,7 @@ async def test_gtd_expiration_accepts_an_aware_datetime(mock: aioresponses) -> N
         {"status": 429, "headers": {"Retry-After": "1"}, "payload": error_body("RATE_LIMITED")},
     ],
 )
-async def test_retries_reuse_the_same_key(mock: aioresponses, first: dict[str, Any]) -> None:
+async def test_retries_reuse_the_same_key(mock: Routes, first: dict[str, Any]) -> None:
     clock = FakeClock()
     mock.post(ORDERS, **first)
     mock.post(ORDERS, payload={**ORDER, "is_replay": True})
@@ -210,7 +214,7 @@ async def test_retries_reuse_the_same_key(mock: aioresponses, first: dict[str, A
     ],
 )
 async def test_uncertain_or_final_outcomes_are_never_retried(
-    mock: aioresponses, status: int, code: str, error: type[ps.APIStatusError]
+    mock: Routes, status: int, code: str, error: type[ps.APIStatusError]
 ) -> None:
     headers = {"X-Polysim-Code": code, "Retry-After": "1", "X-Polysim-Order-Id": "77"}
     mock.post(ORDERS, status=status, headers=headers, payload=error_body(code))
@@ -224,7 +228,7 @@ async def test_uncertain_or_final_outcomes_are_never_retried(
 # -- reads and cancels --------------------------------------------------------------------
 
 
-async def test_get_forwards_source_and_wallet_and_validates(mock: aioresponses) -> None:
+async def test_get_forwards_source_and_wallet_and_validates(mock: Routes) -> None:
     mock.get(url("/v1/orders/42"), payload=ROW)
     async with make_client() as client:
         row = await client.orders.get(42, source="pending", wallet_id=7)
@@ -237,7 +241,7 @@ async def test_get_forwards_source_and_wallet_and_validates(mock: aioresponses) 
     assert "source=pending" in sent_url and "wallet_id=7" in sent_url
 
 
-async def test_list_walks_every_page_until_has_more_is_false(mock: aioresponses) -> None:
+async def test_list_walks_every_page_until_has_more_is_false(mock: Routes) -> None:
     mock.get(url("/v1/orders"), payload={"orders": [ROW], "next_cursor": "c1", "has_more": True})
     page2 = {"orders": [{**ROW, "order_id": 41}], "next_cursor": "c2", "has_more": False}
     mock.get(url("/v1/orders"), payload=page2)
@@ -252,7 +256,7 @@ async def test_list_walks_every_page_until_has_more_is_false(mock: aioresponses)
     assert "status=FILLED" in urls[0] and "cursor" not in urls[0] and "cursor=c1" in urls[1]
 
 
-async def test_cancel_and_cancel_all(mock: aioresponses) -> None:
+async def test_cancel_and_cancel_all(mock: Routes) -> None:
     mock.delete(url("/v1/orders/42"), payload={**ORDER, "status": "CANCELLED"})
     mock.post(url("/v1/cancel-all"), payload={"canceled": ["42"], "not_canceled": {"43": "busy"}})
     async with make_client() as client:
@@ -287,7 +291,10 @@ async def test_lost_answer_is_retried_with_the_same_key_and_yields_one_order() -
         return web.Response()
 
     routes = lambda app: app.router.add_post("/v1/orders", place)  # noqa: E731
-    async with serve(routes) as server, ps.Client(base_url=base_of(server), **CLIENT) as client:
+    async with (
+        serve(routes) as server,
+        ps.Client(base_url=base_of(server), clock=SkipClock(), **CLIENT) as client,
+    ):
         order = await client.orders.place(**LIMIT)
     assert len(orders) == 1 and order.is_replay and order.order_id == 1
     assert len(seen_keys) == 2 and seen_keys[0] == seen_keys[1]
@@ -305,7 +312,10 @@ async def test_order_writes_of_one_client_are_serialised() -> None:
         return web.json_response(ORDER)
 
     routes = lambda app: app.router.add_post("/v1/orders", place)  # noqa: E731
-    async with serve(routes) as server, ps.Client(base_url=base_of(server), **CLIENT) as client:
+    async with (
+        serve(routes) as server,
+        ps.Client(base_url=base_of(server), clock=SkipClock(), **CLIENT) as client,
+    ):
         await asyncio.gather(*(client.orders.place(**LIMIT) for _ in range(5)))
     assert peak == 1
 
@@ -315,7 +325,7 @@ async def test_sandbox_lost_answer_retried_with_the_same_key_makes_one_order() -
 
     async with Sandbox(seed=2) as sb:
         sb.abort_next("/v1/orders", after=True, method="POST")
-        async with ps.Client(sb.api_key, sb.url, rate_limit=None, sleep=no_wait) as client:
+        async with ps.Client(sb.api_key, sb.url, rate_limit=None, clock=SkipClock()) as client:
             order = await client.orders.place(
                 market_id=sb.market_id,
                 side="BUY",
@@ -334,18 +344,14 @@ async def test_sandbox_lost_answer_retried_with_the_same_key_makes_one_order() -
 async def test_sandbox_conflict_pending_is_waited_out_with_the_same_key() -> None:
     from polysim_async.sandbox import Sandbox
 
-    waits: list[float] = []
-
-    async def short(seconds: float) -> None:  # Retry-After: 1, scaled down 50x
-        waits.append(seconds)
-        await asyncio.sleep(seconds / 50)
-
+    clock = SkipClock(scale=0.02)  # Retry-After: 1 waits 20 ms for real
+    options: dict[str, Any] = {"rate_limit": None, "clock": clock, "max_retries": 20}
     async with Sandbox(seed=4) as sb:
         sb.configure(order_delay=0.03)  # the first placement holds its key in flight
         order = {**LIMIT, "market_id": sb.market_id, "price": "0.10", "client_order_id": "k-1"}
         async with (
-            ps.Client(sb.api_key, sb.url, rate_limit=None, sleep=short) as one,
-            ps.Client(sb.api_key, sb.url, rate_limit=None, sleep=short) as two,
+            ps.Client(sb.api_key, sb.url, **options) as one,
+            ps.Client(sb.api_key, sb.url, **options) as two,
         ):  # two clients: one client's own writes never overlap
             first, second = await asyncio.gather(
                 one.orders.place(**order), two.orders.place(**order)
@@ -353,10 +359,10 @@ async def test_sandbox_conflict_pending_is_waited_out_with_the_same_key() -> Non
             listed = [row.order_id async for row in one.orders.list()]
     assert first.order_id == second.order_id and listed == [first.order_id]
     assert first.is_replay != second.is_replay  # one placed it, the other got the replay
-    assert 1.0 in waits  # the 409's Retry-After
+    assert 1.0 in clock.sleeps  # the 409's Retry-After
 
 
-async def test_a_market_order_names_its_order_type_on_the_wire(mock: aioresponses) -> None:
+async def test_a_market_order_names_its_order_type_on_the_wire(mock: Routes) -> None:
     mock.post(ORDERS, payload={**ORDER, "order_type": "market", "status": "FILLED"})
     async with make_client() as client:
         await client.orders.place(
@@ -365,3 +371,24 @@ async def test_a_market_order_names_its_order_type_on_the_wire(mock: aioresponse
         )  # fmt: skip
     [(_, _, kwargs)] = calls(mock)
     assert sent_json(kwargs)["order_type"] == "market"
+
+
+async def test_list_and_list_pages_take_page_size_and_cursor(mock: Routes) -> None:
+    page = {"orders": [ROW], "next_cursor": "c2", "has_more": True}
+    mock.get(url("/v1/orders"), payload=page)
+    mock.get(url("/v1/orders"), payload={"orders": [ROW], "next_cursor": None, "has_more": False})
+    async with make_client() as client:
+        rows = [row async for row in client.orders.list(cursor="c1")]
+    assert len(rows) == 2
+    (_, _, first), (_, _, second) = calls(mock)
+    assert first["params"] == {"limit": "200", "cursor": "c1"}  # None: the largest page
+    assert second["params"]["cursor"] == "c2"
+
+
+async def test_pages_is_a_deprecated_alias_of_list_pages(mock: Routes) -> None:
+    mock.get(url("/v1/orders"), payload={"orders": [ROW], "has_more": False})
+    async with make_client() as client:
+        with pytest.warns(DeprecationWarning, match="list_pages"):
+            pages = client.orders.pages(page_size=20)
+        got = [page async for page in pages]
+    assert len(got) == 1 and calls(mock)[0][2]["params"]["limit"] == "20"

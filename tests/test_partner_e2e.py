@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -11,10 +10,7 @@ import pytest
 import polysim_async as ps
 from polysim_async.sandbox import Sandbox
 
-
-async def no_wait(seconds: float) -> None:
-    """The client's backoff sleep, without the waiting (the sandbox clock is frozen)."""
-    await asyncio.sleep(0)
+from ._helpers import SkipClock
 
 
 @pytest.fixture
@@ -25,7 +21,7 @@ async def sb() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def client(sb: Sandbox) -> AsyncIterator[ps.Client]:
-    async with ps.Client(sb.tenant_key, sb.url, sleep=no_wait) as c:
+    async with ps.Client(sb.tenant_key, sb.url, clock=SkipClock()) as c:
         yield c
 
 
@@ -41,14 +37,18 @@ async def new_account(client: ps.Client, name: str = "a-1") -> ps.PartnerAccount
 
 
 async def test_users_register_replay_get_and_login_link(sb: Sandbox, client: ps.Client) -> None:
-    first = await client.partner.users.register("ext-1", "Trader@Example.com", {"tier": "gold"})
+    first = await client.partner.users.register(
+        "ext-1", "Trader@Example.com", metadata={"tier": "gold"}
+    )
     again = await client.partner.users.register("ext-1", "trader@example.com")
     assert first.created is True and again.created is False
     assert again.user_id == first.user_id
     assert first.email == "trader@example.com"  # normalised by the server
     fetched = await client.partner.users.get(first.user_id)
     assert fetched.external_id == "ext-1" and fetched.metadata == {"tier": "gold"}
-    link = await client.partner.users.send_login_link(first.user_id, "https://polysimulator.com/x")
+    link = await client.partner.users.send_login_link(
+        first.user_id, redirect_url="https://polysimulator.com/x"
+    )
     assert link.status == "accepted"
     [mail] = sb.outbox()
     assert mail["user_id"] == first.user_id and mail["redirect_url"].endswith("/x")
@@ -111,7 +111,7 @@ async def test_close_and_reset_drain_orders_not_cancelled(sb: Sandbox, client: p
 
 async def test_a_spent_drain_budget_raises_orders_not_cancelled(sb: Sandbox) -> None:
     sb.configure(bulk_cancel_limit=2)
-    async with ps.Client(sb.tenant_key, sb.url, sleep=no_wait, drain_retries=1) as client:
+    async with ps.Client(sb.tenant_key, sb.url, clock=SkipClock(), drain_retries=1) as client:
         account = await new_account(client)
         await sb.place_resting_orders(7, account_id=account.account_id)
         with pytest.raises(ps.OrdersNotCancelledError) as exc:

@@ -15,10 +15,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from aioresponses import CallbackResult, aioresponses
-from yarl import URL
 
-from polysim_async import Client, NotFoundError, PaginationError
+from polysim_async import Client, MockTransport, NotFoundError, PaginationError, Request, Response
 from polysim_async._pagination import flatten, walk_cursor, walk_cursor_prefetch
 
 BASE = "http://127.0.0.1:9"
@@ -65,14 +63,15 @@ class FeedServer:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def install(self, mock: aioresponses) -> None:
-        mock.get(_TRADES, callback=self._answer, repeat=True)
+    @property
+    def transport(self) -> MockTransport:
+        return MockTransport(self._answer)
 
-    async def _answer(self, url: URL, **kwargs: Any) -> CallbackResult:
-        match = _TRADES.match(str(url))
+    async def _answer(self, request: Request) -> Response:
+        match = _TRADES.match(BASE + request.path)
         assert match is not None
         account = match.group(1)
-        params = kwargs.get("params") or {}
+        params = request.params or {}
         cursor = params.get("cursor")
         index = 0 if cursor is None else int(cursor[1:])
         self.requests.append((account, index))
@@ -87,14 +86,13 @@ class FeedServer:
             self.in_flight -= 1
         failing = self.fail.get(account)
         if failing is not None and failing[0] == index:
-            return CallbackResult(
-                status=failing[1],
-                body=msgspec.json.encode({"error": "NOT_FOUND", "message": "no such account"}),
+            return Response.from_json(
+                {"error": "NOT_FOUND", "message": "no such account"}, status=failing[1]
             )
         pages = self.pages[account]
         nxt = f"c{index + 1}" if index + 1 < len(pages) else None
         body = {"data": [fill(n) for n in pages[index]], "next_cursor": nxt}
-        return CallbackResult(status=200, body=msgspec.json.encode(body))
+        return Response(200, {}, msgspec.json.encode(body))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -332,16 +330,14 @@ async def test_plain_walker_fetches_only_on_demand() -> None:
 
 async def test_trades_pipelines_pages_of_the_feed() -> None:
     feed = FeedServer({"acc-1": [[9, 8], [7, 6], [5]]})
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            trades = c.partner.accounts.trades("acc-1")
-            async with contextlib.aclosing(trades):
-                first = await trades.__anext__()
-                await settle(50)
-                # While the consumer holds the first fill, page 2 is already in.
-                assert feed.requests == [("acc-1", 0), ("acc-1", 1)]
-                rest = [t async for t in trades]
+    async with client(transport=feed.transport) as c:
+        trades = c.partner.accounts.trades("acc-1")
+        async with contextlib.aclosing(trades):
+            first = await trades.__anext__()
+            await settle(50)
+            # While the consumer holds the first fill, page 2 is already in.
+            assert feed.requests == [("acc-1", 0), ("acc-1", 1)]
+            rest = [t async for t in trades]
     assert [first.trade_id] + [t.trade_id for t in rest] == [9, 8, 7, 6, 5]
     assert first.price == Decimal("0.4100")
     assert feed.requests == [("acc-1", 0), ("acc-1", 1), ("acc-1", 2)]
@@ -349,26 +345,24 @@ async def test_trades_pipelines_pages_of_the_feed() -> None:
 
 async def test_trade_pages_without_prefetch_requests_on_demand() -> None:
     feed = FeedServer({"acc-1": [[3], [2], [1]]})
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            pages = c.partner.accounts.trade_pages("acc-1", prefetch=False)
-            async with contextlib.aclosing(pages):
-                page = await pages.__anext__()
-                await settle(50)
-                assert feed.requests == [("acc-1", 0)]
-                assert page.next_cursor == "c1"
+    async with client(transport=feed.transport) as c:
+        pages = c.partner.accounts.trade_pages("acc-1", prefetch=False)
+        async with contextlib.aclosing(pages):
+            page = await pages.__anext__()
+            await settle(50)
+            assert feed.requests == [("acc-1", 0)]
+            assert page.next_cursor == "c1"
 
 
 async def test_breaking_out_of_trades_leaves_nothing_running() -> None:
     feed = FeedServer({"acc-1": [[4, 3], [2], [1]]})
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            async with contextlib.aclosing(c.partner.accounts.trades("acc-1")) as trades:
-                async for trade in trades:
-                    assert trade.trade_id == 4
-                    break
+    async with (
+        client(transport=feed.transport) as c,
+        contextlib.aclosing(c.partner.accounts.trades("acc-1")) as trades,
+    ):
+        async for trade in trades:
+            assert trade.trade_id == 4
+            break
     assert other_tasks() == set()
 
 
@@ -378,36 +372,32 @@ async def test_cancelling_a_trades_consumer_in_its_loop_body_with_aclosing() -> 
     feed = FeedServer({"acc-1": [[4, 3], [2], [1]]})
     holding = asyncio.Event()
     never = asyncio.Event()
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
+    async with client(transport=feed.transport) as c:
 
-            async def consume() -> None:
-                async with contextlib.aclosing(c.partner.accounts.trades("acc-1")) as trades:
-                    async for _ in trades:
-                        feed.gate = asyncio.Event()  # the prefetch of page 2 hangs
-                        holding.set()
-                        await never.wait()
+        async def consume() -> None:
+            async with contextlib.aclosing(c.partner.accounts.trades("acc-1")) as trades:
+                async for _ in trades:
+                    feed.gate = asyncio.Event()  # the prefetch of page 2 hangs
+                    holding.set()
+                    await never.wait()
 
-            task = asyncio.create_task(consume())
-            await holding.wait()
-            await settle(50)
-            assert feed.in_flight == 1  # the prefetch is running
-            assert len(other_tasks() - {task}) == 1
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert feed.in_flight == 0
-            assert other_tasks() == set()
+        task = asyncio.create_task(consume())
+        await holding.wait()
+        await settle(50)
+        assert feed.in_flight == 1  # the prefetch is running
+        assert len(other_tasks() - {task}) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert feed.in_flight == 0
+        assert other_tasks() == set()
 
 
 async def test_an_error_page_surfaces_when_reached() -> None:
     feed = FeedServer({"acc-1": [[4], [3], [2]]}, fail={"acc-1": (1, 404)})
     got: list[int] = []
-    async with client() as c:
-        with aioresponses() as mock:
-            feed.install(mock)
-            with pytest.raises(NotFoundError):
-                async for trade in c.partner.accounts.trades("acc-1"):
-                    got.append(trade.trade_id)
+    async with client(transport=feed.transport) as c:
+        with pytest.raises(NotFoundError):
+            async for trade in c.partner.accounts.trades("acc-1"):
+                got.append(trade.trade_id)
     assert got == [4]

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 from polysim_async._download import save_csv
 
-from ._helpers import calls, error_body, make_client, url
+from ._helpers import Routes, calls, error_body, make_client, url
 from ._trader import params, sent
 
 PORTFOLIO = {
@@ -67,7 +66,7 @@ def part_sizes(directory: Path) -> list[int]:
 
 
 class TestPortfolio:
-    async def test_decodes_balance_positions_and_stats(self, mock: aioresponses) -> None:
+    async def test_decodes_balance_positions_and_stats(self, mock: Routes) -> None:
         mock.get(url("/v1/account/portfolio"), payload=PORTFOLIO)
         async with make_client() as client:
             folio = await client.account.portfolio()
@@ -77,7 +76,7 @@ class TestPortfolio:
         assert folio.total_trades == 5 and folio.win_rate_percent == Decimal("60.0")
 
     @pytest.mark.parametrize(("wallet_id", "wire"), [("all", "all"), ("API", "api"), (7, "7")])
-    async def test_wallet_scope(self, mock: aioresponses, wallet_id: Any, wire: str) -> None:
+    async def test_wallet_scope(self, mock: Routes, wallet_id: Any, wire: str) -> None:
         mock.get(url("/v1/account/portfolio"), payload=PORTFOLIO)
         async with make_client() as client:
             await client.account.portfolio(wallet_id=wallet_id)
@@ -88,7 +87,7 @@ class TestPortfolio:
         folio = ps.Portfolio(balance=ps.Balance(balance=Decimal(0)), win_rate=rate)
         assert folio.win_rate_percent is None
 
-    async def test_bad_scope_is_refused(self, mock: aioresponses) -> None:
+    async def test_bad_scope_is_refused(self, mock: Routes) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.account.portfolio(wallet_id="main")
@@ -96,7 +95,7 @@ class TestPortfolio:
 
 
 class TestSettlements:
-    async def test_pages_follow_the_cursor_until_empty(self, mock: aioresponses) -> None:
+    async def test_pages_follow_the_cursor_until_empty(self, mock: Routes) -> None:
         older = {**SETTLEMENT, "position_id": 70, "result": "lost"}
         mock.get(
             url("/v1/account/settlements"), payload={"data": [SETTLEMENT], "next_cursor": "77"}
@@ -112,7 +111,7 @@ class TestSettlements:
             {"limit": "1", "cursor": "77"},
         ]
 
-    async def test_filters_use_the_wire_names(self, mock: aioresponses) -> None:
+    async def test_filters_use_the_wire_names(self, mock: Routes) -> None:
         mock.get(url("/v1/account/settlements"), payload={"data": [], "next_cursor": None})
         start = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2)))
         async with make_client() as client:
@@ -136,7 +135,7 @@ class TestSettlements:
             }
         ]
 
-    async def test_a_minimal_row_decodes(self, mock: aioresponses) -> None:
+    async def test_a_minimal_row_decodes(self, mock: Routes) -> None:
         row = {k: v for k, v in SETTLEMENT.items() if k not in ("position_id", "settled_at")}
         mock.get(url("/v1/account/settlements"), payload={"data": [row]})
         async with make_client() as client:
@@ -154,9 +153,7 @@ class TestSettlements:
             {"wallet_id": "everything"},
         ],
     )
-    async def test_bad_filters_are_refused(
-        self, mock: aioresponses, kwargs: dict[str, Any]
-    ) -> None:
+    async def test_bad_filters_are_refused(self, mock: Routes, kwargs: dict[str, Any]) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 client.account.settlements(**kwargs)
@@ -164,7 +161,7 @@ class TestSettlements:
 
 
 class TestResetApiBalance:
-    async def test_resets_without_a_body(self, mock: aioresponses) -> None:
+    async def test_resets_without_a_body(self, mock: Routes) -> None:
         body = {
             "message": "API balance reset to $10,000.00",
             "new_api_balance": "10000.00",
@@ -193,7 +190,7 @@ class TestResetApiBalance:
         ],
     )
     async def test_never_repeated_once_it_may_have_arrived(
-        self, mock: aioresponses, failure: dict[str, Any]
+        self, mock: Routes, failure: dict[str, Any]
     ) -> None:
         mock.post(url("/v1/account/reset-api-balance"), **failure)
         async with make_client() as client:
@@ -201,7 +198,7 @@ class TestResetApiBalance:
                 await client.account.reset_api_balance()
         assert len(calls(mock)) == 1
 
-    async def test_the_free_tier_gets_402(self, mock: aioresponses) -> None:
+    async def test_the_free_tier_gets_402(self, mock: Routes) -> None:
         mock.post(
             url("/v1/account/reset-api-balance"),
             status=402,
@@ -220,7 +217,7 @@ CSV = b"order_id,market_id,side,price\n" + b"".join(
 
 class TestExports:
     async def test_trades_csv_is_saved_whole_and_atomically(
-        self, mock: aioresponses, tmp_path: Path
+        self, mock: Routes, tmp_path: Path
     ) -> None:
         mock.get(url("/v1/export/trades.csv"), body=CSV, content_type="text/csv")
         dest = tmp_path / "trades.csv"
@@ -241,7 +238,7 @@ class TestExports:
         }
 
     async def test_a_body_already_in_memory_is_written_in_slices(
-        self, mock: aioresponses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, mock: Routes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         import polysim_async._download as download
 
@@ -261,7 +258,7 @@ class TestExports:
         assert (tmp_path / "t.csv").read_bytes() == CSV
 
     async def test_a_capped_export_says_it_was_truncated(
-        self, mock: aioresponses, tmp_path: Path
+        self, mock: Routes, tmp_path: Path
     ) -> None:
         body = b"position_id,payout\n1,10.00\n# truncated at 100000 rows\n"
         mock.get(url("/v1/export/settlements.csv"), body=body)
@@ -270,7 +267,7 @@ class TestExports:
         assert saved.truncated and saved.size == len(body)
 
     async def test_a_failed_export_leaves_the_destination_untouched(
-        self, mock: aioresponses, tmp_path: Path
+        self, mock: Routes, tmp_path: Path
     ) -> None:
         dest = tmp_path / "trades.csv"
         dest.write_bytes(b"yesterday's export")
@@ -282,7 +279,7 @@ class TestExports:
         assert files(tmp_path) == [dest]
 
     async def test_bad_destinations_are_refused_before_sending(
-        self, mock: aioresponses, tmp_path: Path
+        self, mock: Routes, tmp_path: Path
     ) -> None:
         async with make_client() as client:
             for bad in (tmp_path, tmp_path / "missing" / "x.csv", 5):

@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from aioresponses import aioresponses
 
 import polysim_async as ps
 from polysim_async.models.prices import (
@@ -19,7 +18,7 @@ from polysim_async.models.prices import (
     SubscribedFrame,
 )
 
-from ._helpers import calls, error_body, make_client, sent_json, url
+from ._helpers import Routes, calls, error_body, make_client, sent_json, url
 from ._trader import CID, CID2, ME, NO, TIERS, YES, sent
 
 BATCH = url("/v1/prices/batch")
@@ -34,19 +33,19 @@ ROW = {
 }
 
 
-def batches(mock: aioresponses) -> list[Any]:
+def batches(mock: Routes) -> list[Any]:
     return [sent_json(kw)["market_ids"] for kw in sent(mock, "/v1/prices/batch")]
 
 
 class TestBatch:
-    async def test_one_market_needs_no_tier_lookup(self, mock: aioresponses) -> None:
+    async def test_one_market_needs_no_tier_lookup(self, mock: Routes) -> None:
         mock.post(BATCH, payload=[ROW])
         async with make_client() as client:
             [row] = await client.prices.batch([CID])
         assert batches(mock) == [[CID]] and len(calls(mock)) == 1
         assert row.buy == Decimal("0.65") and row.outcomes[1].token_id == NO
 
-    async def test_a_market_without_a_price_has_only_its_id(self, mock: aioresponses) -> None:
+    async def test_a_market_without_a_price_has_only_its_id(self, mock: Routes) -> None:
         mock.get(url("/v1/keys/tiers"), payload=TIERS)
         mock.get(url("/v1/me"), payload=ME)
         mock.post(BATCH, payload=[ROW, {"condition_id": CID2}])
@@ -55,7 +54,7 @@ class TestBatch:
         assert rows[1] == ps.MarketPrice(condition_id=CID2)
         assert rows[1].buy is None and rows[1].outcomes == []
 
-    async def test_a_long_list_is_split_by_the_tier_batch_size(self, mock: aioresponses) -> None:
+    async def test_a_long_list_is_split_by_the_tier_batch_size(self, mock: Routes) -> None:
         ids = [f"0x{i:02d}" for i in range(12)]
         mock.get(url("/v1/keys/tiers"), payload=TIERS)
         mock.get(url("/v1/me"), payload=ME)  # pro: 5 per request
@@ -67,9 +66,7 @@ class TestBatch:
         assert batches(mock) == [ids[0:5], ids[5:10], ids[10:12]]
         assert [r.condition_id for r in rows] == ids
 
-    async def test_without_a_known_tier_the_schema_ceiling_applies(
-        self, mock: aioresponses
-    ) -> None:
+    async def test_without_a_known_tier_the_schema_ceiling_applies(self, mock: Routes) -> None:
         ids = [f"0x{i:02d}" for i in range(60)]
         mock.get(url("/v1/keys/tiers"), status=404, payload=error_body("NOT_FOUND"))
         mock.post(BATCH, payload=[], repeat=True)
@@ -77,7 +74,7 @@ class TestBatch:
             assert await client.prices.batch(ids) == []
         assert [len(b) for b in batches(mock)] == [50, 10]
 
-    async def test_prices_are_retried_like_a_read(self, mock: aioresponses) -> None:
+    async def test_prices_are_retried_like_a_read(self, mock: Routes) -> None:
         mock.post(BATCH, exception=ConnectionResetError("reset"))
         mock.post(BATCH, payload=[ROW])
         async with make_client() as client:
@@ -85,7 +82,7 @@ class TestBatch:
         assert len(calls(mock)) == 2
 
     @pytest.mark.parametrize("ids", [[], CID, [CID, ""], [CID, 5], None])
-    async def test_bad_lists_are_refused(self, mock: aioresponses, ids: Any) -> None:
+    async def test_bad_lists_are_refused(self, mock: Routes, ids: Any) -> None:
         async with make_client() as client:
             with pytest.raises(ps.InvalidArgumentError):
                 await client.prices.batch(ids)

@@ -6,13 +6,10 @@ import asyncio
 import email.utils
 import logging
 import time
-import types
 from typing import Any
 
-import aiohttp
 import pytest
 import tenacity
-from aioresponses import aioresponses
 
 import polysim_async as ps
 from polysim_async._errors import from_response
@@ -25,6 +22,7 @@ from ._helpers import (
     SECRET,
     USER_201,
     FakeClock,
+    Routes,
     calls,
     error_body,
     make_client,
@@ -51,9 +49,8 @@ def status_error(status: int, code: str | None = None) -> ps.APIStatusError:
     return from_response(status, {"X-Polysim-Code": code} if code else {}, b"")
 
 
-def connector_error() -> aiohttp.ClientConnectorError:
-    key = types.SimpleNamespace(host="api.test", port=443, ssl=True)
-    return aiohttp.ClientConnectorError(key, OSError(111, "Connection refused"))  # type: ignore[arg-type]
+def connector_error() -> ps.ConnectError:
+    return ps.ConnectError("cannot connect to https://api.test: Connection refused")
 
 
 def not_cancelled() -> dict[str, Any]:
@@ -102,7 +99,7 @@ class TestRetryReason:
 
 class TestRateLimited:
     async def test_waits_retry_after_seconds_then_succeeds(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(
             USER,
@@ -114,13 +111,13 @@ class TestRateLimited:
         async with make_client(clock) as client:
             user = await client.partner.users.get(1)
         assert user.user_id == 12345
-        assert clock.now == pytest.approx(1002.0)
+        assert clock.t == pytest.approx(1002.0)
         assert len(calls(mock)) == 2
         assert client.stats.retries["rate_limit"] == 1
         assert client.stats.retry_wait == pytest.approx(2.0)
         assert client.stats.attempts == 2
 
-    async def test_waits_until_an_http_date(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_waits_until_an_http_date(self, mock: Routes, clock: FakeClock) -> None:
         when = email.utils.formatdate(time.time() + 10, usegmt=True)
         mock.get(USER, status=429, headers={"Retry-After": when})
         mock.get(USER, payload=USER_201)
@@ -131,7 +128,7 @@ class TestRateLimited:
         assert clock.sleeps == [client.stats.retry_wait]
 
     async def test_a_retry_after_above_the_cap_raises_at_once(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(
             USER,
@@ -145,26 +142,24 @@ class TestRateLimited:
         assert info.value.retry_after == 61.0
         assert info.value.code == "RATE_LIMIT_EXCEEDED"
         assert len(calls(mock)) == 1
-        assert clock.now == 1000.0
+        assert clock.t == 1000.0
 
-    async def test_the_cap_is_configurable(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_the_cap_is_configurable(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=429, headers={"Retry-After": "5"})
         async with make_client(clock, max_retry_after=4) as client:
             with pytest.raises(ps.RateLimitError):
                 await client.partner.users.get(1)
         assert len(calls(mock)) == 1
 
-    async def test_without_retry_after_it_backs_off(
-        self, mock: aioresponses, clock: FakeClock
-    ) -> None:
+    async def test_without_retry_after_it_backs_off(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=429)
         mock.get(USER, payload=USER_201)
         async with make_client(clock) as client:
             await client.partner.users.get(1)
-        assert 0.25 <= clock.now - 1000.0 <= 0.5
+        assert 0.25 <= clock.t - 1000.0 <= 0.5
 
     async def test_an_unsafe_post_is_repeated_after_a_429(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.post(CREATE, status=429, headers={"Retry-After": "1"})
         mock.post(CREATE, status=201, payload=ACCOUNT_201)
@@ -174,7 +169,7 @@ class TestRateLimited:
         assert len(calls(mock, "POST")) == 2
 
     async def test_budget_exhausted_raises_the_last_429(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(USER, status=429, headers={"Retry-After": "1"}, repeat=True)
         async with make_client(clock, max_retries=2) as client:
@@ -186,7 +181,7 @@ class TestRateLimited:
 class TestServerErrors:
     @pytest.mark.parametrize("status", [425, 502, 503, 504])
     async def test_get_backs_off_exponentially_with_jitter(
-        self, mock: aioresponses, clock: FakeClock, status: int
+        self, mock: Routes, clock: FakeClock, status: int
     ) -> None:
         mock.get(USER, status=status, repeat=True)
         async with make_client(clock) as client:
@@ -202,7 +197,7 @@ class TestServerErrors:
             assert ceiling / 2 <= wait <= ceiling
         assert client.stats.retries["server"] == 3
 
-    async def test_backoff_is_capped(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_backoff_is_capped(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=502, repeat=True)
         async with make_client(clock, max_retries=8, deadline=None) as client:
             with pytest.raises(ps.ServerError):
@@ -210,7 +205,7 @@ class TestServerErrors:
         assert len(clock.sleeps) == 8
         assert all(15.0 <= wait <= 30.0 for wait in clock.sleeps[6:])  # 0.5 * 2**6 > 30
 
-    async def test_jitter_varies(self, mock: aioresponses) -> None:
+    async def test_jitter_varies(self, mock: Routes) -> None:
         firsts = set()
         for _ in range(5):
             clock = FakeClock()
@@ -221,25 +216,21 @@ class TestServerErrors:
             firsts.add(clock.sleeps[0])
         assert len(firsts) > 1
 
-    async def test_retry_after_on_a_503_is_honoured(
-        self, mock: aioresponses, clock: FakeClock
-    ) -> None:
+    async def test_retry_after_on_a_503_is_honoured(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=503, headers={"Retry-After": "4"})
         mock.get(USER, payload=USER_201)
         async with make_client(clock) as client:
             await client.partner.users.get(1)
         assert clock.sleeps == [4.0]
 
-    async def test_500_is_not_repeated(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_500_is_not_repeated(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=500, repeat=True)
         async with make_client(clock) as client:
             with pytest.raises(ps.ServerError):
                 await client.partner.users.get(1)
         assert len(calls(mock)) == 1
 
-    async def test_venue_unavailable_is_not_repeated(
-        self, mock: aioresponses, clock: FakeClock
-    ) -> None:
+    async def test_venue_unavailable_is_not_repeated(self, mock: Routes, clock: FakeClock) -> None:
         body = {"error": "VENUE_UNAVAILABLE", "message": "down", "retry_after": 60}
         mock.get(USER, status=503, payload=body, repeat=True)
         async with make_client(clock) as client:
@@ -248,7 +239,7 @@ class TestServerErrors:
         assert info.value.retry_after == 60.0
         assert len(calls(mock)) == 1
 
-    async def test_a_4xx_is_not_repeated(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_a_4xx_is_not_repeated(self, mock: Routes, clock: FakeClock) -> None:
         mock.get(USER, status=404, payload=error_body("NOT_FOUND"), repeat=True)
         async with make_client(clock) as client:
             with pytest.raises(ps.NotFoundError):
@@ -271,7 +262,7 @@ class TestWhatIsSafeToRepeat:
     @pytest.mark.parametrize("failure", ["503", "disconnect"])
     async def test_safe_calls_are_repeated(
         self,
-        mock: aioresponses,
+        mock: Routes,
         clock: FakeClock,
         method: str,
         pattern: Any,
@@ -282,7 +273,7 @@ class TestWhatIsSafeToRepeat:
         first = (
             {"status": 503}
             if failure == "503"
-            else {"exception": aiohttp.ServerDisconnectedError()}
+            else {"exception": ps.NetworkError("connection lost")}
         )
         mock.add(pattern, method, **first)
         mock.add(pattern, method, payload=body)
@@ -303,14 +294,14 @@ class TestWhatIsSafeToRepeat:
         [
             ({"status": 503}, ps.ServerError),
             ({"status": 502}, ps.ServerError),
-            ({"exception": aiohttp.ServerDisconnectedError()}, ps.NetworkError),
-            ({"exception": aiohttp.ClientPayloadError("cut")}, ps.NetworkError),
-            ({"exception": aiohttp.SocketTimeoutError("slow")}, ps.ReadTimeoutError),
+            ({"exception": ps.NetworkError("connection lost")}, ps.NetworkError),
+            ({"exception": ps.NetworkError("cut")}, ps.NetworkError),
+            ({"exception": ps.ReadTimeoutError("slow")}, ps.ReadTimeoutError),
         ],
     )
     async def test_unsafe_posts_are_never_repeated_once_they_may_have_arrived(
         self,
-        mock: aioresponses,
+        mock: Routes,
         clock: FakeClock,
         pattern: Any,
         call: str,
@@ -334,10 +325,10 @@ class TestWhatIsSafeToRepeat:
     )
     @pytest.mark.parametrize(
         "exc",
-        [connector_error, lambda: aiohttp.ConnectionTimeoutError("slow connect")],
+        [connector_error, lambda: ps.ConnectTimeoutError("slow connect")],
     )
     async def test_unsafe_posts_are_repeated_when_the_connection_never_opened(
-        self, mock: aioresponses, clock: FakeClock, pattern: Any, call: str, body: Any, exc: Any
+        self, mock: Routes, clock: FakeClock, pattern: Any, call: str, body: Any, exc: Any
     ) -> None:
         mock.post(pattern, exception=exc())
         mock.post(pattern, exception=exc())
@@ -348,7 +339,7 @@ class TestWhatIsSafeToRepeat:
         assert client.stats.retries["transport"] == 2
 
     async def test_connect_errors_give_up_after_the_budget(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.post(CREATE, exception=connector_error(), repeat=True)
         async with make_client(clock, max_retries=2) as client:
@@ -362,7 +353,7 @@ async def invoke(client: ps.Client, call: str) -> Any:
     if call == "register":
         return await users.register("pc_trader_123", "trader@example.com")
     if call == "login_link":
-        return await users.send_login_link(1, "https://portal.example/markets")
+        return await users.send_login_link(1, redirect_url="https://portal.example/markets")
     if call == "create":
         return await accounts.create(**CREATE_ARGS)
     if call == "get_account":
@@ -379,7 +370,7 @@ async def invoke(client: ps.Client, call: str) -> Any:
 class TestDrain:
     @pytest.mark.parametrize(("pattern", "call"), [(CLOSE_URL, "close"), (RESET_URL, "reset")])
     async def test_409_orders_not_cancelled_is_repeated_until_drained(
-        self, mock: aioresponses, clock: FakeClock, pattern: Any, call: str
+        self, mock: Routes, clock: FakeClock, pattern: Any, call: str
     ) -> None:
         for _ in range(3):
             mock.post(pattern, **not_cancelled())
@@ -391,7 +382,7 @@ class TestDrain:
         assert client.stats.retries["drain"] == 3
         assert all(w > 0 for w in clock.sleeps)
 
-    async def test_the_drain_has_its_own_budget(self, mock: aioresponses, clock: FakeClock) -> None:
+    async def test_the_drain_has_its_own_budget(self, mock: Routes, clock: FakeClock) -> None:
         for _ in range(5):
             mock.post(CLOSE_URL, **not_cancelled())
         mock.post(CLOSE_URL, payload=ACCOUNT_STATE)
@@ -401,7 +392,7 @@ class TestDrain:
 
     @pytest.mark.parametrize(("pattern", "call"), [(CLOSE_URL, "close"), (RESET_URL, "reset")])
     async def test_a_spent_drain_raises_orders_not_cancelled(
-        self, mock: aioresponses, clock: FakeClock, pattern: Any, call: str
+        self, mock: Routes, clock: FakeClock, pattern: Any, call: str
     ) -> None:
         mock.post(pattern, repeat=True, **not_cancelled())
         async with make_client(clock, drain_retries=2) as client:
@@ -410,9 +401,7 @@ class TestDrain:
         assert info.value.status == 409
         assert len(calls(mock, "POST")) == 3
 
-    async def test_the_drain_honours_retry_after(
-        self, mock: aioresponses, clock: FakeClock
-    ) -> None:
+    async def test_the_drain_honours_retry_after(self, mock: Routes, clock: FakeClock) -> None:
         mock.post(CLOSE_URL, headers={"Retry-After": "3"}, **not_cancelled())
         mock.post(CLOSE_URL, payload=ACCOUNT_STATE)
         async with make_client(clock) as client:
@@ -420,7 +409,7 @@ class TestDrain:
         assert clock.sleeps == [3.0]
 
     async def test_other_conflicts_on_close_are_not_repeated(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.post(CLOSE_URL, status=409, payload=error_body("SOMETHING_ELSE"), repeat=True)
         async with make_client(clock) as client:
@@ -429,7 +418,7 @@ class TestDrain:
         assert len(calls(mock, "POST")) == 1
 
     async def test_orders_not_cancelled_elsewhere_is_not_drained(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.patch(url(f"/v1/partner/accounts/{ACCOUNT_ID}"), repeat=True, **not_cancelled())
         async with make_client(clock) as client:
@@ -444,14 +433,14 @@ class TestMaxRetriesZero:
         [
             ("GET", USER, "get_user", {"status": 503}),
             ("GET", USER, "get_user", {"status": 429, "headers": {"Retry-After": "1"}}),
-            ("GET", USER, "get_user", {"exception": aiohttp.ServerDisconnectedError()}),
+            ("GET", USER, "get_user", {"exception": ps.NetworkError("connection lost")}),
             ("POST", CREATE, "create", {"exception": connector_error()}),
             ("POST", CLOSE_URL, "close", not_cancelled()),
         ],
     )
     async def test_disables_every_repeat(
         self,
-        mock: aioresponses,
+        mock: Routes,
         clock: FakeClock,
         method: str,
         pattern: Any,
@@ -471,7 +460,7 @@ class TestMaxRetriesZero:
 
 class TestDeadline:
     async def test_the_deadline_bounds_attempts_and_waits_together(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(USER, status=429, headers={"Retry-After": "2"}, repeat=True)
         async with make_client(clock, deadline=5, max_retries=10) as client:
@@ -480,20 +469,20 @@ class TestDeadline:
         err = info.value
         assert isinstance(err, TimeoutError)
         assert isinstance(err.__cause__, ps.RateLimitError)
-        assert clock.now - 1000.0 <= 5.0
+        assert clock.t - 1000.0 <= 5.0
         assert len(calls(mock)) == 3  # at 0 s, 2 s and 4 s; a wait to 6 s would pass 5 s
 
     async def test_no_deadline_means_the_budget_decides(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(USER, status=429, headers={"Retry-After": "50"}, repeat=True)
         async with make_client(clock, deadline=None, max_retries=4) as client:
             with pytest.raises(ps.RateLimitError):
                 await client.partner.users.get(1)
-        assert clock.now == pytest.approx(1200.0)
+        assert clock.t == pytest.approx(1200.0)
 
     async def test_a_per_call_attempt_timeout_never_outlasts_the_deadline(
-        self, mock: aioresponses, clock: FakeClock
+        self, mock: Routes, clock: FakeClock
     ) -> None:
         mock.get(USER, status=503, headers={"Retry-After": "9"})
         mock.get(USER, payload=USER_201)
@@ -505,11 +494,11 @@ class TestDeadline:
 
 class TestObservability:
     async def test_each_retry_is_logged_at_debug_with_its_reason_and_no_key(
-        self, mock: aioresponses, clock: FakeClock, caplog: pytest.LogCaptureFixture
+        self, mock: Routes, clock: FakeClock, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.DEBUG)
         mock.get(USER, status=503, headers={"X-Request-Id": "rid-503"})
-        mock.get(USER, exception=aiohttp.ServerDisconnectedError())
+        mock.get(USER, exception=ps.NetworkError("connection lost"))
         mock.get(USER, status=429, headers={"Retry-After": "1"})
         mock.get(USER, payload=USER_201)
         async with make_client(clock) as client:
@@ -553,17 +542,24 @@ class TestObservability:
         assert all(SECRET not in r.getMessage() for r in caplog.records)
 
 
+class StuckClock(FakeClock):
+    """Every sleep waits forever."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
 class TestCancellation:
-    async def test_cancelling_during_a_backoff_sleep_propagates(self, mock: aioresponses) -> None:
+    async def test_cancelling_during_a_backoff_sleep_propagates(self, mock: Routes) -> None:
         sleeping = asyncio.Event()
 
-        async def stuck_sleep(seconds: float) -> None:
-            sleeping.set()
-            await asyncio.Event().wait()
+        class StuckClock(FakeClock):
+            async def sleep(self, seconds: float) -> None:
+                sleeping.set()
+                await asyncio.Event().wait()
 
         mock.get(USER, status=503, repeat=True)
-        clock = FakeClock()
-        async with ps.Client(SECRET, "https://api.test", clock=clock, sleep=stuck_sleep) as client:
+        async with make_client(StuckClock()) as client:
             task = asyncio.create_task(client.partner.users.get(1))
             await asyncio.wait_for(sleeping.wait(), 2)
             task.cancel()
@@ -574,13 +570,10 @@ class TestCancellation:
 
     @pytest.mark.skipif(not hasattr(asyncio, "timeout"), reason="asyncio.timeout is 3.11+")
     async def test_cancelling_a_caller_waiting_on_asyncio_timeout_is_not_wrapped(
-        self, mock: aioresponses
+        self, mock: Routes
     ) -> None:
-        async def stuck_sleep(seconds: float) -> None:
-            await asyncio.Event().wait()
-
         mock.get(USER, status=503, repeat=True)
-        async with ps.Client(SECRET, "https://api.test", sleep=stuck_sleep) as client:
+        async with make_client(StuckClock()) as client:
             with pytest.raises(TimeoutError) as info:
                 async with asyncio.timeout(0.01):
                     await client.partner.users.get(1)
@@ -588,13 +581,10 @@ class TestCancellation:
         assert type(info.value) is TimeoutError
 
     async def test_cancelling_a_caller_waiting_on_wait_for_is_not_wrapped(
-        self, mock: aioresponses
+        self, mock: Routes
     ) -> None:
-        async def stuck_sleep(seconds: float) -> None:
-            await asyncio.Event().wait()
-
         mock.get(USER, status=503, repeat=True)
-        async with ps.Client(SECRET, "https://api.test", sleep=stuck_sleep) as client:
+        async with make_client(StuckClock()) as client:
             with pytest.raises(asyncio.TimeoutError) as info:
                 await asyncio.wait_for(client.partner.users.get(1), 0.01)
         # wait_for converts its own cancellation (3.10 and later): nothing of ours in between.

@@ -9,7 +9,6 @@ sleep anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
@@ -22,12 +21,8 @@ import pytest
 import polysim_async as ps
 from polysim_async.sandbox import Sandbox
 
+from ._helpers import SkipClock
 from .sandbox._helpers import FakeTime
-
-
-async def no_wait(seconds: float) -> None:
-    """The client's backoff sleep, without the waiting (the sandbox clock is frozen)."""
-    await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -38,7 +33,7 @@ async def sb() -> AsyncIterator[Sandbox]:
 
 @pytest.fixture
 async def client(sb: Sandbox) -> AsyncIterator[ps.Client]:
-    async with ps.Client(sb.api_key, sb.url, rate_limit=None, sleep=no_wait) as c:
+    async with ps.Client(sb.api_key, sb.url, rate_limit=None, clock=SkipClock()) as c:
         yield c
 
 
@@ -184,7 +179,7 @@ async def test_the_tier_is_learned_from_the_rate_limit_headers(sb: Sandbox) -> N
     time = FakeTime()
     async with (
         Sandbox(seed=22, frozen_clock=True, random_walk=False, rate_clock=time) as limited,
-        ps.Client(limited.api_key, limited.url, rate_limit=None, sleep=no_wait) as client,
+        ps.Client(limited.api_key, limited.url, rate_limit=None, clock=SkipClock()) as client,
     ):
         limited.set_tier("pro_plus")
         await client.account.balance()  # any answer carries x-ratelimit-tier

@@ -37,8 +37,8 @@ import msgspec
 from .._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .._errors import DecodeError, InvalidArgumentError, PolySimError
 from .._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
-from .._pagination import aclose_iterator
 from .._requester import Requester
+from .._tasks import aclose_iterator
 from .._validation import check_enum, check_int, check_str, path_id
 from .._version import __version__
 from ..models.common import Side
@@ -104,11 +104,8 @@ def _budget(requester: Requester) -> float | None:
 
 
 def _monotonic(requester: Requester) -> Callable[[], float]:
-    """The request path's monotonic clock: a ``Clock`` (its ``now``) or a plain function."""
-    clock = requester.clock
-    now = getattr(clock, "now", None)
-    read: Callable[[], float] = now if callable(now) else clock
-    return read
+    """The request path's monotonic clock (its ``Clock.now``)."""
+    return requester.clock.now
 
 
 class _Export:

@@ -1,8 +1,17 @@
 """msgspec Structs for every wire shape, by API area. Shared by the client and the sandbox."""
 
 from .account import Balance, EquityPoint, HistoryPage, HistoryRow, Position
-from .common import AccountStatus, Money, Side, Stage, UTCDateTime
-from .executions import ConnectedFrame, Fill, FillFrame, PongFrame
+from .common import AccountStatus, Money, Side, Stage, Traced, UTCDateTime
+from .executions import (
+    ConnectedFrame,
+    ErrorFrame,
+    ExecutionData,
+    ExecutionFeedFrame,
+    ExecutionFrame,
+    Fill,
+    FillFrame,
+    PongFrame,
+)
 from .orders import (
     CancelAllResult,
     Order,
@@ -40,6 +49,10 @@ __all__ = [
     "ConnectedFrame",
     "CreateAccountRequest",
     "EquityPoint",
+    "ErrorFrame",
+    "ExecutionData",
+    "ExecutionFeedFrame",
+    "ExecutionFrame",
     "Fill",
     "FillFrame",
     "HistoryPage",
@@ -68,6 +81,7 @@ __all__ = [
     "TimeInForce",
     "Trade",
     "TradePage",
+    "Traced",
     "UTCDateTime",
     "UpdateAccountRequest",
     "Watermark",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .common import Money, Side, UTCDateTime
+from .common import Money, Side, Traced, UTCDateTime
 
 __all__ = ["Balance", "EquityPoint", "HistoryPage", "HistoryRow", "Position"]
 
@@ -19,7 +19,7 @@ class EquityPoint(msgspec.Struct, kw_only=True, frozen=True):
     pnl: Money
 
 
-class Balance(msgspec.Struct, kw_only=True, frozen=True):
+class Balance(Traced, kw_only=True, frozen=True):
     """The API wallet's balance (``GET /v1/account/balance``).
 
     ``unrealized_pnl`` is, as documented, the *total* P&L: ``total_value - starting_balance``.
@@ -68,8 +68,12 @@ class HistoryRow(msgspec.Struct, kw_only=True, frozen=True):
     created_at: UTCDateTime | None = None
 
 
-class HistoryPage(msgspec.Struct, kw_only=True, frozen=True):
-    """``GET /v1/account/history?envelope=true``: ``next_cursor`` is the next offset or ``""``."""
+class HistoryPage(Traced, kw_only=True, frozen=True):
+    """One page of ``GET /v1/account/history?envelope=true``, newest ``filled_at`` first.
+
+    ``next_cursor`` is the next page's offset as a string, or ``""`` on the last
+    page; pass it back as ``cursor=`` to resume.
+    """
 
     data: list[HistoryRow]
     next_cursor: str = ""

@@ -12,7 +12,7 @@ import msgspec
 
 from .._errors import DecodeError
 
-__all__ = ["AccountStatus", "Money", "Side", "Stage", "UTCDateTime", "to_decimal"]
+__all__ = ["AccountStatus", "Money", "Side", "Stage", "Traced", "UTCDateTime", "to_decimal"]
 
 #: Money, prices and quantities: exact decimals, sent and received as JSON strings.
 Money: TypeAlias = Decimal
@@ -33,6 +33,21 @@ def to_decimal(raw: str, field: str) -> Decimal:
     if not value.is_finite():
         raise DecodeError(f"{field} is not a decimal number: {raw!r}")
     return value
+
+
+class Traced(msgspec.Struct, frozen=True, dict=True):
+    """Base of the results a user would quote to support: they carry the request id.
+
+    :attr:`request_id` is the ``X-Request-Id`` of the answer the value was
+    decoded from (``None`` when built otherwise). It is not a wire field: it is
+    not encoded, not compared, and not kept by ``msgspec.structs.replace``.
+    """
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``X-Request-Id`` for the request that returned this, if sent."""
+        rid: str | None = self.__dict__.get("request_id")
+        return rid
 
 
 class Side(str, enum.Enum):

@@ -9,7 +9,7 @@ import enum
 
 import msgspec
 
-from .common import Money, Side, UTCDateTime
+from .common import Money, Side, Traced, UTCDateTime
 
 __all__ = [
     "CancelAllResult",
@@ -79,7 +79,7 @@ class OrderPosition(msgspec.Struct, kw_only=True, frozen=True):
     status: str | None = None
 
 
-class Order(msgspec.Struct, kw_only=True, frozen=True):
+class Order(Traced, kw_only=True, frozen=True):
     """The answer to placing or cancelling an order (``OrderResponse``)."""
 
     order_id: int
@@ -112,7 +112,7 @@ class Order(msgspec.Struct, kw_only=True, frozen=True):
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
-class OrderRow(msgspec.Struct, kw_only=True, frozen=True):
+class OrderRow(Traced, kw_only=True, frozen=True):
     """One order as listed by ``GET /v1/orders`` and ``GET /v1/orders/{id}``."""
 
     order_id: int
@@ -133,7 +133,7 @@ class OrderRow(msgspec.Struct, kw_only=True, frozen=True):
     hold_reason: str | None = None
 
 
-class OrderPage(msgspec.Struct, kw_only=True, frozen=True):
+class OrderPage(Traced, kw_only=True, frozen=True):
     """One page of ``GET /v1/orders``; iterate while ``has_more``."""
 
     orders: list[OrderRow]
@@ -142,7 +142,7 @@ class OrderPage(msgspec.Struct, kw_only=True, frozen=True):
     total_hint: int | None = None
 
 
-class CancelAllResult(msgspec.Struct, kw_only=True, frozen=True):
+class CancelAllResult(Traced, kw_only=True, frozen=True):
     """``POST /v1/cancel-all``: cancelled ids (as strings) and the reasons others were not."""
 
     canceled: list[str] = msgspec.field(default_factory=list)

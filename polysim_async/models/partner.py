@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from .common import AccountStatus, Money, Side, Stage, UTCDateTime, to_decimal
+from .._errors import DecodeError
+from .common import AccountStatus, Money, Side, Stage, Traced, UTCDateTime, to_decimal
 
 __all__ = [
     "AccountState",
@@ -25,17 +28,105 @@ __all__ = [
 ]
 
 
-class Rules(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
-    """Challenge rules stored with an account and echoed back (no server-side rule engine).
+# JSON numbers inside rules decode exactly: whole numbers to int, the rest to Decimal.
+_rules_decoder = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)
 
-    Percentages are exact decimals; the server echoes them as JSON numbers.
+
+class Rules(Mapping[str, Any]):
+    """An account's rules: the whole free-form object the server stores, with two keys typed.
+
+    The server stores ``rules`` as any JSON object and echoes it back (API.md
+    P4/P5); a firm keeps its whole rule set there (daily loss, minimum trading
+    days, nested settings, ...). A ``Rules`` is a read-only mapping of every key,
+    exactly as the server sent it: JSON numbers are ``int`` (whole numbers) or
+    :class:`~decimal.Decimal`, never ``float``, so nothing is rounded. The two
+    documented keys are also typed properties, :attr:`profit_target_pct` and
+    :attr:`max_drawdown_pct` (``Decimal`` or ``None``).
+
+    Build one from a mapping, keywords, or both: ``Rules({"min_trading_days": 5},
+    profit_target_pct=Decimal("8"))``. On the wire every Decimal and number goes
+    out as a JSON number (``20``, ``7.5``), as in the partner quickstart seed;
+    strings stay strings.
     """
 
-    profit_target_pct: Money | None = None
-    max_drawdown_pct: Money | None = None
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        merged = dict(data or {})
+        merged.update(fields)
+        self._data = merged
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Rules:
+        """Decode a JSON object exactly (numbers as ``int``/``Decimal``).
+
+        Raises:
+            DecodeError: ``raw`` is not a JSON object.
+        """
+        try:
+            return cls(_rules_decoder.decode(raw))
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise DecodeError(f"rules is not a JSON object: {exc}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Rules({self._data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of every key, as a plain ``dict``."""
+        return copy.deepcopy(self._data)
+
+    def _percent(self, key: str) -> Decimal | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+            raise DecodeError(f"rules.{key} is not a number: {value!r}")
+        return to_decimal(str(value), f"rules.{key}")
+
+    @property
+    def profit_target_pct(self) -> Decimal | None:
+        """The profit target in percent, if set.
+
+        Raises:
+            DecodeError: the stored value is not a number.
+        """
+        return self._percent("profit_target_pct")
+
+    @property
+    def max_drawdown_pct(self) -> Decimal | None:
+        """The maximum drawdown in percent, if set.
+
+        Raises:
+            DecodeError: the stored value is not a number.
+        """
+        return self._percent("max_drawdown_pct")
 
 
-class PartnerUser(msgspec.Struct, kw_only=True, frozen=True):
+def _check_rules(raw: msgspec.Raw) -> None:
+    """Refuse (as a schema mismatch) a ``rules`` value that is neither an object nor null."""
+    if raw and bytes(raw) != b"null":
+        try:
+            _rules_decoder.decode(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise ValueError(f"rules must be a JSON object: {exc}") from None
+
+
+def _rules(raw: msgspec.Raw) -> Rules | None:
+    if not raw or bytes(raw) == b"null":
+        return None
+    return Rules.from_json(bytes(raw))
+
+
+class PartnerUser(Traced, kw_only=True, frozen=True):
     """A trader mapped to the tenant (P1 register, P2 get).
 
     ``created`` is ``True`` when the register call created the mapping (201) and
@@ -56,8 +147,12 @@ class LoginLink(msgspec.Struct, kw_only=True, frozen=True):
     status: str = "accepted"
 
 
-class PartnerAccount(msgspec.Struct, kw_only=True, frozen=True):
-    """A tenant-governed account as created (P4)."""
+class PartnerAccount(Traced, kw_only=True, frozen=True):
+    """A tenant-governed account as created (P4).
+
+    ``rules`` is the rule object as the server echoed it (see :class:`Rules`);
+    ``raw_rules`` holds its exact JSON.
+    """
 
     account_id: str
     wallet_id: int
@@ -66,8 +161,16 @@ class PartnerAccount(msgspec.Struct, kw_only=True, frozen=True):
     stage: Stage
     status: AccountStatus
     starting_balance: Money
-    rules: Rules | None = None
+    raw_rules: msgspec.Raw = msgspec.field(name="rules", default_factory=msgspec.Raw)
     metadata: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_rules(self.raw_rules)
+
+    @property
+    def rules(self) -> Rules | None:
+        """The account's rules, every key exactly as stored, or ``None``."""
+        return _rules(self.raw_rules)
 
 
 class OpenPosition(msgspec.Struct, kw_only=True, frozen=True):
@@ -82,8 +185,12 @@ class OpenPosition(msgspec.Struct, kw_only=True, frozen=True):
     unrealized_pnl: Money | None = None
 
 
-class AccountState(msgspec.Struct, kw_only=True, frozen=True):
-    """The account-state envelope (P5), also returned by update, close and reset."""
+class AccountState(Traced, kw_only=True, frozen=True):
+    """The account-state envelope (P5), also returned by update, close and reset.
+
+    ``rules`` is the rule object as stored (see :class:`Rules`); ``raw_rules``
+    holds its exact JSON.
+    """
 
     account_id: str
     external_id: str
@@ -95,9 +202,17 @@ class AccountState(msgspec.Struct, kw_only=True, frozen=True):
     unrealized_pnl: Money
     realized_pnl: Money | None = None
     open_positions: list[OpenPosition] = msgspec.field(default_factory=list)
-    rules: Rules | None = None
+    raw_rules: msgspec.Raw = msgspec.field(name="rules", default_factory=msgspec.Raw)
     metadata: dict[str, Any] | None = None
     updated_at: UTCDateTime | None = None
+
+    def __post_init__(self) -> None:
+        _check_rules(self.raw_rules)
+
+    @property
+    def rules(self) -> Rules | None:
+        """The account's rules, every key exactly as stored, or ``None``."""
+        return _rules(self.raw_rules)
 
 
 class Trade(msgspec.Struct, kw_only=True, frozen=True, gc=False):
@@ -153,10 +268,11 @@ class Trade(msgspec.Struct, kw_only=True, frozen=True, gc=False):
         return None if raw is None else to_decimal(raw, "realized_pnl")
 
 
-class TradePage(msgspec.Struct, kw_only=True, frozen=True):
+class TradePage(Traced, kw_only=True, frozen=True):
     """One page of the trade feed; ``next_cursor`` is ``None`` on the last page.
 
-    Save ``next_cursor`` to resume a walk later with the same filters.
+    Save ``next_cursor`` to resume a walk later with the same filters;
+    ``request_id`` is the server's id of the request that fetched it.
     """
 
     data: list[Trade]

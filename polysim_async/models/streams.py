@@ -9,6 +9,7 @@ this one has been handled". It is what a caller saves to resume after a restart.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import msgspec
 
@@ -91,8 +92,13 @@ class StreamGap(msgspec.Struct, kw_only=True, frozen=True):
     offline_seconds: float
 
 
-class AccountTrade(msgspec.Struct, kw_only=True, frozen=True):
-    """One new fill on one watched partner account."""
+class AccountTrade(NamedTuple):
+    """One fill of one partner account, as ``trades_many`` and ``watch_trades`` yield them.
+
+    A named pair: read ``item.account_id`` and ``item.trade``, or unpack it as
+    ``account_id, trade = item`` (so ``for account_id, trade in trades_many(ids)``
+    works, with both names typed).
+    """
 
     account_id: str
     trade: Trade

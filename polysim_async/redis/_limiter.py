@@ -67,7 +67,7 @@ class _Unavailable(Exception):
 
 def _local_limiter(limit: RateLimit, clock: Clock) -> RateLimiter:
     # The one place that builds the in-process limiter this module falls back to.
-    return RateLimiter(limit, clock=clock.now, sleep=clock.sleep, wall_clock=clock.wall)
+    return RateLimiter(limit, clock=clock)
 
 
 def _share(value: int | None, workers: int) -> int | None:
@@ -207,6 +207,7 @@ class RedisRateLimit:
         self._probing = False
         #: Counters of shared and local turns, outages and waits.
         self.stats = RedisLimiterStats()
+        self._local_in_flight = 0  # turns of the local fallback not yet released
 
     def __repr__(self) -> str:
         return (
@@ -272,6 +273,17 @@ class RedisRateLimit:
         finally:
             self.stats.waited += self._clock.now() - before
         self.stats.local += 1
+        self._local_in_flight += 1
+
+    def release(self) -> None:
+        """A request's answer came back: the local fallback's slot is counted from now.
+
+        Turns taken from the shared budget need nothing (Redis counts them at the
+        start); releases go to the fallback while it has requests in flight.
+        """
+        if self._local_in_flight:
+            self._local_in_flight -= 1
+            self._fallback.release()
 
     def _unavailable(self, exc: BaseException) -> None:
         """Note that Redis failed; raise in ``"raise"`` mode, else warn once per outage."""

@@ -55,7 +55,7 @@ async def fleet(fills: list[int], *, seed: int = 5) -> AsyncIterator[Fleet]:
     clock = FakeClock()
     async with (
         Sandbox(seed=seed, rate_limits=False, random_walk=False) as sb,
-        ps.Client(sb.tenant_key, sb.url, rate_limit=None, clock=clock, sleep=clock.sleep) as client,
+        ps.Client(sb.tenant_key, sb.url, rate_limit=None, clock=clock) as client,
     ):
         ids = []
         for i, count in enumerate(fills):

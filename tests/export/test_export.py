@@ -211,7 +211,7 @@ async def test_a_part_is_also_cut_when_the_commit_interval_passed(tmp_path: Path
 
         def thirty_seconds_at_page_two(event: ExportProgress) -> None:
             if event.requests == 2 and event.parts_written == 0:
-                f.clock.now += COMMIT_INTERVAL
+                f.clock.t += COMMIT_INTERVAL
 
         summary = await f.client.partner.accounts.export(
             f.ids,

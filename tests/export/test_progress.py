@@ -58,10 +58,10 @@ async def test_the_budget_is_the_tighter_of_the_client_windows() -> None:
         assert _budget(client.partner.accounts._r) == pytest.approx(50.0)
     async with ps.Client("tk", "http://127.0.0.1:9", rate_limit=None) as client:
         assert _budget(client.partner.accounts._r) is None
-    async with ps.Client("tk", "http://127.0.0.1:9", clock=clock, sleep=clock.sleep) as client:
+    async with ps.Client("tk", "http://127.0.0.1:9", clock=clock) as client:
         now = _monotonic(client.partner.accounts._r)
         assert now() == 1000.0
-        clock.now += 2.5
+        clock.t += 2.5
         assert now() == 1002.5
 
 

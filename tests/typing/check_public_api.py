@@ -5,7 +5,7 @@ Each ``assert_type`` fails the type check if a public signature drifts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -27,9 +27,10 @@ async def partner(client: ps.Client) -> None:
     assert_type(state, ps.AccountState)
     assert_type(state.equity, Decimal)
     assert_type(state.realized_pnl, Decimal | None)
-    assert_type(client.partner.accounts.trades(account.account_id), AsyncIterator[ps.Trade])
+    trades = client.partner.accounts.trades(account.account_id)
+    assert_type(trades, AsyncGenerator[ps.Trade, None])
     pages = client.partner.accounts.trade_pages(account.account_id)
-    assert_type(pages, AsyncIterator[ps.TradePage])
+    assert_type(pages, AsyncGenerator[ps.TradePage, None])
     async for trade in client.partner.accounts.trades(account.account_id):
         assert_type(trade.price, Decimal)
         assert_type(trade.raw_price, str)
@@ -37,11 +38,18 @@ async def partner(client: ps.Client) -> None:
     async for account_id, trade in client.partner.accounts.trades_many([account.account_id]):
         assert_type(account_id, str)
         assert_type(trade, ps.Trade)
+    async for item in client.partner.accounts.trades_many([account.account_id]):
+        assert_type(item, ps.AccountTrade)
+    assert_type(state.rules, ps.Rules | None)
+    assert_type(state.request_id, str | None)
     assert_type(await client.partner.accounts.close(account.account_id), ps.AccountState)
     assert_type(await client.partner.accounts.reset(account.account_id), ps.AccountState)
     watch = client.partner.accounts.watch_trades([account.account_id])
     assert_type(watch, ps.TradeWatch)
     assert_type(watch.watermarks, dict[str, ps.Watermark])
+    async with watch:
+        async for watched in watch:
+            assert_type(watched, ps.AccountTrade)
 
 
 async def trader(client: ps.Client) -> None:
@@ -53,6 +61,10 @@ async def trader(client: ps.Client) -> None:
     assert_type(order, ps.Order)
     assert_type(await client.orders.cancel_all(), ps.CancelAllResult)
     assert_type(await client.keys.ws_token(), ps.WsToken)
+    assert_type(client.orders.list(), AsyncGenerator[ps.OrderRow, None])
+    assert_type(client.orders.list_pages(), AsyncGenerator[ps.OrderPage, None])
+    assert_type(client.account.history(), AsyncGenerator[ps.HistoryRow, None])
+    assert_type(client.account.history_pages(), AsyncGenerator[ps.HistoryPage, None])
 
 
 async def streams(client: ps.Client) -> None:
@@ -64,6 +76,18 @@ async def streams(client: ps.Client) -> None:
             assert_type(fill, ps.Fill)
         assert_type(fills.position, ps.Watermark | None)
         assert_type(fills.checkpoint, ps.StreamCheckpoint | None)
+
+
+def testing() -> None:
+    def handler(request: ps.Request) -> ps.Response | ps.MockWebSocket:
+        if request.websocket:
+            return ps.MockWebSocket()
+        return ps.Response.from_json({"balance": "1"})
+
+    client = ps.Client("ps_live_x", transport=ps.MockTransport(handler), clock=ps.SystemClock())
+    assert_type(client.clock, ps.Clock)
+    assert_type(client.timeout, ps.Timeout)
+    assert_type(ps.is_transient(ValueError()), bool)
 
 
 def errors(exc: ps.APIStatusError) -> None:
