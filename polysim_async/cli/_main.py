@@ -44,6 +44,7 @@ from .._errors import (
     PermissionDeniedError,
     PolySimError,
     UsageError,
+    is_trader_key,
 )
 from ..export import ExportError
 from ._output import Output
@@ -134,7 +135,7 @@ class Context:
         """One line for a failure, with a hint when the key is of the other kind."""
         text = f"{type(exc).__name__}: {exc}" if isinstance(exc, PolySimError) else str(exc)
         if isinstance(exc, AuthenticationError) and self._role is not None:
-            trader_key = self._key.startswith(("ps_live_", "ps_test_"))
+            trader_key = is_trader_key(self._key)
             if self._role == "partner" and trader_key:
                 text += " (this is a trader's ps_live_ key; partner commands need the tenant key)"
             elif self._role == "trader" and not trader_key:
@@ -173,13 +174,17 @@ class Context:
         """
         gate = asyncio.Semaphore(concurrency)
         done = 0
+        aborted = False
 
         async def one(item: T) -> R | PolySimError:
-            nonlocal done
+            nonlocal done, aborted
             async with gate:
+                if aborted:  # the run is over: start nothing more
+                    raise asyncio.CancelledError
                 try:
                     return await work(item)
                 except (AuthenticationError, PermissionDeniedError, ConnectError):
+                    aborted = True
                     raise
                 except PolySimError as exc:
                     return exc

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from .._pagination import aclose_iterator
 from ..export import ExportError, ExportProgress, ExportSummary
 from ..models.partner import Trade
 from ..models.streams import AccountTrade
@@ -46,7 +46,7 @@ async def trades_list(ctx: Context) -> int:
             page_size=page_size,
             prefetch=limit is None or limit > page_size,
         )
-        try:
+        async with contextlib.aclosing(feed):  # a break stops the prefetch at once
             async for trade in feed:
                 if ctx.out.format == "jsonl":
                     ctx.out.jsonl(trade)  # a long feed streams instead of piling up
@@ -55,8 +55,6 @@ async def trades_list(ctx: Context) -> int:
                 count += 1
                 if count == limit:
                     break
-        finally:
-            await aclose_iterator(feed)  # stop the prefetch after a break
     if ctx.out.format == "json":
         ctx.out.json(trades)
     elif ctx.out.format == "table":

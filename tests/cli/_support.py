@@ -112,6 +112,8 @@ class ThreadSandbox:
         """The environment of a ``polysim`` process using this sandbox as ``role``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSIM_")}
         env.pop("NO_COLOR", None)
+        # The commands use no deprecated name of the library (or of anything else).
+        env["PYTHONWARNINGS"] = "error::DeprecationWarning"
         env["POLYSIM_BASE_URL"] = self.url
         env["POLYSIM_TENANT_KEY" if role == "partner" else "POLYSIM_API_KEY"] = (
             self.tenant_key if role == "partner" else self.api_key
