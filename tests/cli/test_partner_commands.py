@@ -51,7 +51,7 @@ def test_create_get_update_with_money_exactly_as_sent(sandbox: ThreadSandbox) ->
         "--balance",
         "5000.50",
         "--rules",
-        '{"profit_target_pct": 8, "max_drawdown_pct": 10}',
+        '{"profit_target_pct": 8, "max_drawdown_pct": 10, "daily_loss_pct": 4.5, "tier": "5k"}',
         "--metadata",
         '{"plan": "5k"}',
         env=env,
@@ -59,6 +59,11 @@ def test_create_get_update_with_money_exactly_as_sent(sandbox: ThreadSandbox) ->
     assert created.code == 0, created.err
     account = json.loads(created.out)
     assert account["starting_balance"] == "5000.50" and account["metadata"] == {"plan": "5k"}
+    # The whole rule set, numbers as JSON numbers, exactly as stored and echoed.
+    assert '"rules":{"profit_target_pct":8,"max_drawdown_pct":10,"daily_loss_pct":4.5' in (
+        created.out.replace(" ", "").replace("\n", "")
+    )
+    assert account["rules"]["tier"] == "5k"
     aid = account["account_id"]
     other = sandbox.account(balance="25000.00")
 
