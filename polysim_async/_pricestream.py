@@ -285,7 +285,7 @@ class PriceStream:
             raise ClientClosedError("a price stream can be entered only once")
         self._entered = True
         try:
-            await self._add(self._initial)
+            await self._settle(await self._add(self._initial))
         except BaseException:
             await self.aclose()
             raise
