@@ -373,6 +373,33 @@ async def test_subscribe_and_unsubscribe_while_running() -> None:
 
 
 @virtual
+async def test_subscribe_while_a_connection_is_down_waits_for_its_resubscription() -> None:
+    async with (
+        running() as (feed, client),
+        client.prices.stream(["0xa"], policy=FAST) as prices,
+    ):
+        feed.cap = 0  # reconnects are refused with 4002 for now
+        await feed.close_all(1011)
+        pending = asyncio.ensure_future(prices.subscribe(["0xb"]))
+        await asyncio.sleep(10)
+        assert not pending.done() and prices.stats.connects >= 2
+        # Cancelling a caller's wait leaves the market subscribed.
+        gone = asyncio.ensure_future(prices.subscribe(["0xc"]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        feed.cap = 3
+        await asyncio.wait_for(pending, 30)
+        assert feed.subscribed() == [["0xa", "0xb", "0xc"]]
+        assert prices.markets == ["0xa", "0xb", "0xc"]
+        # Unsubscribing while down is done at once: the next connection leaves it out.
+        feed.cap = 0
+        await feed.close_all(1011)
+        await asyncio.wait_for(prices.unsubscribe(["0xa"]), 1)
+        feed.cap = 3
+        await until(lambda: feed.subscribed() == [["0xb", "0xc"]])
+
+
+@virtual
 async def test_latest_price_wins_for_a_slow_consumer() -> None:
     async with (
         running() as (feed, client),
