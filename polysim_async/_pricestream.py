@@ -587,6 +587,12 @@ class PriceStream:
             )
             logger.warning("%s", refused)
             _resolve(cmd.waiters, refused)
+            # Permanent whatever ``process_exception`` says (the same frame would be
+            # refused again): end the stream, this connection included.
+            self._fail(refused)
+            current = asyncio.current_task()
+            if current is not None and current is lane.task:
+                current.cancel()
             raise refused
 
     def _offer(self, tick: PriceTick) -> None:

@@ -445,6 +445,25 @@ async def test_a_refused_subscription_ends_the_stream_and_stray_errors_are_count
 
 
 @virtual
+async def test_a_refusal_ends_the_stream_even_when_process_exception_would_retry() -> None:
+    def retry_everything(exc: Exception) -> Exception | None:
+        return None
+
+    policy = ps.StreamPolicy(process_exception=retry_everything, reconcile_interval=None)
+    async with running() as (feed, client):
+        async with client.prices.stream(["0xa"], policy=policy) as prices:
+            feed.refuse = "no"
+            with pytest.raises(ps.SubscriptionRefusedError):
+                await prices.subscribe(["0xb"])
+            handshakes = feed.handshakes
+            with pytest.raises(ps.SubscriptionRefusedError):
+                await take(prices, 1)
+            await asyncio.sleep(60)
+            assert feed.handshakes == handshakes  # no reconnect loop
+        assert feed.open_sockets == []
+
+
+@virtual
 async def test_a_refusal_while_entering_raises_from_the_async_with() -> None:
     feed = Feed()
     feed.refuse = "'markets' must be a list"
