@@ -46,7 +46,7 @@ def zone_of(name: str) -> tzinfo:
     (leap-second) variants.
 
     Raises:
-        InvalidArgumentError: not such a zone in the time-zone database (on Windows,
+        InvalidArgumentError: no such zone in the time-zone database (on Windows,
             which has none, the ``tzdata`` package provides it).
     """
     if name == "UTC":

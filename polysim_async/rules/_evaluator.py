@@ -200,7 +200,6 @@ class Evaluator:
                 f"got {type(rules).__name__}"
             )
         start = _money("starting_balance", starting_balance, low=_MIN_START)
-
         opened = ensure_aware(opened_at, "opened_at")
         self._setup(rules, start, opened)
         day = self._days.day_of(opened)
@@ -532,9 +531,9 @@ class Evaluator:
         like any decision. So ``now`` must be an instant up to which every fill
         has been given: with a fill feed that lags, pass the watermark the feed
         is known complete up to (the newest ``filled_at`` delivered, or the
-        instant the feed last caught up), not the wall clock. A fill that
-        arrives after a ``now`` later than it would find the account already
-        failed for inactivity.
+        instant the feed last caught up), not the wall clock: a fill given after
+        a verdict whose ``now`` lies past its ``filled_at`` cannot undo an
+        inactivity failure that verdict already judged.
 
         Raises:
             InvalidArgumentError: ``now`` is naive.
