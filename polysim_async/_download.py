@@ -2,8 +2,13 @@
 
 The bytes go to a hidden ``.part`` file beside the destination, which replaces
 the destination only once the last chunk is written: a failed, cancelled or
-refused download leaves the destination as it was. File writes run in a worker
-thread, off the event loop.
+refused download leaves the destination as it was, and removes the ``.part``
+file. Chunk writes run in a worker thread, off the event loop; a cancelled
+download waits for the write in flight (a thread cannot be stopped) before it
+removes the file. Opening the ``.part`` file, closing it and renaming it over
+the destination are single quick system calls made on the loop, with no
+``await`` between them and the end: a cancellation arrives either before the
+rename (the destination is untouched) or not at all.
 
 Streaming needs the request path to hand over the body as it arrives. When it
 offers ``stream(method, path, *, params, headers)`` (an async context manager
@@ -101,12 +106,28 @@ def _write_fully(file: io.FileIO, data: bytes) -> None:
         view = view[written or 0 :]
 
 
+async def _write(file: io.FileIO, data: bytes) -> None:
+    """Write ``data`` in a worker thread; if cancelled, let the write finish first.
+
+    The caller closes and removes the file on cancellation: it must not do so
+    while a thread still writes to it (the descriptor could be reused).
+    """
+    write = asyncio.ensure_future(asyncio.to_thread(_write_fully, file, data))
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        while not write.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait((write,))
+        raise
+
+
 async def _write_all(chunks: AsyncIterator[bytes], file: io.FileIO) -> tuple[int, bytes]:
     size, tail = 0, b""
     async for chunk in chunks:
         if not chunk:
             continue
-        await asyncio.to_thread(_write_fully, file, chunk)
+        await _write(file, chunk)
         size += len(chunk)
         tail = (tail + chunk)[-_TAIL:]
     return size, tail
@@ -135,8 +156,9 @@ async def save_csv(
     target = _destination(dest)
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     headers = {"Accept": "text/csv"}
-    file = await asyncio.to_thread(io.FileIO, part, "wb")
+    file: io.FileIO | None = None
     try:
+        file = io.FileIO(part, "wb")
         stream = getattr(requester, "stream", None)
         if stream is not None:
             streaming: StreamingRequester = requester  # type: ignore[assignment]
@@ -145,12 +167,14 @@ async def save_csv(
         else:
             response = await requester.send("GET", api_path, params=params, headers=headers)
             size, tail = await _write_all(_slices(response.content), file)
-        await asyncio.to_thread(file.close)
-        await asyncio.to_thread(os.replace, part, target)
+        # No await from here on: a cancellation cannot land between these and the return.
+        file.close()
+        os.replace(part, target)
     except BaseException:
         # Synchronous on purpose: it must run even while this task is being cancelled.
-        file.close()
-        with contextlib.suppress(OSError):
-            part.unlink()
+        if file is not None:
+            file.close()
+            with contextlib.suppress(OSError):
+                part.unlink()
         raise
     return CsvExport(path=target, size=size, truncated=_is_truncated(tail))

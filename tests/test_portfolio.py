@@ -362,3 +362,55 @@ class TestStreamingSeam:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert files(tmp_path) == []
+
+
+class TestCancelledExport:
+    """A cancellation at any point leaves the destination as it was and no ``.part`` file.
+
+    Each run cancels after a different number of event-loop steps, from before
+    the task starts to after it finished; the outcome depends on where the
+    cancellation lands, never on timing: either the export was cancelled (the
+    old file is intact) or it had completed (the new file is whole).
+    """
+
+    async def _cancel_after(self, steps: int, export: Any, dest: Path) -> bool:
+        dest.write_bytes(b"OLD")  # noqa: ASYNC240 - a tiny file, before the task starts
+        task = asyncio.create_task(export(dest))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    async def test_through_the_client(self, mock: Routes, tmp_path: Path) -> None:
+        csv = b"order_id,price\n" + b"1,0.5\n" * 400_000  # 2.4 MB: several writes
+        mock.get(url("/v1/export/trades.csv"), body=csv, content_type="text/csv", repeat=True)
+        dest = tmp_path / "t.csv"
+        outcomes = set()
+        async with make_client() as client:
+            for steps in range(60):
+                cancelled = await self._cancel_after(steps, client.account.export_trades_csv, dest)
+                assert dest.read_bytes() == (b"OLD" if cancelled else csv), steps
+                assert files(tmp_path) == [dest], steps
+                outcomes.add(cancelled)
+            # And one left alone completes.
+            await client.account.export_trades_csv(dest)
+        assert dest.read_bytes() == csv
+        assert True in outcomes
+
+    async def test_while_streaming(self, tmp_path: Path) -> None:
+        chunks = [b"a,b\n"] + [b"1,2\n" * 5000] * 20
+        dest = tmp_path / "t.csv"
+
+        async def export(path: Path) -> ps.CsvExport:
+            fake = FakeStreamingRequester(chunks, tmp_path)
+            return await save_csv(fake, "/x.csv", path, {})  # type: ignore[arg-type]
+
+        outcomes = set()
+        for steps in range(0, 120, 3):
+            cancelled = await self._cancel_after(steps, export, dest)
+            assert dest.read_bytes() == (b"OLD" if cancelled else b"".join(chunks)), steps
+            assert files(tmp_path) == [dest], steps
+            outcomes.add(cancelled)
+        assert True in outcomes
