@@ -55,6 +55,18 @@ __all__ = [
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
+#: Header names whose values are secrets: masked in reprs and trace callbacks.
+_SECRET_HEADERS = ("X-API-Key", "Authorization")
+_SECRET_HEADER_NAMES = frozenset(name.lower() for name in _SECRET_HEADERS)
+#: Query parameters whose values are secrets (the WebSocket's minted token).
+_SECRET_PARAMS = frozenset({"token"})
+
+
+def _masked(items: Mapping[str, str] | None, secret: frozenset[str]) -> dict[str, str] | None:
+    if items is None:
+        return None
+    return {k: "***" if k.lower() in secret else v for k, v in items.items()}
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -67,6 +79,10 @@ class Request:
         body: the encoded JSON body, if any.
         headers: every header to send (the client's defaults included).
         websocket: ``True`` for a WebSocket handshake (see :meth:`Transport.websocket`).
+
+    Its ``repr`` masks the secrets (``X-API-Key``, ``Authorization`` and the
+    ``token`` query parameter show as ``***``), so neither a log line nor a
+    traceback rendered with its locals (``pytest -l``, Sentry) shows the key.
     """
 
     method: str
@@ -75,6 +91,14 @@ class Request:
     body: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     websocket: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(method={self.method!r}, path={self.path!r}, "
+            f"params={_masked(self.params, _SECRET_PARAMS)!r}, body={self.body!r}, "
+            f"headers={_masked(self.headers, _SECRET_HEADER_NAMES)!r}, "
+            f"websocket={self.websocket!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +398,7 @@ class AiohttpTransport:
         pool_size: int,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         trace_configs: Iterable[aiohttp.TraceConfig] = (),
-        secret_headers: Iterable[str] = ("X-API-Key", "Authorization"),
+        secret_headers: Iterable[str] = _SECRET_HEADERS,
     ) -> None:
         self._base_url = base_url
         self._pool_size = pool_size
@@ -413,6 +437,12 @@ class AiohttpTransport:
                 trace_configs=[_sanitised(c, self._secret_headers) for c in self._trace_configs]
                 or None,
             )
+            # aiohttp (3.10+) silently sends an idempotent request a second time when a
+            # pooled connection drops: an attempt the retry policy neither counts nor
+            # paces, and one that hides a lost answer from the calls that read a repeat's
+            # refusal as success (orders.cancel, keys.delete). Retries are ours alone.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     @property
