@@ -10,12 +10,10 @@ the destination are single quick system calls made on the loop, with no
 ``await`` between them and the end: a cancellation arrives either before the
 rename (the destination is untouched) or not at all.
 
-Streaming needs the request path to hand over the body as it arrives. When it
-offers ``stream(method, path, *, params, headers)`` (an async context manager
-whose object has ``iter_chunks()``, the addition proposed for ``Requester`` and
-the transport in issue 14), the body is never held whole. Until then the body
-is read whole by the transport (bounded only by the server's own row cap) and
-written out in slices: the documented gap.
+The body is streamed (:meth:`Requester.stream`): each chunk is written as it
+arrives and never held whole, with no size cap (``max_response_size`` bounds
+what is decoded in memory, not a file). Retries happen only before the first
+byte is written; a connection lost mid-body fails the export.
 """
 
 from __future__ import annotations
@@ -26,17 +24,14 @@ import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ._errors import InvalidArgumentError
 from ._requester import Requester
 
 __all__ = ["CsvExport", "save_csv"]
 
-_SLICE = 1 << 20  # bytes per write when the body is already in memory
 _TAIL = 512  # bytes kept to read the last line
 _TRUNCATED = b"# truncated"
 
@@ -57,30 +52,6 @@ class CsvExport:
     truncated: bool
 
 
-class ByteStream(Protocol):
-    """A successful response whose body is read as it arrives."""
-
-    def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body in chunks as they arrive."""
-        ...
-
-
-class StreamingRequester(Protocol):
-    """The request path's proposed streaming call (limiter, retries before the
-    first byte, error mapping as for ``send``)."""
-
-    def stream(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> AbstractAsyncContextManager[ByteStream]:
-        """Send the request; enter to get the 2xx response, body unread."""
-        ...
-
-
 def _destination(path: str | os.PathLike[str]) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgumentError(f"path must be a file path, got {path!r}")
@@ -90,12 +61,6 @@ def _destination(path: str | os.PathLike[str]) -> Path:
     if not dest.parent.is_dir():
         raise InvalidArgumentError(f"the directory of {dest} does not exist")
     return dest
-
-
-async def _slices(data: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(view), _SLICE):
-        yield bytes(view[start : start + _SLICE])
 
 
 def _write_fully(file: io.FileIO, data: bytes) -> None:
@@ -159,14 +124,8 @@ async def save_csv(
     file: io.FileIO | None = None
     try:
         file = io.FileIO(part, "wb")
-        stream = getattr(requester, "stream", None)
-        if stream is not None:
-            streaming: StreamingRequester = requester  # type: ignore[assignment]
-            async with streaming.stream("GET", api_path, params=params, headers=headers) as body:
-                size, tail = await _write_all(body.iter_chunks(), file)
-        else:
-            response = await requester.send("GET", api_path, params=params, headers=headers)
-            size, tail = await _write_all(_slices(response.content), file)
+        async with requester.stream("GET", api_path, params=params, headers=headers) as body:
+            size, tail = await _write_all(body.iter_chunks(), file)
         # No await from here on: a cancellation cannot land between these and the return.
         file.close()
         os.replace(part, target)

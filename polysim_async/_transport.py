@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -47,6 +48,7 @@ __all__ = [
     "AiohttpTransport",
     "Request",
     "Response",
+    "ResponseStream",
     "Transport",
     "WebSocket",
     "handshake_refused",
@@ -179,8 +181,39 @@ class WebSocket(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseStream:
+    """A response whose body is read as it arrives (see :meth:`AiohttpTransport.stream`).
+
+    Attributes:
+        status: the HTTP status.
+        headers: the response headers.
+        reason: the reason phrase, if any.
+        body: the body's chunks, in order; iterate it once.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    reason: str | None
+    body: AsyncIterator[bytes]
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive (the same iterator each time).
+
+        Raises:
+            TransportError: the connection failed mid-body.
+        """
+        return self.body
+
+
 class Transport(Protocol):
-    """What the client needs from a network stack."""
+    """What the client needs from a network stack.
+
+    A transport may also offer ``stream(request, timeout)``, an async context
+    manager giving a :class:`ResponseStream` (both shipped transports do); the
+    CSV exports use it to write a body to disk as it arrives, and read the
+    body whole through :meth:`send` from a transport without it.
+    """
 
     @property
     def closed(self) -> bool:
@@ -491,6 +524,76 @@ class AiohttpTransport:
         except _FOREIGN as exc:
             error = _translate(exc, what, self._base_url)
         await _raise_unchained(error)
+
+    def stream(
+        self, request: Request, timeout: Timeout
+    ) -> AbstractAsyncContextManager[ResponseStream]:
+        """Send one request; enter to get its status and headers, the body unread.
+
+        The body has no size limit (``max_response_size`` does not apply: it is
+        meant for a file) and no total timeout: each read waits at most
+        ``timeout.read``.
+
+        Raises:
+            ConnectError, ConnectTimeoutError: the request was not sent (on entering).
+            NetworkError, ReadTimeoutError: the request may have reached the
+                server (on entering, or from the body's iterator mid-body).
+            ClientClosedError: the transport was closed.
+
+        Leaving the block (also by cancellation or an error) releases the
+        connection, closing it when the body was not read to the end.
+        """
+        return self._stream(request, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, request: Request, timeout: Timeout) -> AsyncIterator[ResponseStream]:
+        session = self._get_session()
+        what = f"{request.method} {request.path}"
+        unbounded = Timeout(connect=timeout.connect, read=timeout.read, total=None)
+        resp: aiohttp.ClientResponse | None = None
+        error: PolySimError | None = None
+        try:
+            resp = await session.request(
+                request.method,
+                self._base_url + request.path,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
+                timeout=self._client_timeout(unbounded),
+                allow_redirects=False,
+            )
+        except _FOREIGN as exc:
+            error = _translate(exc, what, self._base_url)
+        if resp is None:
+            assert error is not None
+            await _raise_unchained(error)
+        ended: list[bool] = []
+        try:
+            yield ResponseStream(
+                resp.status, resp.headers, resp.reason, self._chunks(resp, what, ended)
+            )
+        finally:
+            if ended:
+                resp.release()
+            else:
+                resp.close()  # a half-read or broken body: the connection cannot be reused
+
+    async def _chunks(
+        self, resp: aiohttp.ClientResponse, what: str, ended: list[bool]
+    ) -> AsyncIterator[bytes]:
+        while True:
+            error: PolySimError | None = None
+            chunk = b""
+            try:
+                chunk = await resp.content.readany()
+            except _FOREIGN as exc:
+                error = _translate(exc, what, self._base_url)
+            if error is not None:
+                await _raise_unchained(error)
+            if not chunk:
+                ended.append(True)
+                return
+            yield chunk
 
     async def _read(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
         """The whole body, refusing more than ``max_response_size`` bytes as it arrives."""
