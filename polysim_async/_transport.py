@@ -493,6 +493,18 @@ class AiohttpTransport:
                 self._timeouts[timeout] = cached
         return cached
 
+    def _request(self, request: Request, timeout: Timeout) -> Any:
+        # aiohttp's request context manager (awaitable too); raises ClientClosedError.
+        return self._get_session().request(
+            request.method,
+            self._base_url + request.path,
+            params=request.params,
+            data=request.body,
+            headers=request.headers,
+            timeout=self._client_timeout(timeout),
+            allow_redirects=False,
+        )
+
     async def send(self, request: Request, timeout: Timeout) -> Response:
         """Send one request; see :meth:`Transport.send`.
 
@@ -504,19 +516,10 @@ class AiohttpTransport:
 
         Cancellation propagates unchanged; the connection is released.
         """
-        session = self._get_session()
         what = f"{request.method} {request.path}"
         error: PolySimError
         try:
-            async with session.request(
-                request.method,
-                self._base_url + request.path,
-                params=request.params,
-                data=request.body,
-                headers=request.headers,
-                timeout=self._client_timeout(timeout),
-                allow_redirects=False,
-            ) as resp:
+            async with self._request(request, timeout) as resp:
                 content = await self._read(resp, what)
                 # resp.headers is an immutable, case-insensitive view that stays
                 # valid after the connection is released: no copy needed.
@@ -547,21 +550,12 @@ class AiohttpTransport:
 
     @contextlib.asynccontextmanager
     async def _stream(self, request: Request, timeout: Timeout) -> AsyncIterator[ResponseStream]:
-        session = self._get_session()
         what = f"{request.method} {request.path}"
         unbounded = Timeout(connect=timeout.connect, read=timeout.read, total=None)
         resp: aiohttp.ClientResponse | None = None
         error: PolySimError | None = None
         try:
-            resp = await session.request(
-                request.method,
-                self._base_url + request.path,
-                params=request.params,
-                data=request.body,
-                headers=request.headers,
-                timeout=self._client_timeout(unbounded),
-                allow_redirects=False,
-            )
+            resp = await self._request(request, unbounded)
         except _FOREIGN as exc:
             error = _translate(exc, what, self._base_url)
         if resp is None:
