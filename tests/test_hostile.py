@@ -15,8 +15,10 @@ import contextlib
 import gzip
 import json
 import logging
+import tempfile
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,6 +145,12 @@ async def drain(iterator: Any) -> None:
         pass
 
 
+async def export(client: ps.Client) -> None:
+    # The streamed path: status, headers and body chunks read as they arrive.
+    with tempfile.TemporaryDirectory() as directory:
+        await client.account.export_trades_csv(Path(directory) / "t.csv")
+
+
 CALLS: dict[str, Call] = {
     "users.register": lambda c: c.partner.users.register("e", "e@x.io"),
     "users.get": lambda c: c.partner.users.get(1),
@@ -193,6 +201,7 @@ CALLS: dict[str, Call] = {
     "keys.rename": lambda c: c.keys.rename(3, name="n"),
     "keys.delete": lambda c: c.keys.delete(3),
     "account.reset_api_balance": lambda c: c.account.reset_api_balance(),
+    "account.export_trades_csv": export,
     "wallets.list": lambda c: drain(c.wallets.list()),
     "wallets.get": lambda c: c.wallets.get(7),
     "wallets.create": lambda c: c.wallets.create("lab"),
