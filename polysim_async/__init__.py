@@ -63,6 +63,7 @@ from ._hooks import (
     RetryEvent,
 )
 from ._keepalive import HeartbeatLapsedError, KeepAlive
+from ._leases import DEFAULT_LEASE_TTL, LeaseKeeper
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
 from ._retry import ClientStats, is_transient
@@ -174,6 +175,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
@@ -204,6 +206,7 @@ __all__ = [
     "InvalidArgumentError",
     "KeepAlive",
     "Lease",
+    "LeaseKeeper",
     "LeaseLostError",
     "Limiter",
     "LimiterWaitEvent",
