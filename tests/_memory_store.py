@@ -19,7 +19,11 @@ T = TypeVar("T")
 
 
 class MemoryStore:
-    """Checkpoints and fenced leases in a dict; ``down = True`` makes every call fail."""
+    """Checkpoints and fenced leases in a dict; ``down = True`` makes every call fail.
+
+    :meth:`view` gives another handle on the same data with its own off switch: a
+    worker cut off from the store while the others still reach it.
+    """
 
     def __init__(self, clock: ps.Clock) -> None:
         self.clock = clock
@@ -27,8 +31,16 @@ class MemoryStore:
         self.leases: dict[str, tuple[str, int, float]] = {}  # name -> owner, token, expires
         self.tokens: dict[str, int] = {}
         self.down = False
-        self.puts: list[tuple[str, Any]] = []
+        #: Every write that took effect: key, value, the writing lease's owner.
+        self.puts: list[tuple[str, Any, str | None]] = []
         self.renewals = 0
+
+    def view(self) -> MemoryStore:
+        """Another handle on the same checkpoints and leases, with its own ``down``."""
+        other = MemoryStore(self.clock)
+        other.values, other.leases, other.tokens = self.values, self.leases, self.tokens
+        other.puts = self.puts
+        return other
 
     def _reach(self) -> None:
         if self.down:
@@ -60,7 +72,7 @@ class MemoryStore:
         if lease is not None and not self._current(lease):
             raise ps.LeaseLostError(f"lost {lease.name}")
         self.values[key] = msgspec.json.encode(value)
-        self.puts.append((key, value))
+        self.puts.append((key, value, None if lease is None else lease.owner))
 
     async def delete(self, key: str, *, lease: ps.Lease | None = None) -> None:
         await asyncio.sleep(0)
