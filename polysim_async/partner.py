@@ -581,6 +581,10 @@ class PartnerAccounts:
         concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
         on_error: OnError = "continue",
         progress: ProgressCallback | None = None,
+        shard: Shard | None = None,
+        store: CheckpointStore | None = None,
+        key: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> ExportSummary:
         """Write every fill of the accounts into ``out_dir``: resumable, then incremental.
 
@@ -612,6 +616,18 @@ class PartnerAccounts:
                 is still written).
             progress: called with an :class:`ExportProgress` after every page and
                 part; an exception it raises stops the export.
+            shard: ``(i, n)``: export only the accounts of shard ``i`` of ``n`` (a
+                stable hash of the id): ``n`` workers given the same ids and each
+                its own ``out_dir`` split the fleet without overlap.
+            store: a :class:`CheckpointStore` to keep the manifest in (under
+                ``key``) instead of ``out_dir/_manifest.json``, under a lease on
+                ``key`` renewed while the export runs, every write fenced by it:
+                two workers never run one export at once, and a run that lost its
+                lease stops (``LeaseLostError``) without overwriting its
+                successor's manifest. The part files stay in ``out_dir``: a run on
+                another machine needs the same directory (shared storage).
+            key: the export's name in ``store`` (required with it).
+            lease_ttl: seconds the lease lasts; renewed every third of it.
 
         Returns:
             An :class:`ExportSummary` of what this call wrote.
@@ -619,8 +635,12 @@ class PartnerAccounts:
         Raises:
             InvalidArgumentError: a bad argument, before anything is touched.
             MissingDependencyError: Parquet without pyarrow installed.
-            ExportDirectoryError: ``out_dir`` is in use by another export, holds one
-                with other parameters, or lost a part file it lists.
+            ExportDirectoryError: ``out_dir`` (or, with a store, ``key``) is in use
+                by another export, holds one with other parameters, or lost a part
+                file it lists.
+            StoreUnavailableError: the store could not be reached.
+            LeaseLostError: the lease was lost meanwhile (taken over after this
+                process could not renew it); what was recorded stays valid.
             ExportError: accounts failed; ``failures`` names them, ``summary`` says
                 what was written. Running again resumes them.
             OSError: writing to ``out_dir`` failed.
@@ -642,6 +662,10 @@ class PartnerAccounts:
             concurrency=concurrency,
             on_error=on_error,
             progress=progress,
+            shard=shard,
+            checkpoints=store,
+            key=key,
+            lease_ttl=lease_ttl,
         )
 
 
