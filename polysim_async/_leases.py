@@ -26,10 +26,16 @@ from typing import Any
 
 from ._checkpoints import CheckpointStore, Lease, check_lease_args
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import ClientClosedError, LeaseLostError, StoreUnavailableError
+from ._errors import (
+    ClientClosedError,
+    InvalidArgumentError,
+    LeaseLostError,
+    StoreUnavailableError,
+)
 from ._tasks import cancel_and_wait
+from ._validation import check_str
 
-__all__ = ["DEFAULT_LEASE_TTL", "LeaseKeeper", "default_owner"]
+__all__ = ["DEFAULT_LEASE_TTL", "LeaseKeeper", "check_store", "default_owner"]
 
 logger = logging.getLogger("polysim_async")
 
@@ -38,6 +44,24 @@ logger = logging.getLogger("polysim_async")
 DEFAULT_LEASE_TTL = 30.0
 #: Leases renewed at once (a round trip each).
 _RENEW_CONCURRENCY = 16
+
+
+def check_store(store: object, key: object, *, what: str) -> None:
+    """Validate the ``store=`` / ``key=`` pair of a feature (``what``: "watch", "stream", ...).
+
+    Raises:
+        InvalidArgumentError: ``key`` without ``store``, a ``store`` that is not a
+            :class:`CheckpointStore`, or a missing or bad ``key``.
+    """
+    if store is None:
+        if key is not None:
+            raise InvalidArgumentError(f"key names the {what} in a store: pass store= too")
+        return
+    if not isinstance(store, CheckpointStore):
+        raise InvalidArgumentError(f"store must be a CheckpointStore, got {store!r}")
+    if key is None:
+        raise InvalidArgumentError(f"a {what} with a store needs key= (its name there)")
+    check_str("key", key, max_len=200)
 
 
 def default_owner() -> str:

@@ -55,11 +55,11 @@ from ._errors import (
     RateLimitError,
     StoreUnavailableError,
 )
-from ._leases import DEFAULT_LEASE_TTL
+from ._leases import DEFAULT_LEASE_TTL, check_store
 from ._retry import retry_if_transient
 from ._shard import Shard, check_shard, select_shard
 from ._tasks import aclose_iterator, cancel_and_wait, wake
-from ._validation import check_int, check_str, path_id
+from ._validation import check_int, path_id
 from .models.partner import Trade, TradePage
 from .models.streams import AccountTrade, Watermark
 
@@ -191,16 +191,9 @@ class TradeWatch:
         if process_exception is not None and not callable(process_exception):
             raise InvalidArgumentError("process_exception must be callable")
         shard = None if shard is None else check_shard(shard)
+        check_store(store, key, what="watch")
         if store is None:
-            if key is not None:
-                raise InvalidArgumentError("key names the watch in a store: pass store= too")
             ids = select_shard(ids, shard)
-        else:
-            if not isinstance(store, CheckpointStore):
-                raise InvalidArgumentError(f"store must be a CheckpointStore, got {store!r}")
-            if key is None:
-                raise InvalidArgumentError("a watch with a store needs key= (its name there)")
-            check_str("key", key, max_len=200)
         self._interval = float(interval)
         self._concurrency = check_int("concurrency", concurrency, low=1)
         self._page_size = check_int("page_size", page_size, low=1, high=500)

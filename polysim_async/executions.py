@@ -8,10 +8,10 @@ from typing import Literal, overload
 from ._checkpoints import CheckpointStore
 from ._config import DEFAULT_QUEUE_SIZE, DEFAULT_STREAM_POLICY, StreamPolicy
 from ._errors import InvalidArgumentError
-from ._leases import DEFAULT_LEASE_TTL
+from ._leases import DEFAULT_LEASE_TTL, check_store
 from ._requester import Requester
 from ._stream import FillStream
-from ._validation import check_int, check_str, wallet_param
+from ._validation import check_int, wallet_param
 from .account import AccountAPI
 from .models.executions import Fill
 from .models.orders import WsToken
@@ -152,15 +152,7 @@ class ExecutionsAPI:
             )
         if not isinstance(policy, StreamPolicy):
             raise InvalidArgumentError("policy must be a StreamPolicy")
-        if store is None:
-            if key is not None:
-                raise InvalidArgumentError("key names the stream in a store: pass store= too")
-        elif not isinstance(store, CheckpointStore):
-            raise InvalidArgumentError(f"store must be a CheckpointStore, got {store!r}")
-        elif key is None:
-            raise InvalidArgumentError("a stream with a store needs key= (its name there)")
-        else:
-            check_str("key", key, max_len=200)
+        check_store(store, key, what="stream")
         return FillStream(
             requester=self._r,
             account=self._account,

@@ -8,7 +8,7 @@ import polysim_async as ps
 from polysim_async._shard import select_shard
 from polysim_async.sandbox import Sandbox
 
-from ._helpers import SkipClock
+from ._helpers import SkipClock, open_account
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
@@ -19,15 +19,8 @@ async def test_trades_many_shards_cover_every_account_exactly_once(count: int) -
     ):
         ids = []
         for i in range(9):
-            user = await client.partner.users.register(f"s{i}", f"s{i}@example.com")
-            account = await client.partner.accounts.create(
-                user_id=user.user_id,
-                external_id=f"s{i}",
-                stage="challenge",
-                starting_balance="10000.00",
-            )
-            sb.generate_fills(2 + 2 * i, account_id=account.account_id)
-            ids.append(account.account_id)
+            ids.append(await open_account(client, f"s{i}"))
+            sb.generate_fills(2 + 2 * i, account_id=ids[-1])
         got: list[list[tuple[str, int]]] = []
         for index in range(count):
             items = client.partner.accounts.trades_many(ids, shard=(index, count))

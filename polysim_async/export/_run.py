@@ -39,7 +39,7 @@ from .._checkpoints import CheckpointStore
 from .._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .._errors import DecodeError, InvalidArgumentError, PolySimError
 from .._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
-from .._leases import DEFAULT_LEASE_TTL, LeaseKeeper
+from .._leases import DEFAULT_LEASE_TTL, LeaseKeeper, check_store
 from .._requester import Requester
 from .._shard import Shard, check_shard, select_shard
 from .._tasks import aclose_iterator
@@ -501,15 +501,7 @@ async def run_export(
     ids = _account_ids(account_ids)
     if shard is not None:
         ids = select_shard(ids, check_shard(shard))
-    if checkpoints is None:
-        if key is not None:
-            raise InvalidArgumentError("key names the export in a store: pass store= too")
-    elif not isinstance(checkpoints, CheckpointStore):
-        raise InvalidArgumentError(f"store must be a CheckpointStore, got {checkpoints!r}")
-    elif key is None:
-        raise InvalidArgumentError("an export with a store needs key= (its name there)")
-    else:
-        check_str("key", key, max_len=200)
+    check_store(checkpoints, key, what="export")
     fmt = make_format(format)
     size = check_int("page_size", page_size, low=1, high=MAX_PAGE_SIZE)
     rows = check_int("part_rows", part_rows, low=1)

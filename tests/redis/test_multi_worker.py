@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polysim_async as ps
 from polysim_async.sandbox import Sandbox
+from tests._helpers import open_account
 
 from ._server import RedisServer
 
@@ -25,15 +26,8 @@ async def test_multi_worker_example_keeps_the_shared_budget(redis_server: RedisS
     ):
         ids = []
         for i in range(6):
-            user = await client.partner.users.register(f"m{i}", f"m{i}@example.com")
-            account = await client.partner.accounts.create(
-                user_id=user.user_id,
-                external_id=f"m{i}",
-                stage="challenge",
-                starting_balance="10000.00",
-            )
-            sb.generate_fills(150, account_id=account.account_id)
-            ids.append(account.account_id)
+            ids.append(await open_account(client, f"m{i}"))
+            sb.generate_fills(150, account_id=ids[-1])
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "examples" / "multi_worker.py"),

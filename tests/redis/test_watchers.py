@@ -26,6 +26,7 @@ import polysim_async as ps
 from polysim_async._shard import select_shard
 from polysim_async.models.streams import Watermark
 from polysim_async.sandbox import Sandbox
+from tests._helpers import open_account
 
 from ._server import RedisServer
 
@@ -61,14 +62,7 @@ async def test_a_killed_watchers_accounts_are_taken_over_and_every_fill_delivere
         for i in range(40):  # until each shard has 3 accounts (the ids are seeded)
             if min(len(select_shard(accounts, (k, 2))) for k in range(2)) >= 3:
                 break
-            user = await client.partner.users.register(f"w{i}", f"w{i}@example.com")
-            account = await client.partner.accounts.create(
-                user_id=user.user_id,
-                external_id=f"w{i}",
-                stage="challenge",
-                starting_balance="10000.00",
-            )
-            accounts.append(account.account_id)
+            accounts.append(await open_account(client, f"w{i}"))
         shards = [set(select_shard(accounts, (i, 2))) for i in range(2)]
         logs = [tmp_path / "w0.log", tmp_path / "w1.log"]
         errs = [stack.enter_context((tmp_path / f"w{i}.err").open("wb")) for i in range(2)]
