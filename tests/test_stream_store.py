@@ -18,7 +18,7 @@ from .test_stream import FAST, ids, running, take, until
 KEY = "executions:alice"
 
 
-def stream(client: ps.Client, store: Any, **kwargs: Any) -> ps.FillStream[ps.Fill]:
+def stream(client: ps.Client, store: Any, **kwargs: Any) -> Any:
     return client.executions.stream(policy=FAST, store=store, key=KEY, **kwargs)
 
 
@@ -36,8 +36,10 @@ async def test_the_checkpoint_is_saved_as_fills_are_acknowledged_and_a_restart_r
         # Leaving normally acknowledged the fill in hand (5), then released the lease.
         assert len(store.puts) == 1 + 3 and store.holder(KEY) is None
         await ex.fill(2, push=False)  # while no process runs
-        async with stream(client, store) as fills:
+        async with stream(client, store, gaps=True) as fills:
             rest = await take(fills, 4)
+    # Started from the saved checkpoint: a resume, announced as one.
+    assert isinstance(rest[0], ps.StreamGap) and rest[0].reason == "resume"
     # Fills 6 and 7 (queued, never handed over) and 8, 9 (made while down) come after a restart.
     assert ids(got) == [3, 4, 5] and ids(rest) == [6, 7, 8, 9]
 
