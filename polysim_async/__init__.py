@@ -65,6 +65,7 @@ from ._hooks import (
     RetryEvent,
 )
 from ._keepalive import HeartbeatLapsedError, KeepAlive
+from ._leases import DEFAULT_LEASE_TTL, LeaseKeeper
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
 from ._pricestream import PriceStream, PriceStreamStats
@@ -177,6 +178,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DEADLINE",
     "DEFAULT_DRAIN_RETRIES",
+    "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_AFTER",
@@ -207,6 +209,7 @@ __all__ = [
     "InvalidArgumentError",
     "KeepAlive",
     "Lease",
+    "LeaseKeeper",
     "LeaseLostError",
     "Limiter",
     "LimiterWaitEvent",

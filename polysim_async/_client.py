@@ -30,7 +30,7 @@ from ._config import (
 from ._errors import ClientClosedError, InvalidArgumentError, UsageError, is_trader_key
 from ._hooks import NO_HOOKS, Hooks
 from ._keyadmin import KeyManagement
-from ._limits import Limiter, aclose_limiter
+from ._limits import Limiter, aclose_limiter, give_clock
 from ._logging import configure_from_env
 from ._portfolio import PortfolioReads
 from ._ratelimit import RateLimiter
@@ -215,6 +215,7 @@ class Client:
             limiter = RateLimiter(rate_limit, clock=the_clock)
         elif isinstance(rate_limit, Limiter):
             limiter = rate_limit
+            give_clock(limiter, the_clock)
         else:
             raise InvalidArgumentError(
                 'rate_limit must be a RateLimit, a limiter (e.g. RedisRateLimit), "auto" or None'

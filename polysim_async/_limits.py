@@ -25,6 +25,12 @@ Contract (the request path relies on all of it):
   counts a request when it arrives, which can be long after it was sent. It
   must not block and must not raise.
 
+* ``use_clock(clock)``, optional: called once by the client the limiter is
+  given to, with the client's :class:`~polysim_async.Clock`, before any other
+  call, so deadlines and waits are on one time line. It may raise
+  :class:`~polysim_async.InvalidArgumentError` when the limiter was built on
+  another clock.
+
 A limiter that also has ``async aclose()`` is closed by the client that was
 given it, when that client closes (as an ``httpx`` client closes its
 transport); give each client its own limiter object.
@@ -36,7 +42,16 @@ import math
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Limiter", "aclose_limiter", "header_float", "pause_from_headers", "release_turn"]
+from ._clock import Clock
+
+__all__ = [
+    "Limiter",
+    "aclose_limiter",
+    "give_clock",
+    "header_float",
+    "pause_from_headers",
+    "release_turn",
+]
 
 
 @runtime_checkable
@@ -68,6 +83,17 @@ def release_turn(limiter: object) -> None:
         release()
 
 
+def give_clock(limiter: object, clock: Clock) -> None:
+    """Hand the client's ``clock`` to ``limiter`` if it has ``use_clock()``.
+
+    Raises:
+        InvalidArgumentError: the limiter refuses it (built on another clock).
+    """
+    use_clock = getattr(limiter, "use_clock", None)
+    if callable(use_clock):
+        use_clock(clock)
+
+
 async def aclose_limiter(limiter: object) -> None:
     """Close ``limiter`` if it has an ``aclose()`` coroutine method; else do nothing."""
     aclose = getattr(limiter, "aclose", None)
@@ -78,7 +104,7 @@ async def aclose_limiter(limiter: object) -> None:
 def header_float(headers: Mapping[str, str], name: str) -> float | None:
     """The finite number in header ``name`` or its ``X-Polysim-RateLimit-*`` alias, or ``None``."""
     raw = headers.get(name) or headers.get(name.replace("X-RateLimit", "X-Polysim-RateLimit"))
-    if raw is None:
+    if raw is None or len(raw) > 32:
         return None
     try:
         value = float(raw)

@@ -40,6 +40,7 @@ from typing import Literal
 from ._clock import Clock
 from ._config import RateLimit
 from ._errors import DeadlineExceededError
+from ._limits import header_float, pause_from_headers
 
 logger = logging.getLogger("polysim_async")
 
@@ -67,16 +68,8 @@ _MAX_FLIGHT = 60.0
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    raw = headers.get(name) or headers.get(name.replace("X-RateLimit", "X-Polysim-RateLimit"))
-    if raw is None or len(raw) > 20:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if not math.isfinite(value) or value != int(value):
-        return None
-    return int(value)
+    value = header_float(headers, name)
+    return int(value) if value is not None and value == int(value) else None
 
 
 def advertised_limits(headers: Mapping[str, str], kind: KeyKind) -> tuple[int | None, int | None]:
@@ -100,17 +93,6 @@ def advertised_limits(headers: Mapping[str, str], kind: KeyKind) -> tuple[int | 
     if per_second is not None and per_minute is not None and per_minute < per_second:
         per_minute = None  # contradicts the per-second value it came with
     return per_second, per_minute
-
-
-def _header_float(headers: Mapping[str, str], name: str) -> float | None:
-    raw = headers.get(name) or headers.get(name.replace("X-RateLimit", "X-Polysim-RateLimit"))
-    if raw is None or len(raw) > 32:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 class RateLimiter:
@@ -342,16 +324,9 @@ class RateLimiter:
         """
         if self._adaptive:
             self._adapt(headers)
-        remaining = _header_float(headers, "X-RateLimit-Remaining")
-        if remaining is None or remaining > 0:
-            return
-        reset = _header_float(headers, "X-RateLimit-Reset")
-        if reset is None:
-            return
-        if reset > 1e9:
-            reset -= self._clock.wall()
-        if 0 < reset <= 60:
-            self.pause(reset)
+        seconds = pause_from_headers(headers, self._clock.wall())
+        if seconds is not None:
+            self.pause(seconds)
 
     def _adapt(self, headers: Mapping[str, str]) -> None:
         limit = self.limit

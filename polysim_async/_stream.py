@@ -8,12 +8,22 @@ checks, the handshake timeout, backoff) is on the client's clock.
 
 Each connection: heal from REST (the fills since the previous check) → read
 live frames, re-checking REST every ``reconcile_interval``.
+
+With a checkpoint ``store``, the stream is owned under a lease named ``key``
+(renewed in the background by a :class:`~._leases.LeaseKeeper`): entering
+waits until the lease is free, then resumes from the checkpoint saved under
+``key``. A fill is *acknowledged* when the consumer asks for the next item or
+leaves the ``async with`` normally; the checkpoint is then saved, fenced by the
+lease, before anything else is handed over. So across processes sharing the
+store every fill is acknowledged exactly once; the one a crashed process had in
+hand, not acknowledged, is delivered again by the next owner (at least once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import warnings
@@ -23,10 +33,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from ._checkpoints import CheckpointStore
 from ._config import StreamPolicy
-from ._errors import ClientClosedError, readable
+from ._errors import ClientClosedError, LeaseLostError, readable
 from ._fills import FillTracker, Verdict
 from ._hooks import GapEvent
+from ._leases import DEFAULT_LEASE_TTL, LeaseKeeper
 from ._requester import Requester
 from ._tasks import cancel_and_wait
 from ._transport import WebSocket
@@ -100,7 +112,8 @@ class FillStream(Generic[E]):
     Use it as ``async with client.executions.stream() as fills: async for fill in fills:``.
     Fills arrive oldest first by ``(filled_at, order_id)``, each exactly once
     (a fill that becomes visible late is still delivered, out of order, with a
-    warning). Save :attr:`checkpoint` to resume after a restart.
+    warning). Save :attr:`checkpoint` to resume after a restart, or give
+    ``client.executions.stream`` a checkpoint ``store`` and ``key``.
 
     Backpressure: frames are read into a queue of ``queue_size`` items; when
     it is full the reader stops reading the socket until the consumer catches
@@ -124,6 +137,9 @@ class FillStream(Generic[E]):
         policy: StreamPolicy,
         wallet_id: str | None,
         rng: random.Random | None = None,
+        store: CheckpointStore | None = None,
+        key: str = "",
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         self._requester = requester
         self._clock = requester.clock
@@ -149,7 +165,9 @@ class FillStream(Generic[E]):
         self._holding = False  # counted in the client's socket_count
         #: Counters; read them, don't write them.
         self.stats = StreamStats()
-        self._supervisor = Supervisor(
+        # Built again on entering if a store's checkpoint turns a fresh start into a resume.
+        self._make_supervisor = functools.partial(
+            Supervisor,
             channel="executions",
             path=_PATH,
             requester=requester,
@@ -158,8 +176,15 @@ class FillStream(Generic[E]):
             policy=policy,
             stats=self.stats,
             rng=rng or random.Random(),
-            reason="start" if self._fresh_start else "resume",
         )
+        self._supervisor = self._make_supervisor(reason="start" if self._fresh_start else "resume")
+        self._key = key
+        self._keeper = (
+            None
+            if store is None
+            else LeaseKeeper(store, ttl=lease_ttl, clock=self._clock, on_lost=self._lost)
+        )
+        self._unacked = False  # a fill was handed over since the last save
 
     @property
     def position(self) -> Watermark | None:
@@ -192,14 +217,50 @@ class FillStream(Generic[E]):
         fill after the ``async with`` is entered is delivered, even one that
         happens before the socket is open (the first connection backfills it).
 
+        With a store: first wait (every ``lease_ttl / 3`` seconds) until the
+        lease on ``key`` is free and take it, then start from the checkpoint
+        saved there (``since`` counts only when nothing is saved yet), and
+        save the starting point before any fill is handed over.
+
         Raises:
             ClientClosedError: the stream was entered before.
             APIStatusError, TransportError, DecodeError: reading the starting
                 point failed after the request path's retries. Cancellation propagates.
+            StoreUnavailableError: the store could not be reached.
+            LeaseLostError: the lease was lost before the starting point was saved.
         """
         if self._task is not None or self._finished:
             raise ClientClosedError("a fill stream can be entered only once")
         self._finished = True  # until the task runs: a failed entry cannot be retried
+        if self._keeper is None:
+            await self._start()
+        else:
+            try:
+                await self._own(self._keeper)
+                await self._start()
+                await self._keeper.put(self._key, self.checkpoint, name=self._key)
+            except BaseException:
+                await self._keeper.aclose()
+                raise
+        self._finished = False
+        socket_count(self._requester).held += 1
+        self._holding = True
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def _own(self, keeper: LeaseKeeper) -> None:
+        """Take the stream's lease (waiting while another process holds it) and its checkpoint."""
+        await keeper.__aenter__()
+        while await keeper.acquire(self._key) is None:
+            await self._clock.sleep(keeper.ttl / 3)
+        saved = await keeper.store.get(self._key, StreamCheckpoint)
+        if saved is not None:
+            self._checkpoint = saved
+            self._position = max(saved.delivered, default=saved.floor)
+            self._fresh_start = False
+            self._supervisor = self._make_supervisor(reason="resume")
+
+    async def _start(self) -> None:
         if self._checkpoint is not None:
             self._tracker = FillTracker.restore(self._checkpoint, window=self._policy.lookback)
         else:
@@ -208,11 +269,6 @@ class FillStream(Generic[E]):
                 floor = await self._head() or Watermark.beginning()
                 self._position = floor
             self._tracker = FillTracker(floor, window=self._policy.lookback)
-        self._finished = False
-        socket_count(self._requester).held += 1
-        self._holding = True
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
 
     async def __aexit__(
         self,
@@ -220,13 +276,23 @@ class FillStream(Generic[E]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        """Stop; with a store, leaving normally (``break`` included) acknowledges the fill in hand.
+
+        Leaving with an exception (cancellation included) does not: the next
+        owner of the stream delivers that fill again.
+        """
+        try:
+            if exc_type is None:
+                await self._acknowledge()
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the reader and close the socket; idempotent.
+        """Stop the reader, close the socket and release the lease; idempotent.
 
-        Returns once the reader task has finished. If the caller is cancelled
-        while waiting, the reader is already cancelled and finishes on its own.
+        The fill in hand is not acknowledged. Returns once the reader task has
+        finished. If the caller is cancelled while waiting, the reader is
+        already cancelled and finishes on its own (the lease then expires).
         """
         task = self._task
         if self._holding:
@@ -238,6 +304,28 @@ class FillStream(Generic[E]):
         # Wake a consumer waiting in another task (a full queue means nobody waits).
         if task is not None and not self._queue.full():
             self._queue.put_nowait(_End(None))
+        if self._keeper is not None:
+            await self._keeper.aclose()
+
+    async def _acknowledge(self) -> None:
+        """Save the checkpoint (with a store) if a fill was handed over since the last save.
+
+        Raises:
+            LeaseLostError: another process owns the stream now; it ends.
+        """
+        if self._keeper is None or not self._unacked:
+            return
+        self._unacked = False
+        try:
+            await self._keeper.put(self._key, self.checkpoint, name=self._key)
+        except LeaseLostError:
+            self._finished = True
+            raise
+
+    def _lost(self, name: str) -> None:
+        # Called by the keeper: wake a waiting consumer; the next __anext__ raises.
+        if not self._queue.full():
+            self._queue.put_nowait(_End(LeaseLostError(f"the lease on {name!r} was lost")))
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
@@ -253,11 +341,14 @@ class FillStream(Generic[E]):
         return self
 
     async def __anext__(self) -> E:
-        """Return the next fill (or gap marker), waiting for it.
+        """Acknowledge the previous fill (with a store), then return the next fill (or gap marker).
 
         Raises:
             StopAsyncIteration: the stream was closed.
             ClientClosedError: used outside its ``async with`` block.
+            LeaseLostError: with a store, the stream's lease was lost (taken over
+                after this process could not renew it for ``lease_ttl``): the
+                stream ends; the new owner delivers what was not acknowledged.
             AuthenticationError, PermissionDeniedError: minting a token was refused.
             StreamClosedError: ``max_failures`` consecutive failures (chained to
                 the last), or no executions WebSocket at the base URL.
@@ -268,13 +359,18 @@ class FillStream(Generic[E]):
             raise StopAsyncIteration
         if self._task is None:
             raise ClientClosedError("enter the stream first: `async with ... as fills:`")
+        await self._acknowledge()
         item = await self._queue.get()
         if isinstance(item, _End):
             self._finished = True
             if item.error is not None:
                 raise item.error
             raise StopAsyncIteration
+        if self._keeper is not None and not self._keeper.held(self._key):
+            self._finished = True
+            raise LeaseLostError(f"the lease on {self._key!r} was lost")
         if isinstance(item, Fill):
+            self._unacked = self._keeper is not None
             key = Watermark.of(item)
             self._pending.discard(key)
             if self._position is None or key > self._position:

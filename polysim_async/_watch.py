@@ -20,6 +20,14 @@ applies here too. Scheduling, fairness and budget:
   connection) only delays that account, with backoff; any other error ends
   the watch and is raised to the consumer.
 * Time (due times, timers) comes from the client's clock.
+
+With a checkpoint ``store``, each account is polled only while this watcher
+holds its lease (:mod:`._claims` decides which), and a fill is *acknowledged*
+when the consumer asks for the next item (or leaves the ``async with``
+normally): its watermark is then saved, fenced by the lease, before anything
+else is handed over. A watcher that takes an account over starts after the
+last acknowledged fill. Fills queued for an account whose lease was lost are
+dropped (its new holder delivers them).
 """
 
 from __future__ import annotations
@@ -36,10 +44,20 @@ from functools import partial
 from types import TracebackType
 from typing import Final
 
+from ._checkpoints import CheckpointStore
+from ._claims import Claims
 from ._clock import Clock
 from ._config import ProcessException, backoff
-from ._errors import ClientClosedError, InvalidArgumentError, RateLimitError
+from ._errors import (
+    ClientClosedError,
+    InvalidArgumentError,
+    LeaseLostError,
+    RateLimitError,
+    StoreUnavailableError,
+)
+from ._leases import DEFAULT_LEASE_TTL, check_store
 from ._retry import retry_if_transient
+from ._shard import Shard, check_shard, select_shard
 from ._tasks import aclose_iterator, cancel_and_wait, wake
 from ._validation import check_int, path_id
 from .models.partner import Trade, TradePage
@@ -72,7 +90,7 @@ class _Unset:
 _UNSET: Final = _Unset()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Account:
     id: str
     mark: Watermark | _Unset  # newest fill queued
@@ -80,6 +98,21 @@ class _Account:
     pages: AsyncGenerator[TradePage, None] | None = None  # this poll's walk, between turns
     last_new: int = 0  # new fills found by the previous poll, to size the first page
     failures: int = 0
+    # With a store: polled only while owned; ``gen`` grows with every gain or loss, so
+    # fills queued under an older ownership are recognised; ``load``: read the saved
+    # watermark before the next poll; ``queued``: in the heap, the ready queue or a worker.
+    owned: bool = True
+    gen: int = 0
+    load: bool = False
+    queued: bool = False
+    release_after_ack: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    account: _Account
+    gen: int
+    item: AccountTrade
 
 
 @dataclass
@@ -91,12 +124,21 @@ class WatchStats:
         polls: polls completed (walks that reached the newest fill already seen).
         trades: fills queued for the consumer.
         retries: failures that only delayed an account (429s included).
+        claimed: account leases taken (with a ``store``).
+        lost: account leases lost: taken over, or the store unreachable past their time.
+        handed_back: accounts given back to their own shard's watcher.
+        discarded: queued fills dropped because their account's lease was lost or
+            handed back (its new holder delivers them).
     """
 
     requests: int = 0
     polls: int = 0
     trades: int = 0
     retries: int = 0
+    claimed: int = 0
+    lost: int = 0
+    handed_back: int = 0
+    discarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +152,8 @@ class TradeWatch:
     Use it as ``async with watch: async for item in watch:``. Iterating a watch
     that was not entered raises :class:`ClientClosedError`, so no polling task
     can outlive the block; a watch dropped while still running warns
-    (``ResourceWarning``). Save :attr:`watermarks` to resume.
+    (``ResourceWarning``). Save :attr:`watermarks` to resume, or give it a
+    checkpoint ``store``.
 
     Backpressure: at most ``queue_size`` fills wait for the consumer; when the
     queue is full, polling pauses. Nothing is dropped.
@@ -131,6 +174,10 @@ class TradeWatch:
         page_size: int,
         queue_size: int,
         process_exception: ProcessException | None = None,
+        shard: Shard | None = None,
+        store: CheckpointStore | None = None,
+        key: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         if isinstance(account_ids, (str, bytes)):
             raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
@@ -143,6 +190,10 @@ class TradeWatch:
             raise InvalidArgumentError(f"interval must be a positive number, got {interval!r}")
         if process_exception is not None and not callable(process_exception):
             raise InvalidArgumentError("process_exception must be callable")
+        shard = None if shard is None else check_shard(shard)
+        check_store(store, key, what="watch")
+        if store is None:
+            ids = select_shard(ids, shard)
         self._interval = float(interval)
         self._concurrency = check_int("concurrency", concurrency, low=1)
         self._page_size = check_int("page_size", page_size, low=1, high=500)
@@ -153,11 +204,32 @@ class TradeWatch:
         self._clock = clock
         self._walk = walk
         self._process = process_exception or retry_if_transient
+        self._since = start
         self._accounts = [_Account(aid, start.get(aid, _UNSET)) for aid in ids]
-        self._delivered: dict[str, Watermark] = {aid: start[aid] for aid in ids if aid in start}
-        self._out: asyncio.Queue[AccountTrade | _End] = asyncio.Queue(
+        self._by_id = {acc.id: acc for acc in self._accounts}
+        self._delivered: dict[str, Watermark] = (
+            {aid: start[aid] for aid in ids if aid in start} if store is None else {}
+        )
+        self._claims: Claims | None = None
+        if store is not None:
+            assert key is not None
+            self._claims = Claims(
+                store,
+                key=key,
+                ttl=lease_ttl,
+                shard=shard,
+                clock=clock,
+                account_ids=ids,
+                gained=self._gain,
+                lost=self._lose,
+                hand_back=self._hand_back,
+            )
+            for acc in self._accounts:
+                acc.owned = False
+        self._out: asyncio.Queue[_Queued | _End] = asyncio.Queue(
             maxsize=check_int("queue_size", queue_size, low=1)
         )
+        self._in_hand: _Queued | None = None  # the fill the consumer has, not yet acknowledged
         self._ready: asyncio.Queue[_Account] = asyncio.Queue()
         self._heap: list[tuple[float, int, _Account]] = []
         self._seq = itertools.count()
@@ -180,8 +252,14 @@ class TradeWatch:
         """
         return dict(self._delivered)
 
+    @property
+    def owned(self) -> frozenset[str]:
+        """The accounts this watcher polls now: all of them without a store; with one,
+        those whose lease it holds."""
+        return frozenset(acc.id for acc in self._accounts if acc.owned)
+
     async def __aenter__(self) -> TradeWatch:
-        """Start polling.
+        """Start polling (with a store: start claiming accounts).
 
         Raises:
             ClientClosedError: the watch was entered before.
@@ -192,9 +270,13 @@ class TradeWatch:
         loop = asyncio.get_running_loop()
         now = self._clock.now()
         for acc in self._accounts:
-            self._schedule(acc, now)
+            if acc.owned:
+                self._schedule(acc, now)
         self._tasks.append(loop.create_task(self._dispatch()))
         self._tasks += [loop.create_task(self._work()) for _ in range(self._concurrency)]
+        if self._claims is not None:
+            await self._claims.keeper.__aenter__()
+            self._tasks.append(loop.create_task(self._claim()))
         return self
 
     async def __aexit__(
@@ -203,10 +285,20 @@ class TradeWatch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        """Stop; leaving normally (end, ``break``, ``return``) acknowledges the fill in hand.
+
+        Leaving with an exception (cancellation included) does not: with a
+        store, the watcher that next holds its account delivers it again.
+        """
+        try:
+            if exc_type is None and not self._finished:
+                await self._acknowledge()
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel and await every task of the watch, and close the walks; idempotent.
+        """Cancel and await every task of the watch, close the walks, and release the
+        leases; idempotent. The fill in hand is not acknowledged.
 
         If the caller is cancelled while waiting, the tasks are already
         cancelled and finish on their own.
@@ -222,6 +314,8 @@ class TradeWatch:
             pages, acc.pages = acc.pages, None
             if pages is not None:
                 await aclose_iterator(pages)
+        if self._claims is not None:
+            await self._claims.keeper.aclose()
 
     def __del__(self) -> None:
         # Warn only; no I/O in a finalizer.
@@ -236,7 +330,7 @@ class TradeWatch:
         return self
 
     async def __anext__(self) -> AccountTrade:
-        """Return the next new fill, waiting for it.
+        """Acknowledge the previous fill (with a store), then return the next new fill.
 
         Raises:
             StopAsyncIteration: the watch was closed.
@@ -248,18 +342,83 @@ class TradeWatch:
             raise StopAsyncIteration
         if not self._entered:
             raise ClientClosedError("enter the watch first: `async with ... as watch:`")
-        item = await self._out.get()
-        if isinstance(item, _End):
-            await self.aclose()
-            if item.error is not None:
-                raise item.error
-            raise StopAsyncIteration
-        self._delivered[item.account_id] = Watermark.of(item.trade)
-        return item
+        await self._acknowledge()
+        while True:
+            item = await self._out.get()
+            if isinstance(item, _End):
+                await self.aclose()
+                if item.error is not None:
+                    raise item.error
+                raise StopAsyncIteration
+            if item.gen == item.account.gen:
+                break
+            self.stats.discarded += 1  # its account changed hands since it was queued
+        self._in_hand = item
+        trade = item.item
+        self._delivered[trade.account_id] = Watermark.of(trade.trade)
+        return trade
+
+    async def _acknowledge(self) -> None:
+        """Save the watermark of the fill in hand (with a store), fenced by its lease."""
+        held, self._in_hand = self._in_hand, None
+        if held is None or self._claims is None:
+            return
+        acc = held.account
+        try:
+            if held.gen == acc.gen or acc.release_after_ack:
+                await self._claims.save(acc.id, Watermark.of(held.item.trade))
+        except LeaseLostError as exc:
+            logger.warning("watch: fill of %s not acknowledged: %s", acc.id, exc)
+        finally:
+            if acc.release_after_ack:
+                acc.release_after_ack = False
+                await self._claims.release(acc.id)
+
+    # -- ownership (with a store) -----------------------------------------------------
+
+    async def _claim(self) -> None:
+        assert self._claims is not None
+        try:
+            await self._claims.run()
+        except Exception as exc:  # the watch ends with it; CancelledError propagates
+            await self._out.put(_End(exc))
+
+    def _gain(self, account_id: str) -> None:
+        acc = self._by_id[account_id]
+        acc.owned, acc.load, acc.failures = True, True, 0
+        acc.gen += 1
+        acc.release_after_ack = False
+        self.stats.claimed += 1
+        logger.info("watch: took account %s", account_id)
+        if not acc.queued:
+            self._schedule(acc, self._clock.now())
+
+    def _lose(self, account_id: str) -> None:
+        acc = self._by_id[account_id]
+        if acc.owned:
+            acc.owned = False
+            acc.gen += 1
+            self.stats.lost += 1
+            logger.warning("watch: lost the lease on account %s", account_id)
+
+    async def _hand_back(self, account_id: str) -> None:
+        acc = self._by_id[account_id]
+        if not acc.owned:
+            return
+        acc.owned = False
+        acc.gen += 1
+        self.stats.handed_back += 1
+        logger.info("watch: handing account %s back to its shard's watcher", account_id)
+        assert self._claims is not None
+        if self._in_hand is not None and self._in_hand.account is acc:
+            acc.release_after_ack = True  # the consumer's fill is acknowledged first
+        else:
+            await self._claims.release(account_id)
 
     # -- scheduling -------------------------------------------------------------------
 
     def _schedule(self, acc: _Account, due: float) -> None:
+        acc.queued = True
         heapq.heappush(self._heap, (due, next(self._seq), acc))
         wake(self._waiter)
 
@@ -285,19 +444,31 @@ class TradeWatch:
             while True:
                 acc = await self._ready.get()
                 delay = await self._turn(acc)
-                self._schedule(acc, self._clock.now() + delay)
+                if delay is None and not acc.owned:
+                    acc.queued = False
+                else:  # (taken again while its turn ended: at once)
+                    self._schedule(acc, self._clock.now() + (delay or 0.0))
         except Exception as exc:  # the watch ends with it; CancelledError propagates
             await self._out.put(_End(exc))
 
-    async def _turn(self, acc: _Account) -> float:
-        """Run one request for ``acc``; return the seconds until its next turn."""
+    async def _turn(self, acc: _Account) -> float | None:
+        """Run one request for ``acc``; return the seconds until its next turn, or
+        ``None`` when this watcher no longer polls it."""
+        if not acc.owned:
+            await self._end_walk(acc)
+            acc.found = []
+            return None
         try:
+            if acc.load:
+                await self._load(acc)
             delay = await self._poll(acc)
         except Exception as exc:
             pages, acc.pages, acc.found = acc.pages, None, []
             if pages is not None:
                 await aclose_iterator(pages)
-            fatal = self._process(exc)
+            if isinstance(exc, LeaseLostError):
+                return None  # the keeper reported it; the account is not ours any more
+            fatal = None if isinstance(exc, StoreUnavailableError) else self._process(exc)
             if fatal is exc:
                 raise
             if fatal is not None:
@@ -312,6 +483,19 @@ class TradeWatch:
         acc.failures = 0
         return delay
 
+    async def _load(self, acc: _Account) -> None:
+        """Start from the account's saved watermark (after taking its lease)."""
+        assert self._claims is not None
+        gen = acc.gen
+        saved = await self._claims.load(acc.id)
+        if gen == acc.gen:
+            await self._end_walk(acc)
+            acc.found, acc.last_new = [], 0
+            acc.mark = saved if saved is not None else self._since.get(acc.id, _UNSET)
+            if not isinstance(acc.mark, _Unset):
+                self._delivered[acc.id] = acc.mark
+            acc.load = False
+
     async def _page(self, acc: _Account, first_page_size: int) -> TradePage | None:
         """The next page of this poll's walk (opened if needed), or ``None`` at its end."""
         if acc.pages is None:
@@ -324,13 +508,19 @@ class TradeWatch:
             return None
 
     async def _poll(self, acc: _Account) -> float:
-        mark = acc.mark
+        mark, gen = acc.mark, acc.gen
         if isinstance(mark, _Unset):
             page = await self._page(acc, 1)
             await self._end_walk(acc)
             newest = page.data[0] if page is not None and page.data else None
-            acc.mark = Watermark.of(newest) if newest is not None else Watermark.beginning()
-            self._delivered[acc.id] = acc.mark
+            start = Watermark.of(newest) if newest is not None else Watermark.beginning()
+            if gen != acc.gen:
+                return self._interval  # changed hands meanwhile
+            if self._claims is not None:
+                # Saved before any fill is handed over, so a successor starts here too.
+                await self._claims.save(acc.id, start)
+            acc.mark = start
+            self._delivered[acc.id] = start
             return self._interval
         probe = min(self._page_size, max(_MIN_PROBE, 2 * acc.last_new + 1))
         page = await self._page(acc, probe)
@@ -346,11 +536,11 @@ class TradeWatch:
         found, acc.found = acc.found, []
         acc.last_new = len(found)
         self.stats.polls += 1
-        if found:
+        if found and gen == acc.gen:
             acc.mark = Watermark.of(found[0])
             for trade in reversed(found):
                 self.stats.trades += 1
-                await self._out.put(AccountTrade(acc.id, trade))
+                await self._out.put(_Queued(acc, gen, AccountTrade(acc.id, trade)))
         return self._interval
 
     async def _end_walk(self, acc: _Account) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal, overload
 
+from ._checkpoints import CheckpointStore
 from ._config import DEFAULT_QUEUE_SIZE, DEFAULT_STREAM_POLICY, StreamPolicy
 from ._errors import InvalidArgumentError
+from ._leases import DEFAULT_LEASE_TTL, check_store
 from ._requester import Requester
 from ._stream import FillStream
 from ._validation import check_int, wallet_param
@@ -43,6 +45,9 @@ class ExecutionsAPI:
         queue_size: int = ...,
         policy: StreamPolicy = ...,
         wallet_id: int | str | None = ...,
+        store: CheckpointStore | None = ...,
+        key: str | None = ...,
+        lease_ttl: float = ...,
     ) -> FillStream[Fill]: ...
 
     @overload
@@ -54,6 +59,9 @@ class ExecutionsAPI:
         queue_size: int = ...,
         policy: StreamPolicy = ...,
         wallet_id: int | str | None = ...,
+        store: CheckpointStore | None = ...,
+        key: str | None = ...,
+        lease_ttl: float = ...,
     ) -> FillStream[Fill | StreamGap]: ...
 
     def stream(
@@ -64,6 +72,9 @@ class ExecutionsAPI:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         policy: StreamPolicy = DEFAULT_STREAM_POLICY,
         wallet_id: int | str | None = "all",
+        store: CheckpointStore | None = None,
+        key: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> FillStream[Fill] | FillStream[Fill | StreamGap]:
         """Stream every fill of the key's owner, exactly once, in order, across drops.
 
@@ -95,14 +106,32 @@ class ExecutionsAPI:
                 of every wallet of the user, so the default ``"all"`` matches it;
                 ``"api"`` or a wallet id narrows the backfill only (``None``
                 sends no scope: the server's default, the API wallet).
+            store: a :class:`CheckpointStore` shared by the processes that may run
+                this stream (SQLite on one machine, Redis across machines). The
+                stream is then owned under a lease named ``key``: entering waits
+                until no other process holds it, and resumes from the
+                :class:`StreamCheckpoint` saved under ``key`` (``since`` only
+                counts while nothing is saved). The checkpoint is saved, fenced by
+                the lease, as fills are *acknowledged*: a fill is acknowledged when
+                you ask for the next item or leave the ``async with`` normally. So
+                every fill is acknowledged exactly once across the processes; the
+                fill a crashed process had in hand is delivered again by the next
+                owner (at least once: make its handling idempotent).
+            key: the stream's name in ``store`` (required with it).
+            lease_ttl: seconds the lease lasts; renewed every third of it while
+                the stream runs, released when it ends. A dead owner's stream is
+                taken over this long after its last renewal.
 
         Returns:
             The stream, to be entered with ``async with``. Its ``position`` is
             what to save; its ``stats`` count reconnects, recoveries and duplicates.
 
         Raises:
-            InvalidArgumentError: bad ``since``, ``queue_size``, ``policy`` or
-                ``wallet_id`` (at once).
+            InvalidArgumentError: bad ``since``, ``queue_size``, ``policy``,
+                ``wallet_id``, ``store``, ``key`` or ``lease_ttl`` (at once).
+            Entering with a store: StoreUnavailableError when the store cannot be
+            reached. While iterating with one: LeaseLostError when another
+            process took the stream over (this one could not renew the lease).
             While iterating: AuthenticationError or PermissionDeniedError when a
             token is refused (401/403), StreamClosedError after
             ``policy.max_failures`` consecutive failures or when the base URL
@@ -123,6 +152,7 @@ class ExecutionsAPI:
             )
         if not isinstance(policy, StreamPolicy):
             raise InvalidArgumentError("policy must be a StreamPolicy")
+        check_store(store, key, what="stream")
         return FillStream(
             requester=self._r,
             account=self._account,
@@ -133,4 +163,7 @@ class ExecutionsAPI:
             queue_size=size,
             policy=policy,
             wallet_id=wallet_param(wallet_id),
+            store=store,
+            key=key or "",
+            lease_ttl=lease_ttl,
         )

@@ -9,13 +9,16 @@ from typing import Any
 
 import msgspec
 
+from ._checkpoints import CheckpointStore
 from ._codec import encode_rules
 from ._compat import deprecated_positional
 from ._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ProcessException
 from ._errors import InvalidArgumentError
 from ._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
+from ._leases import DEFAULT_LEASE_TTL
 from ._pagination import flatten, walk_cursor, walk_cursor_prefetch
 from ._requester import Requester
+from ._shard import Shard, check_shard, select_shard
 from ._validation import (
     check_enum,
     check_int,
@@ -344,6 +347,7 @@ class PartnerAccounts:
         page_size: int | None = None,
         cursors: Mapping[str, str | None] | None = None,
         on_error: OnError = "raise",
+        shard: Shard | None = None,
     ) -> AsyncGenerator[AccountTrade, None]:
         """Pull the fills of many accounts at once, as :class:`AccountTrade` items.
 
@@ -361,6 +365,10 @@ class PartnerAccounts:
             on_error: ``"raise"``: the first account that fails (after the usual
                 retries) cancels the rest and raises. ``"continue"``: every other
                 account is pulled to the end first, then the failures are raised.
+            shard: ``(i, n)``: pull only the accounts of shard ``i`` of ``n``
+                (a stable hash of the id, the same in every process), so ``n``
+                workers given the same ids split them without overlap. Cursors of
+                other shards' accounts are ignored.
 
         Returns:
             An async iterator of :class:`AccountTrade`.
@@ -404,6 +412,8 @@ class PartnerAccounts:
             if cur is not None:
                 # The check trade_pages makes, done for every account before anything starts.
                 check_str(f"cursors[{aid!r}]", cur, max_len=4096)
+        if shard is not None:
+            ids = select_shard(ids, check_shard(shard))
 
         def walk(aid: str) -> AsyncGenerator[TradePage, None]:
             # The workers already overlap requests: no prefetch.
@@ -434,6 +444,10 @@ class PartnerAccounts:
         page_size: int | None = None,
         queue_size: int = 1000,
         process_exception: ProcessException | None = None,
+        shard: Shard | None = None,
+        store: CheckpointStore | None = None,
+        key: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> TradeWatch:
         """Watch many accounts for new fills; each fill is yielded exactly once, as it appears.
 
@@ -467,11 +481,31 @@ class PartnerAccounts:
                 that account (with backoff) and polls it again, an exception
                 ends the watch with it. The default waits out exactly what
                 ``is_transient`` names (transport errors, 408/425/429/5xx).
+            shard: ``(i, n)``: this watcher's share of the accounts (a stable hash
+                of the id). Without a store it watches only that share; with one
+                it prefers that share and stands by for the others (below).
+            store: a :class:`CheckpointStore` shared by the watchers (SQLite for
+                one machine, Redis for many). Each account is then polled by the
+                one watcher holding its lease, and its watermark is saved there
+                (under ``<key>:account:<id>``) as fills are acknowledged: a fill
+                is acknowledged when you ask for the next one, or leave the
+                ``async with`` normally. A watcher that takes an account over
+                (its holder died: after ``lease_ttl``) starts after the last
+                acknowledged fill, so every fill is acknowledged exactly once
+                across the watchers; the fill a dead watcher had in hand, not
+                acknowledged, is handed over again. With ``shard``, a watcher
+                takes another shard's accounts only while that shard has no live
+                watcher, and hands them back when it has again. ``since`` then
+                only says where accounts with nothing saved start.
+            key: the watch's name in ``store`` (required with it); watchers
+                sharing accounts use the same key.
+            lease_ttl: seconds an account's lease lasts; renewed every third of
+                it while the watch runs, released when it ends.
 
         Returns:
             The watch: an async iterator and async context manager with
-            ``watermarks`` (what to save) and ``stats``. Iterate it only inside
-            ``async with``.
+            ``watermarks`` (what to save), ``owned`` and ``stats``. Iterate it
+            only inside ``async with``.
 
         Raises:
             InvalidArgumentError: a bad or duplicate id or option (at once).
@@ -500,6 +534,10 @@ class PartnerAccounts:
             page_size=int(walk_limit),
             queue_size=queue_size,
             process_exception=process_exception,
+            shard=shard,
+            store=store,
+            key=key,
+            lease_ttl=lease_ttl,
         )
 
     async def close(self, account_id: str) -> AccountState:
@@ -543,6 +581,10 @@ class PartnerAccounts:
         concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY,
         on_error: OnError = "continue",
         progress: ProgressCallback | None = None,
+        shard: Shard | None = None,
+        store: CheckpointStore | None = None,
+        key: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> ExportSummary:
         """Write every fill of the accounts into ``out_dir``: resumable, then incremental.
 
@@ -574,6 +616,18 @@ class PartnerAccounts:
                 is still written).
             progress: called with an :class:`ExportProgress` after every page and
                 part; an exception it raises stops the export.
+            shard: ``(i, n)``: export only the accounts of shard ``i`` of ``n`` (a
+                stable hash of the id): ``n`` workers given the same ids and each
+                its own ``out_dir`` split the fleet without overlap.
+            store: a :class:`CheckpointStore` to keep the manifest in (under
+                ``key``) instead of ``out_dir/_manifest.json``, under a lease on
+                ``key`` renewed while the export runs, every write fenced by it:
+                two workers never run one export at once, and a run that lost its
+                lease stops (``LeaseLostError``) without overwriting its
+                successor's manifest. The part files stay in ``out_dir``: a run on
+                another machine needs the same directory (shared storage).
+            key: the export's name in ``store`` (required with it).
+            lease_ttl: seconds the lease lasts; renewed every third of it.
 
         Returns:
             An :class:`ExportSummary` of what this call wrote.
@@ -581,8 +635,12 @@ class PartnerAccounts:
         Raises:
             InvalidArgumentError: a bad argument, before anything is touched.
             MissingDependencyError: Parquet without pyarrow installed.
-            ExportDirectoryError: ``out_dir`` is in use by another export, holds one
-                with other parameters, or lost a part file it lists.
+            ExportDirectoryError: ``out_dir`` (or, with a store, ``key``) is in use
+                by another export, holds one with other parameters, or lost a part
+                file it lists.
+            StoreUnavailableError: the store could not be reached.
+            LeaseLostError: the lease was lost meanwhile (taken over after this
+                process could not renew it); what was recorded stays valid.
             ExportError: accounts failed; ``failures`` names them, ``summary`` says
                 what was written. Running again resumes them.
             OSError: writing to ``out_dir`` failed.
@@ -604,6 +662,10 @@ class PartnerAccounts:
             concurrency=concurrency,
             on_error=on_error,
             progress=progress,
+            shard=shard,
+            checkpoints=store,
+            key=key,
+            lease_ttl=lease_ttl,
         )
 
 

@@ -450,3 +450,12 @@ def run_virtual(main: Callable[[VirtualTimeLoop], Coroutine[Any, Any, T]]) -> T:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+async def open_account(client: ps.Client, name: str) -> str:
+    """Register trader ``name`` and open a challenge account for it; return the account id."""
+    user = await client.partner.users.register(name, f"{name}@example.com")
+    account = await client.partner.accounts.create(
+        user_id=user.user_id, external_id=name, stage="challenge", starting_balance="10000.00"
+    )
+    return account.account_id

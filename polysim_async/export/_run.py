@@ -25,19 +25,23 @@ temporary files) fetches exactly the rows that are not in listed parts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from .._checkpoints import CheckpointStore
 from .._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .._errors import DecodeError, InvalidArgumentError, PolySimError
 from .._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
+from .._leases import DEFAULT_LEASE_TTL, LeaseKeeper, check_store
 from .._requester import Requester
+from .._shard import Shard, check_shard, select_shard
 from .._tasks import aclose_iterator
 from .._validation import check_enum, check_int, check_str, path_id
 from .._version import __version__
@@ -68,6 +72,8 @@ if TYPE_CHECKING:  # partner.py imports this module to delegate to it
     from ..partner import PartnerAccounts
 
 __all__ = ["COMMIT_INTERVAL", "DEFAULT_PART_ROWS", "ProgressCallback", "run_export"]
+
+M = TypeVar("M")
 
 #: Rows per part unless told otherwise: about 20 MB of Arrow data in memory, a few MB on disk.
 DEFAULT_PART_ROWS = 100_000
@@ -127,6 +133,7 @@ class _Export:
         now: Callable[[], float],
         budget: float | None,
         commit_interval: float | None,
+        key: str | None = None,
     ) -> None:
         self.accounts = accounts
         self.ids = ids
@@ -140,7 +147,7 @@ class _Export:
         self.on_error = on_error
         self.progress = progress
         self.store = store
-        self.key = str(out_dir / MANIFEST_NAME)
+        self.key = str(out_dir / MANIFEST_NAME) if key is None else key
         self.now = now
         self.budget = budget
         self.commit_interval = commit_interval
@@ -424,6 +431,20 @@ class _Export:
         )
 
 
+class _Leased:
+    """The manifest in a checkpoint store, every write fenced by the export's lease."""
+
+    def __init__(self, keeper: LeaseKeeper, name: str) -> None:
+        self.keeper = keeper
+        self.name = name
+
+    async def get(self, key: str, type: type[M]) -> M | None:
+        return await self.keeper.store.get(key, type)
+
+    async def put(self, key: str, value: Any) -> None:
+        await self.keeper.put(key, value, name=self.name)
+
+
 def _account_ids(account_ids: Iterable[str]) -> list[str]:
     if isinstance(account_ids, (str, bytes)):
         raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
@@ -451,6 +472,10 @@ async def run_export(
     progress: ProgressCallback | None = None,
     store: ManifestStore | None = None,
     commit_interval: float | None = COMMIT_INTERVAL,
+    shard: Shard | None = None,
+    checkpoints: CheckpointStore | None = None,
+    key: str | None = None,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
 ) -> ExportSummary:
     """Export every fill of ``account_ids`` into ``out_dir``; see ``PartnerAccounts.export``.
 
@@ -458,6 +483,8 @@ async def run_export(
         accounts: ``client.partner.accounts`` (its ``trade_pages``).
         requester: the client's request path (read for its clock and rate budget).
         store: where the manifest is kept (a file in ``out_dir`` by default).
+        checkpoints, key, lease_ttl: ``PartnerAccounts.export``'s ``store``, ``key``
+            and ``lease_ttl`` (the manifest kept there under a lease; overrides ``store``).
         commit_interval: seconds after which a part is cut even if not full
             (``None``: only full parts, and the last one).
         The other arguments are those of ``PartnerAccounts.export``.
@@ -472,6 +499,9 @@ async def run_export(
             ``on_error="continue"``). OSError: writing failed.
     """
     ids = _account_ids(account_ids)
+    if shard is not None:
+        ids = select_shard(ids, check_shard(shard))
+    check_store(checkpoints, key, what="export")
     fmt = make_format(format)
     size = check_int("page_size", page_size, low=1, high=MAX_PAGE_SIZE)
     rows = check_int("part_rows", part_rows, low=1)
@@ -505,16 +535,30 @@ async def run_export(
         now=_monotonic(requester),
         budget=_budget(requester),
         commit_interval=commit_interval,
+        key=key,
+    )
+    keeper = (
+        None
+        if checkpoints is None
+        else LeaseKeeper(checkpoints, ttl=lease_ttl, clock=requester.clock)
     )
     await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
     lock = DirectoryLock(path)
     await asyncio.to_thread(lock.__enter__)
     try:
-        await export.open()
-        try:
-            await export.run()
-        finally:
-            await export.settle()
+        async with contextlib.AsyncExitStack() as stack:
+            if keeper is not None and key is not None:
+                await stack.enter_async_context(keeper)
+                if await keeper.acquire(key) is None:
+                    raise ExportDirectoryError(
+                        f"the export {key!r} is in use by another worker (its lease is held)"
+                    )
+                export.store = _Leased(keeper, key)
+            await export.open()
+            try:
+                await export.run()
+            finally:
+                await export.settle()
     finally:
         lock.__exit__(None, None, None)
     if export.failures:

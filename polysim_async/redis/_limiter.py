@@ -120,8 +120,10 @@ class RedisRateLimit:
         timeout: seconds to wait for Redis to connect or answer before it
             counts as unavailable.
         cluster: ``url`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
-        clock: time source; must be the same clock the client uses, because
-            ``acquire`` compares the wait to the client's deadline.
+        clock: time source. Leave it out: the :class:`~polysim_async.Client`
+            this limiter is given to hands over its own clock (``acquire``
+            compares the wait to the client's deadline, so both must share one
+            time line). Pass one only to use the limiter without a client.
 
     Raises:
         InvalidArgumentError: a bad option.
@@ -142,7 +144,7 @@ class RedisRateLimit:
         retry_interval: float = 1.0,
         timeout: float = 1.0,
         cluster: bool = False,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         if not isinstance(url, str) or not url:
             raise InvalidArgumentError(f"url must be a Redis URL, got {url!r}")
@@ -172,7 +174,8 @@ class RedisRateLimit:
         self.expected_workers = expected_workers
         self.retry_interval = retry_interval
         self.timeout = timeout
-        self._clock = clock
+        self._clock: Clock = clock or SYSTEM_CLOCK
+        self._clock_fixed = clock is not None  # given here, or by a client
         self._errors = unavailable_errors()  # also fails early if redis-py is missing
         prefix = f"polysim:rl:{{{name}}}"
         self._keys = [f"{prefix}:s", f"{prefix}:m", f"{prefix}:p"]
@@ -185,14 +188,12 @@ class RedisRateLimit:
         self._late_tolerance = margin / 2
         self._member = f"{secrets.token_hex(6)}:"
         self._counter = itertools.count()
-        self._fallback = _local_limiter(
-            RateLimit(
-                per_second=_share(per_second, expected_workers),
-                per_minute=_share(per_minute, expected_workers),
-                margin=margin,
-            ),
-            clock,
+        self._fallback_limit = RateLimit(
+            per_second=_share(per_second, expected_workers),
+            per_minute=_share(per_minute, expected_workers),
+            margin=margin,
         )
+        self._fallback = _local_limiter(self._fallback_limit, self._clock)
         self._redis: Any = None
         self._acquire_script: Any = None
         self._pause_script: Any = None
@@ -214,6 +215,27 @@ class RedisRateLimit:
             f"RedisRateLimit(name={self.name!r}, per_second={self.limit.per_second},"
             f" per_minute={self.limit.per_minute}, on_unavailable={self.on_unavailable!r})"
         )
+
+    def use_clock(self, clock: Clock) -> None:
+        """Run on ``clock``, the clock of the client this limiter was given to.
+
+        Called by :class:`~polysim_async.Client`; see the ``Limiter`` protocol.
+
+        Raises:
+            InvalidArgumentError: the limiter already runs on another clock
+                (passed as ``clock=``, or handed over by another client).
+        """
+        if clock is self._clock:
+            self._clock_fixed = True
+            return
+        if self._clock_fixed:
+            raise InvalidArgumentError(
+                f"{self!r} runs on {self._clock!r}, not on the client's clock {clock!r}:"
+                " leave out RedisRateLimit(clock=...) and give each client its own limiter"
+            )
+        self._clock = clock
+        self._clock_fixed = True
+        self._fallback = _local_limiter(self._fallback_limit, clock)
 
     @property
     def available(self) -> bool:

@@ -26,7 +26,7 @@ class Fleet:
     ids: list[str]
     #: The client's clock: time moves only when a test moves it, so no part is ever
     #: cut by the export's commit interval because the machine was slow.
-    clock: FakeClock
+    clock: ps.Clock
 
     async def truth(self) -> list[tuple[str, ps.Trade]]:
         """Every fill of every account, pulled from the feed."""
@@ -50,9 +50,14 @@ class Fleet:
 
 
 @asynccontextmanager
-async def fleet(fills: list[int], *, seed: int = 5) -> AsyncIterator[Fleet]:
-    """A sandbox (no rate limits) with one account per entry, holding that many fills."""
-    clock = FakeClock()
+async def fleet(
+    fills: list[int], *, seed: int = 5, clock: ps.Clock | None = None
+) -> AsyncIterator[Fleet]:
+    """A sandbox (no rate limits) with one account per entry, holding that many fills.
+
+    The client runs on a :class:`FakeClock` unless given another ``clock``.
+    """
+    clock = clock or FakeClock()
     async with (
         Sandbox(seed=seed, rate_limits=False, random_walk=False) as sb,
         ps.Client(sb.tenant_key, sb.url, rate_limit=None, clock=clock) as client,

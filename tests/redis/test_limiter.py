@@ -23,7 +23,7 @@ import redis.asyncio as redis_asyncio
 
 import polysim_async as ps
 from polysim_async._limits import Limiter
-from tests._helpers import base_of, serve
+from tests._helpers import ACCOUNT_STATE, base_of, serve
 
 from ._budget_server import BudgetServer
 from ._server import RedisServer, free_port
@@ -350,3 +350,31 @@ async def test_redis_restart_in_raise_mode_fails_only_while_down(
         await client.partner.accounts.get("acc-1")
     assert arrived == 1  # nothing was sent outside the shared budget
     assert limit.stats.local == 0
+
+
+async def test_the_client_hands_its_clock_to_the_limiter(
+    redis_server: RedisServer, name: str
+) -> None:
+    """Waits and deadlines are on the client's clock, with no ``clock=`` on the limiter."""
+    clock = ManualClock()
+    transport = ps.MockTransport(lambda request: ps.Response.from_json(ACCOUNT_STATE))
+    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=1, per_minute=None)
+    async with ps.Client(
+        "tk_x", "https://api.test", transport=transport, clock=clock, rate_limit=limit
+    ) as client:
+        for _ in range(3):
+            await client.partner.accounts.get("a")
+        # Three turns at 1/s: two windows waited, on the client's (manual) clock.
+        assert clock.t - 1000.0 >= 2.0
+        assert limit.stats.shared == 3
+        with pytest.raises(ps.InvalidArgumentError, match="client's clock"):
+            ps.Client("tk_x", "https://api.test", transport=transport, rate_limit=limit)
+
+
+async def test_a_limiter_on_another_clock_is_refused(redis_server: RedisServer, name: str) -> None:
+    limit = ps.RedisRateLimit(redis_server.url, name=name, clock=ManualClock())
+    with pytest.raises(ps.InvalidArgumentError, match="client's clock"):
+        ps.Client("tk_x", "https://api.test", rate_limit=limit)
+    shared = ps.RedisRateLimit(redis_server.url, name=name, clock=ps.SYSTEM_CLOCK)
+    async with ps.Client("tk_x", "https://api.test", rate_limit=shared) as client:
+        assert client.clock is ps.SYSTEM_CLOCK  # the same clock: accepted

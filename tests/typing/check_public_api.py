@@ -52,6 +52,22 @@ async def partner(client: ps.Client) -> None:
             assert_type(watched, ps.AccountTrade)
 
 
+async def shared(client: ps.Client, store: ps.CheckpointStore, ids: list[str]) -> None:
+    # Many workers: a shard and a store, the rest of the code the same.
+    async for item in client.partner.accounts.trades_many(ids, shard=(0, 2)):
+        assert_type(item, ps.AccountTrade)
+    watch = client.partner.accounts.watch_trades(ids, shard=(1, 2), store=store, key="fills")
+    assert_type(watch.owned, frozenset[str])
+    stream = client.executions.stream(store=store, key="executions", lease_ttl=10)
+    assert_type(stream, ps.FillStream[ps.Fill])
+    summary = await client.partner.accounts.export(
+        ids, "out", format="csv", shard=(0, 2), store=store, key="nightly"
+    )
+    assert_type(summary, ps.ExportSummary)
+    async with ps.LeaseKeeper(store, ttl=ps.DEFAULT_LEASE_TTL) as keeper:
+        assert_type(await keeper.acquire("job"), ps.Lease | None)
+
+
 async def trader(client: ps.Client) -> None:
     assert_type(await client.account.equity(days=30), list[ps.EquityPoint])
     assert_type(await client.account.balance(), ps.Balance)
