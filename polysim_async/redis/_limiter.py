@@ -132,7 +132,8 @@ class RedisRateLimit:
     last window. So when the budget's keys are missing, the first turn starts
     no earlier than :func:`cold_start_wait` after the server came up (1.05 s
     for the default budget, 60.05 s for a budget with only ``per_minute``). A
-    budget first used on a server that has been up longer starts at once. If
+    budget first used on a server that has been up longer starts at once (on
+    Redis Cluster, whose node uptime is not asked, it waits the span once). If
     the server's clock steps back, turns stored on the old time line are
     dropped and the first turn waits the same span from now, instead of
     waiting out the step. A key of the budget holding a value this library
