@@ -9,7 +9,9 @@ Leases keep two workers from owning one account at once. A worker acquires a
 lease on a name (say ``"account:<id>"``) for ``ttl`` seconds and renews it
 well before it runs out; if the worker dies, the lease expires and another
 worker acquires it. Every grant carries a *fencing token* that grows with each
-new grant of that name, and a write made with a lease is refused
+new grant of that name (also across a restart of the store that lost its
+memory: see :class:`~polysim_async.RedisCheckpointStore`), and a write, renewal
+or release made with a lease is refused
 (:class:`~polysim_async.LeaseLostError`) unless that lease is still the
 current one, checked in the same atomic step as the write. So a worker that
 paused past its lease (a long GC, a frozen VM) cannot overwrite the progress
@@ -41,6 +43,7 @@ from ._errors import (
 )
 
 __all__ = [
+    "MAX_LEASE_TTL",
     "CheckpointStore",
     "Lease",
     "SQLiteCheckpointStore",
@@ -50,6 +53,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The longest lease a store grants, in seconds (one day): a worker renews
+#: its lease well within ``ttl``, so a longer one only delays the takeover
+#: after the worker dies.
+MAX_LEASE_TTL = 86_400.0
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +116,10 @@ class CheckpointStore(Protocol):
         A lease whose holder let it expire (or released it) is granted anew,
         with a larger fencing token. Holding it already is no exception: the
         caller gets ``None`` until it expires.
+
+        Raises:
+            InvalidArgumentError: an empty ``name`` or ``owner``, or ``ttl``
+                not in (0, :data:`MAX_LEASE_TTL`]; nothing was written.
         """
         ...
 
@@ -153,7 +165,7 @@ def decode_checkpoint(data: bytes, tp: type[T], key: str) -> T:
 
 
 def check_lease_args(name: str, owner: str, ttl: float) -> None:
-    """Refuse an empty name or owner or a non-positive ``ttl``.
+    """Refuse an empty name or owner or a ``ttl`` not in (0, :data:`MAX_LEASE_TTL`].
 
     Raises:
         InvalidArgumentError: one of them is bad.
@@ -162,6 +174,11 @@ def check_lease_args(name: str, owner: str, ttl: float) -> None:
         if not isinstance(value, str) or not value:
             raise InvalidArgumentError(f"lease {label} must be a non-empty string, got {value!r}")
     check_positive("ttl", ttl, allow_none=False)
+    if ttl > MAX_LEASE_TTL:
+        raise InvalidArgumentError(
+            f"ttl must be at most {MAX_LEASE_TTL:.0f} s (a day), got {ttl!r}:"
+            " renew a shorter lease instead"
+        )
 
 
 _SCHEMA = """

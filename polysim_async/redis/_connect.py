@@ -1,4 +1,4 @@
-"""Opening redis-py lazily, and recognising its "server unavailable" errors.
+"""Opening redis-py lazily, and telling "Redis is unavailable" from "Redis refused".
 
 redis-py is an optional extra: :func:`load` imports it (with a message naming
 the extra when it is missing) and nothing else in the package imports it.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import CoordinationError
 from .._extras import require
 
-__all__ = ["connect", "load", "unavailable_errors"]
+__all__ = ["connect", "load", "refusal", "unavailable_errors"]
 
 
 def load(feature: str) -> Any:
@@ -26,6 +27,36 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "Redis did not answer": every redis-py error and ``OSError``."""
     exceptions = require("redis.exceptions", "redis", feature="Redis")
     return (exceptions.RedisError, exceptions.RedisClusterException, OSError)
+
+
+def refusal(exc: BaseException, owner: object, keys: list[str]) -> CoordinationError | None:
+    """The error to raise when Redis answered ``exc`` but refused the command, else ``None``.
+
+    Redis refuses a command, or a script fails, when one of ``keys`` holds a
+    value this library did not write there (a key of the wrong type, a
+    number that is not one). Retrying or falling back would hide that, so it
+    is a :class:`~polysim_async.CoordinationError` naming the keys, not a
+    :class:`~polysim_async.StoreUnavailableError`. Refusals that only mean
+    "not now" (a read-only replica after a failover, out of memory, a
+    cluster resharding) return ``None``: they count as unavailable.
+    """
+    exceptions = require("redis.exceptions", "redis", feature="Redis")
+    passing = (
+        exceptions.ReadOnlyError,
+        exceptions.OutOfMemoryError,
+        exceptions.ClusterDownError,
+        exceptions.TryAgainError,
+        exceptions.AskError,
+        exceptions.MovedError,
+    )
+    if not isinstance(exc, (exceptions.ResponseError, exceptions.DataError)) or isinstance(
+        exc, passing
+    ):
+        return None
+    return CoordinationError(
+        f"Redis refused a command of {owner!r} on {', '.join(keys)}: {exc}"
+        " (a key holds a value this library did not write; delete it)"
+    )
 
 
 def connect(url: str, *, cluster: bool, timeout: float, feature: str) -> Any:

@@ -24,6 +24,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._config import RateLimit, check_positive
 from .._errors import (
     ClientClosedError,
+    CoordinationError,
     DeadlineExceededError,
     InvalidArgumentError,
     StoreUnavailableError,
@@ -31,9 +32,9 @@ from .._errors import (
 from .._limits import pause_from_headers
 from .._ratelimit import RateLimiter
 from . import _lua
-from ._connect import connect, unavailable_errors
+from ._connect import connect, refusal, unavailable_errors
 
-__all__ = ["RedisLimiterStats", "RedisRateLimit"]
+__all__ = ["RedisLimiterStats", "RedisRateLimit", "cold_start_wait"]
 
 logger = logging.getLogger("polysim_async")
 
@@ -74,6 +75,24 @@ def _share(value: int | None, workers: int) -> int | None:
     return None if value is None else max(1, value // workers)
 
 
+def cold_start_wait(limit: RateLimit) -> float:
+    """Seconds the first turn waits after Redis forgot the budget's recent turns.
+
+    The forgotten turns all lie before the restart. The second window needs
+    its full span. The minute window needs its span less the time the
+    forgotten minute's ``per_minute`` turns took at the fastest, ``per_second``
+    a second: 1.05 s for 50/s and 3,000/min, 60.05 s for a minute-only budget.
+    """
+    margin = limit.margin
+    waits = [0.0]
+    if limit.per_second:
+        waits.append(1.0 + margin)
+    if limit.per_minute:
+        spread = limit.per_minute // limit.per_second - 1 if limit.per_second else 0
+        waits.append(60.0 + margin - max(0, spread))
+    return max(waits)
+
+
 class RedisRateLimit:
     """A request budget shared through Redis by every client that uses the same ``name``.
 
@@ -107,6 +126,19 @@ class RedisRateLimit:
     * ``"raise"``: every call that needs a turn raises
       :class:`~polysim_async.StoreUnavailableError` while Redis is down: no
       request is ever sent outside the shared budget.
+
+    A Redis that comes back without its memory (no persistence, or a failover
+    to a replica that missed the last turns) has forgotten the turns of the
+    last window. So when the budget's keys are missing, the first turn starts
+    no earlier than :func:`cold_start_wait` after the server came up (1.05 s
+    for the default budget, 60.05 s for a budget with only ``per_minute``). A
+    budget first used on a server that has been up longer starts at once (on
+    Redis Cluster, whose node uptime is not asked, it waits the span once). If
+    the server's clock steps back, turns stored on the old time line are
+    dropped and the first turn waits the same span from now, instead of
+    waiting out the step. A key of the budget holding a value this library
+    did not write raises :class:`~polysim_async.CoordinationError` naming it,
+    in both modes.
 
     Args:
         url: a redis-py URL (``redis://host:6379/0``, ``rediss://...``, ``unix://...``).
@@ -178,13 +210,14 @@ class RedisRateLimit:
         self._clock_fixed = clock is not None  # given here, or by a client
         self._errors = unavailable_errors()  # also fails early if redis-py is missing
         prefix = f"polysim:rl:{{{name}}}"
-        self._keys = [f"{prefix}:s", f"{prefix}:m", f"{prefix}:p"]
+        self._keys = [f"{prefix}:s", f"{prefix}:m", f"{prefix}:p", f"{prefix}:t"]
         self._windows = [
             str(per_second or 0),
             str(per_minute or 0),
             str(round((1.0 + margin) * _US)),
             str(round((60.0 + margin) * _US)),
         ]
+        self._cold_wait = str(round(cold_start_wait(self.limit) * _US))
         self._late_tolerance = margin / 2
         self._member = f"{secrets.token_hex(6)}:"
         self._counter = itertools.count()
@@ -261,8 +294,12 @@ class RedisRateLimit:
 
         Raises:
             DeadlineExceededError: the turn (or a 429 pause) lies past
-                ``deadline``; raised before waiting, and no turn is taken.
+                ``deadline``; raised before waiting, and no turn is taken. Also
+                when Redis has not answered by ``deadline``: the round trip is
+                cut off there (a turn may then have been taken, unused).
             StoreUnavailableError: Redis did not answer and ``on_unavailable="raise"``.
+            CoordinationError: Redis refused the script: a key of this budget
+                holds a value this library did not write (named in the message).
             ClientClosedError: the limiter was closed.
 
         Cancellation while waiting propagates; a turn already reserved stays
@@ -334,11 +371,15 @@ class RedisRateLimit:
                 raise DeadlineExceededError("the call's deadline passed before its turn")
             max_wait = -1 if deadline is None else math.floor((deadline - now) * _US)
             local_pause = max(0, math.ceil((self._paused_until - now) * _US))
+            args = [*self._windows, max_wait, f"{self._member}{next(self._counter)}", local_pause]
             granted, wait_ms, pause_left = await self._run(
-                self._acquire_script,
-                self._keys,
-                [*self._windows, max_wait, f"{self._member}{next(self._counter)}", local_pause],
+                self._acquire_script, self._keys, [*args, self._cold_wait, ""], deadline
             )
+            if granted == 2:  # a cold start: the script needs the server's uptime
+                uptime = await self._uptime(deadline)
+                granted, wait_ms, pause_left = await self._run(
+                    self._acquire_script, self._keys, [*args, self._cold_wait, uptime], deadline
+                )
             now = self._clock.now()
             if pause_left > 0:
                 self._paused_until = max(self._paused_until, now + pause_left / _US)
@@ -372,12 +413,39 @@ class RedisRateLimit:
                 continue
             return
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        # Only the round trip's own errors mean "unavailable" (TimeoutError is an OSError).
+    async def _run(
+        self, script: Any, keys: list[str], args: list[Any], deadline: float | None = None
+    ) -> Any:
+        # Only the round trip's own errors mean "unavailable" (TimeoutError is an OSError);
+        # a refusal (a key of the wrong kind) is the user's to fix and is raised as such.
+        # A round trip that could outlast ``deadline`` is cut off there.
+        left = None if deadline is None else max(0.0, deadline - self._clock.now())
         try:
-            return await script(keys=keys, args=args)
+            if left is None or left >= self.timeout:
+                return await script(keys=keys, args=args)
+            try:
+                return await asyncio.wait_for(script(keys=keys, args=args), left)
+            except asyncio.TimeoutError:  # not an OSError on Python 3.10
+                raise DeadlineExceededError(
+                    f"Redis did not answer within the {left:.3f}s left before the call's deadline"
+                ) from None
+        except DeadlineExceededError:
+            raise
         except self._errors as exc:
+            refused = refusal(exc, self, keys)
+            if refused is not None:
+                raise refused from exc
             raise _Unavailable() from exc
+
+    async def _uptime(self, deadline: float | None) -> int:
+        """Seconds the Redis server has been up (0, the cautious answer, if it won't say)."""
+        if self.cluster:
+            return 0  # which node holds the budget's keys is redis-py's business
+        try:
+            info = await self._run(lambda keys, args: self._redis.info("server"), [], [], deadline)
+            return int(info["uptime_in_seconds"])
+        except (CoordinationError, KeyError, TypeError, ValueError):
+            return 0
 
     def pause(self, seconds: float) -> None:
         """Hold every request of every process for ``seconds`` (a 429's ``Retry-After``).
@@ -401,7 +469,7 @@ class RedisRateLimit:
         while (left := self._publish_until - self._clock.now()) > 0:
             until = self._publish_until
             try:
-                await self._run(self._pause_script, self._keys[2:], [math.ceil(left * _US)])
+                await self._run(self._pause_script, self._keys[2:3], [math.ceil(left * _US)])
             except _Unavailable as exc:
                 logger.debug("could not share a rate-limit pause through Redis: %r", exc.__cause__)
                 return

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from .._checkpoints import Lease, check_lease_args, decode_checkpoint, encode_checkpoint
 from .._config import check_positive
 from .._errors import ClientClosedError, InvalidArgumentError, LeaseLostError, StoreUnavailableError
-from ._connect import connect, unavailable_errors
+from ._connect import connect, refusal, unavailable_errors
 
 __all__ = ["RedisCheckpointStore"]
 
@@ -15,12 +15,28 @@ T = TypeVar("T")
 _FEATURE = "RedisCheckpointStore"
 
 # KEYS: 1 lease, 2 fencing counter. ARGV: 1 owner, 2 ttl (ms).
-# Returns the new fencing token, or 0 while another worker holds the lease.
+# Returns the new fencing token (a string), or 0 while another worker holds the lease.
+# The token is one more than the last one, and at least the server's time in
+# microseconds: a Redis that lost its memory (restart without persistence, failover
+# to a replica that missed the last grant) still hands out tokens above every token
+# granted before. Everything is checked before the first write: a script that fails
+# writes nothing.
 _ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'hash' then return 0 end
+if kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE the lease key ' .. KEYS[1] .. ' holds a ' .. kind)
+end
+local ttl = tonumber(ARGV[2])
+if not ttl or ttl < 1 or ttl > 86400000 then return redis.error_reply('ERR bad lease ttl') end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if not last then return redis.error_reply('ERR the fencing counter is not a number') end
+local t = redis.call('TIME')
+local token = math.max(last + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+token = string.format('%.0f', token)
+redis.call('SET', KEYS[2], token)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
 return token
 """
 # KEYS: 1 lease. ARGV: 1 token, 2 ttl (ms). Returns 1 if renewed, 0 if the lease is lost.
@@ -54,6 +70,14 @@ class RedisCheckpointStore:
     the same hash tag, so the scripts run on Redis Cluster (one namespace lives
     on one shard). Checkpoints do not expire; delete the ones you no longer need.
 
+    Fencing tokens are the larger of the last token plus one and the Redis
+    server's time in microseconds, so they keep growing even after Redis lost
+    its memory (a restart without persistence, a failover to a replica that
+    missed the last grant), as long as the server's clock does not step back
+    past the old grants. A worker whose lease was granted before such a loss
+    can then no longer write, renew or release: its token is not the current
+    one.
+
     Unlike :class:`~polysim_async.RedisRateLimit` there is no local fallback:
     while Redis is down every call raises
     :class:`~polysim_async.StoreUnavailableError` (a checkpoint kept only
@@ -64,6 +88,10 @@ class RedisCheckpointStore:
         namespace: keeps the keys of different applications apart.
         timeout: seconds to wait for Redis to connect or answer.
         cluster: ``url`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
+
+    Every method raises :class:`~polysim_async.CoordinationError` (not
+    :class:`~polysim_async.StoreUnavailableError`) when Redis refuses a
+    command because one of the store's keys holds a value it did not write.
 
     Raises:
         InvalidArgumentError: a bad option.
@@ -106,10 +134,13 @@ class RedisCheckpointStore:
             )
         return self._redis
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, names: list[str], fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await fn(*args, **kwargs)
         except self._errors as exc:
+            refused = refusal(exc, self, names)
+            if refused is not None:
+                raise refused from exc
             raise StoreUnavailableError(
                 f"Redis is unavailable for {self!r}: {exc.__class__.__name__}: {exc}"
             ) from exc
@@ -119,11 +150,12 @@ class RedisCheckpointStore:
         runner = self._scripts.get(script)
         if runner is None:
             runner = self._scripts[script] = redis.register_script(script)
-        return await self._call(runner, keys=keys, args=args)
+        return await self._call(keys, runner, keys=keys, args=args)
 
     async def get(self, key: str, type: type[T]) -> T | None:
         """See :meth:`CheckpointStore.get`."""
-        data = await self._call(self._connection().get, self._key("v", key))
+        value_key = self._key("v", key)
+        data = await self._call([value_key], self._connection().get, value_key)
         return None if data is None else decode_checkpoint(data, type, key)
 
     async def _write(self, key: str, data: bytes, lease: Lease | None, op: str) -> None:

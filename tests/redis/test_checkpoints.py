@@ -122,7 +122,16 @@ async def test_expired_lease_is_taken_over_and_its_writes_are_fenced(
 
 
 @pytest.mark.parametrize(
-    ("lease_name", "owner", "ttl"), [("", "w", 1), ("a", "", 1), ("a", "w", 0), ("a", "w", -1)]
+    ("lease_name", "owner", "ttl"),
+    [
+        ("", "w", 1),
+        ("a", "", 1),
+        ("a", "w", 0),
+        ("a", "w", -1),
+        ("a", "w", float("inf")),
+        ("a", "w", 86_400.5),  # longer than a day
+        ("a", "w", 1e17),  # once left a Redis lease key without expiry
+    ],
 )
 async def test_bad_lease_arguments_are_refused(
     store_and_expire: tuple[ps.CheckpointStore, Expire], lease_name: str, owner: str, ttl: float
@@ -130,6 +139,16 @@ async def test_bad_lease_arguments_are_refused(
     store, _ = store_and_expire
     with pytest.raises(ps.InvalidArgumentError):
         await store.acquire_lease(lease_name, owner=owner, ttl=ttl)
+    # Nothing was written: the name is free for a sane lease.
+    assert await store.acquire_lease("a", owner="w", ttl=1) is not None
+
+
+async def test_a_lease_of_one_day_is_granted(
+    store_and_expire: tuple[ps.CheckpointStore, Expire],
+) -> None:
+    store, _ = store_and_expire
+    lease = await store.acquire_lease("a", owner="w", ttl=86_400)
+    assert lease is not None and lease.ttl == 86_400
 
 
 async def test_sqlite_is_shared_by_two_handles_and_survives_reopening(tmp_path: Path) -> None:
@@ -225,3 +244,91 @@ async def test_a_killed_workers_lease_is_taken_over_after_it_expires(
         if holder.returncode is None:
             holder.kill()
             await holder.wait()
+
+
+async def test_fencing_tokens_keep_growing_when_redis_loses_its_memory(
+    own_redis: RedisServer, name: str
+) -> None:
+    """A restart without persistence must not hand the old token out again."""
+    old_worker = ps.RedisCheckpointStore(own_redis.url, namespace=name)
+    new_worker = ps.RedisCheckpointStore(own_redis.url, namespace=name)
+    old = await old_worker.acquire_lease("account:1", owner="old", ttl=30)
+    assert old is not None
+    await old_worker.put("watch:account:1", {"count": 100}, lease=old)
+    own_redis.stop()
+    own_redis.restart()  # empty memory: no lease, no counter, no value
+    new = None
+    for _ in range(100):  # until the new worker's connection is re-established
+        try:
+            new = await new_worker.acquire_lease("account:1", owner="new", ttl=30)
+            break
+        except ps.StoreUnavailableError:
+            await asyncio.sleep(0.05)
+    assert new is not None and new.token > old.token
+    await new_worker.put("watch:account:1", {"count": 500}, lease=new)
+    # The old worker (paused through the restart) can neither write, delete, renew nor
+    # release the new owner's lease.
+    for _ in range(100):
+        try:
+            with pytest.raises(ps.LeaseLostError):
+                await old_worker.put("watch:account:1", {"count": 100}, lease=old)
+            break
+        except ps.StoreUnavailableError:
+            await asyncio.sleep(0.05)
+    with pytest.raises(ps.LeaseLostError):
+        await old_worker.delete("watch:account:1", lease=old)
+    with pytest.raises(ps.LeaseLostError):
+        await old_worker.renew_lease(old)
+    await old_worker.release_lease(old)
+    assert await old_worker.acquire_lease("account:1", owner="third", ttl=30) is None
+    assert await new_worker.get("watch:account:1", dict) == {"count": 500}
+    await new_worker.renew_lease(new)
+    for store in (old_worker, new_worker):
+        await store.aclose()
+
+
+async def test_keys_of_the_wrong_kind_are_a_coordination_error_not_an_outage(
+    redis_server: RedisServer, name: str
+) -> None:
+    prefix = f"polysim:cp:{{{name}}}"
+    async with (
+        redis_asyncio.Redis.from_url(redis_server.url) as raw,
+        ps.RedisCheckpointStore(redis_server.url, namespace=name) as store,
+    ):
+        await raw.hset(f"{prefix}:v:acct", mapping={"a": "1"})
+        await raw.set(f"{prefix}:l:acct", "junk")
+        await raw.set(f"{prefix}:f:other", "junk")
+        with pytest.raises(ps.CoordinationError, match=r"v:acct.*WRONGTYPE") as got:
+            await store.get("acct", dict)
+        assert not isinstance(got.value, ps.StoreUnavailableError)
+        with pytest.raises(ps.CoordinationError, match=r"l:acct.*holds a string") as got:
+            await store.acquire_lease("acct", owner="w", ttl=5)
+        assert not isinstance(got.value, ps.StoreUnavailableError)
+        stale = ps.Lease(name="acct", owner="w", token=1, ttl=5)
+        for call in (store.renew_lease(stale), store.put("x", 1, lease=stale)):
+            with pytest.raises(ps.CoordinationError, match="l:acct") as got:
+                await call
+            assert not isinstance(got.value, (ps.StoreUnavailableError, ps.LeaseLostError))
+        with pytest.raises(ps.CoordinationError, match=r"f:other.*not a number"):
+            await store.acquire_lease("other", owner="w", ttl=5)
+        assert not await raw.exists(f"{prefix}:l:other")  # the failed grant wrote nothing
+
+
+async def test_the_grant_script_checks_the_ttl_before_writing(
+    redis_server: RedisServer, name: str
+) -> None:
+    """A ttl that reaches the script unchecked fails before any write: no lease without expiry."""
+    from polysim_async.redis._store import _ACQUIRE
+
+    lease_key, counter = f"polysim:cp:{{{name}}}:l:a", f"polysim:cp:{{{name}}}:f:a"
+    async with (
+        redis_asyncio.Redis.from_url(redis_server.url) as raw,
+        ps.RedisCheckpointStore(redis_server.url, namespace=name) as store,
+    ):
+        for bad in ("100000000000000000", "0", "x"):
+            with pytest.raises(ps.CoordinationError, match="ttl"):
+                await store._run(_ACQUIRE, [lease_key, counter], ["w", bad])
+        assert await raw.exists(lease_key, counter) == 0
+        lease = await store.acquire_lease("a", owner="w", ttl=5)
+        assert lease is not None
+        assert 0 < await raw.pttl(lease_key) <= 5000

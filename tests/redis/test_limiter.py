@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import redis.asyncio as redis_asyncio
 
 import polysim_async as ps
 from polysim_async._limits import Limiter
+from polysim_async.redis._limiter import cold_start_wait
 from tests._helpers import ACCOUNT_STATE, base_of, serve
 
 from ._budget_server import BudgetServer
@@ -36,6 +38,17 @@ US = 1_000_000
 def keys(name: str) -> tuple[str, str, str]:
     prefix = f"polysim:rl:{{{name}}}"
     return f"{prefix}:s", f"{prefix}:m", f"{prefix}:p"
+
+
+async def warm(url: str, name: str) -> None:
+    """Mark the budget as in use already, so its first turn skips the cold-start wait.
+
+    The test servers have just started: without this, a new budget's first
+    turn waits out turns a restart might have made Redis forget.
+    """
+    async with redis_asyncio.Redis.from_url(url) as r:
+        sec, us = await r.time()
+        await r.set(f"polysim:rl:{{{name}}}:t", sec * US + us, px=600_000)
 
 
 async def scores(url: str, key: str) -> list[float]:
@@ -137,6 +150,7 @@ async def test_minute_window_and_deadlines_take_no_slot(
     redis_server: RedisServer, name: str
 ) -> None:
     clock = ManualClock()
+    await warm(redis_server.url, name)
     limits = [
         ps.RedisRateLimit(redis_server.url, name=name, per_second=None, per_minute=10, clock=clock)
         for _ in range(2)
@@ -159,6 +173,7 @@ async def test_minute_window_and_deadlines_take_no_slot(
 
 async def test_memory_is_bounded_and_keys_expire(redis_server: RedisServer, name: str) -> None:
     clock = ManualClock()
+    await warm(redis_server.url, name)
     limit = ps.RedisRateLimit(
         redis_server.url, name=name, per_second=3, per_minute=5, margin=0, clock=clock
     )
@@ -378,3 +393,108 @@ async def test_a_limiter_on_another_clock_is_refused(redis_server: RedisServer, 
     shared = ps.RedisRateLimit(redis_server.url, name=name, clock=ps.SYSTEM_CLOCK)
     async with ps.Client("tk_x", "https://api.test", rate_limit=shared) as client:
         assert client.clock is ps.SYSTEM_CLOCK  # the same clock: accepted
+
+
+@pytest.mark.parametrize(
+    ("per_second", "per_minute", "wait"),
+    [(50, 3000, 1.05), (None, 10, 60.05), (100, 3000, 31.05), (20, None, 1.05), (5, 10, 59.05)],
+)
+def test_cold_start_wait_covers_both_windows(
+    per_second: int | None, per_minute: int | None, wait: float
+) -> None:
+    limit = ps.RateLimit(per_second=per_second, per_minute=per_minute, margin=0.05)
+    assert cold_start_wait(limit) == pytest.approx(wait)
+
+
+async def _until_reachable(limit: ps.RedisRateLimit) -> None:
+    for _ in range(100):  # the first calls after a restart find the old connection dead
+        try:
+            await limit.acquire()
+            return
+        except ps.StoreUnavailableError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("Redis never came back")
+
+
+async def test_a_restart_that_loses_the_windows_does_not_spend_the_budget_twice(
+    own_redis: RedisServer, name: str
+) -> None:
+    """Turns before and after a restart without persistence keep to one budget together."""
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(
+        own_redis.url, name=name, per_second=5, per_minute=None, on_unavailable="raise", clock=clock
+    )
+    second = keys(name)[0]
+    await warm(own_redis.url, name)
+    for _ in range(5):
+        await limit.acquire()
+    before = await scores(own_redis.url, second)
+    own_redis.stop()
+    own_redis.restart()  # empty memory: the five turns just taken are forgotten
+    await _until_reachable(limit)
+    for _ in range(4):
+        await limit.acquire()
+    turns = before + await scores(own_redis.url, second)
+    assert len(turns) == 10
+    # Any 6 consecutive turns span at least the window (1 s + the 0.05 s margin).
+    assert all(later - first >= 1.05 * US for first, later in zip(turns, turns[5:], strict=False))
+    await limit.aclose()
+
+
+async def test_the_round_trip_to_a_frozen_redis_is_cut_off_at_the_deadline(
+    own_redis: RedisServer, name: str
+) -> None:
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(own_redis.url, name=name, timeout=30, clock=clock)
+    await limit.acquire()  # connected
+    assert own_redis._process is not None
+    os.kill(own_redis._process.pid, signal.SIGSTOP)  # a server that accepts and never answers
+    try:
+        with pytest.raises(ps.DeadlineExceededError, match=r"did not answer within the 0\.200s"):
+            await limit.acquire(deadline=clock.now() + 0.2)
+    finally:
+        os.kill(own_redis._process.pid, signal.SIGCONT)
+    # Not an outage: the limiter did not fall back to local pacing.
+    assert limit.available and limit.stats.local == 0
+    # The cut-off reply does not linger on the connection: later turns read their own.
+    for _ in range(3):
+        await limit.acquire()
+    assert (limit.stats.shared, limit.stats.local) == (4, 0)
+    await limit.aclose()
+
+
+@pytest.mark.parametrize("mode", ["local", "raise"])
+@pytest.mark.parametrize(("suffix", "corrupt"), [("p", "garbage"), ("s", "not-a-zset")])
+async def test_a_corrupt_key_is_a_coordination_error_in_every_mode(
+    redis_server: RedisServer, name: str, mode: Any, suffix: str, corrupt: str
+) -> None:
+    key = f"polysim:rl:{{{name}}}:{suffix}"
+    async with redis_asyncio.Redis.from_url(redis_server.url) as r:
+        await r.set(key, corrupt)
+    limit = ps.RedisRateLimit(redis_server.url, name=name, on_unavailable=mode, clock=ManualClock())
+    with pytest.raises(ps.CoordinationError, match=f"refused.*{key}") as got:
+        await limit.acquire()
+    assert not isinstance(got.value, ps.StoreUnavailableError)
+    # No silent fallback to pacing this process alone.
+    assert limit.available and (limit.stats.local, limit.stats.outages) == (0, 0)
+    await limit.aclose()
+
+
+async def test_turns_from_a_clock_that_stepped_back_do_not_stall_the_budget(
+    redis_server: RedisServer, name: str
+) -> None:
+    """The server's clock steps back 20 s: what it wrote on the old time line is dropped."""
+    second, _, pause = keys(name)
+    async with redis_asyncio.Redis.from_url(redis_server.url) as r:
+        sec, us = await r.time()
+        ahead = sec * US + us + 20 * US  # what a server 20 s ahead wrote
+        await r.zadd(second, {"old-clock:1": ahead})
+        await r.set(pause, ahead)
+        await r.set(f"polysim:rl:{{{name}}}:t", ahead)
+    clock = ManualClock()
+    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=50, clock=clock)
+    await limit.acquire(deadline=clock.now() + 5)
+    # One cold-start wait (1.05 s), not the 20 s step.
+    assert clock.t - 1000.0 <= 1.05 + 0.01
+    assert all(score < ahead for score in await scores(redis_server.url, second))
+    await limit.aclose()
