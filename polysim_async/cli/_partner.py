@@ -170,8 +170,8 @@ async def accounts_update(ctx: Context) -> int:
                     raise CommandError(f"the merged rules: {exc}", EXIT_USAGE) from None
             if merge_metadata and metadata is not None:
                 metadata = _merged(current.metadata, metadata)
-        elif rules is not None:
-            rules = {k: v for k, v in rules.items() if v is not None}
+        if rules is not None and args.replace_rules:
+            rules = _merged(None, rules)  # a null rule is no rule
         state = await client.partner.accounts.update(
             args.account_id, stage=args.stage, metadata=metadata, rules=rules
         )
@@ -203,9 +203,18 @@ async def accounts_reset(ctx: Context) -> int:
             state: AccountState = await client.partner.accounts.reset(account_id)
             opened = _iso(state.updated_at or clock.now())
             metadata = {**(state.metadata or {}), OPENED_AT: opened}
-            stamped: AccountState = await client.partner.accounts.update(
-                account_id, metadata=metadata
-            )
+            try:
+                stamped: AccountState = await client.partner.accounts.update(
+                    account_id, metadata=metadata
+                )
+            except PolySimError as exc:  # reset all the same: resetting again is no fix
+                ctx.fail(account_id, exc)
+                ctx.out.message(
+                    f"polysim {ctx.name}: {account_id}: reset, but metadata.opened_at was not"
+                    f" stored: set it with accounts update {account_id} --metadata"
+                    f' \'{{"opened_at": "{opened}"}}\''
+                )
+                return state
             ctx.out.message(
                 f"polysim {ctx.name}: {account_id}: metadata.opened_at set to {opened}"
                 " (evaluate judges the new attempt from then)"

@@ -327,6 +327,17 @@ def test_a_reset_restarts_the_attempt_evaluate_judges() -> None:
         verdict = json.loads(done.out)[0]["verdict"]
         assert verdict["status"] == "in_progress" and verdict["gates"] == ["min_trading_days"]
         assert verdict["metrics"]["trading_days"] == 1 and verdict["metrics"]["fills"] == 2
+        # The reset done but opened_at refused: said so, with the command that fixes it.
+        path = f"/v1/partner/accounts/{account}"
+        sandbox.call(
+            lambda: sandbox.sb.fail_next(path, status=503, code="UNAVAILABLE", method="PATCH")
+        )
+        half = polysim_here("accounts", "reset", account, "--retries", "0", env=env)
+        assert half.code == 1 and json.loads(half.out)[0]["account_id"] == account
+        refused, hint = half.err.splitlines()
+        assert refused.startswith(f"polysim accounts reset: {account}: ServerError: 503")
+        assert hint.startswith(f"polysim accounts reset: {account}: reset, but metadata.opened_at")
+        assert "accounts update" in hint
     finally:
         sandbox.close()
 
@@ -384,7 +395,7 @@ def test_update_merges_rules_and_metadata_unless_told_to_replace(sandbox: Thread
         "update",
         account,
         "--rules",
-        '{"daily_loss_pct": 5}',
+        '{"daily_loss_pct": 5, "max_drawdown_pct": null}',
         "--replace-rules",
         "--metadata",
         '{"plan": "5k"}',
