@@ -102,8 +102,8 @@ def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if value < low or (high is not None and value > high):
-            upper = f" to {high}" if high is not None else " or more"
-            raise argparse.ArgumentTypeError(f"must be from {low}{upper}, got {value}")
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
         return value
 
     return parse
@@ -251,6 +251,11 @@ class _Builder:
         rules.add_argument(
             "--rules-file", metavar="FILE", help="rule parameters from a JSON file (- is stdin)"
         )
+        self.rules.add_argument(
+            "--strict-rules",
+            action="store_true",
+            help="a rule name the rules engine does not know is an error (default: a warning)",
+        )
 
     def command(
         self,
@@ -271,7 +276,8 @@ class _Builder:
             formatter_class=_FORMAT,
             parents=[self.debug, *parents],  # type: ignore[list-item]  # parents are _Parsers
         )
-        parser.set_defaults(handler=handler)
+        # The command's own name, for an unknown option found after parsing (see main).
+        parser.set_defaults(handler=handler, command_prog=parser.prog)
         return parser
 
     def group(
@@ -383,7 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
         accounts,
         "create",
         help="create an account for a trader",
-        description="Create an account funded to its starting balance.",
+        description=(
+            "Create an account funded to its starting balance. Unless --metadata sets it,\n"
+            'metadata["opened_at"] is stored as the server\'s time of the creation: the\n'
+            "instant evaluate judges the attempt from."
+        ),
         handler="_partner:accounts_create",
         parents=[*api, b.rules],
         epilog=partner_epilog,
@@ -415,7 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
         accounts,
         "update",
         help="change an account's stage, rules or metadata",
-        description="Change the given fields of one account; the others stay as they are.",
+        description=(
+            "Change the given fields of one account; the others stay as they are.\n"
+            "--rules and --metadata are merged into the stored objects: the keys given\n"
+            "replace the stored ones, a key given as null is removed, the other stored\n"
+            "keys stay. --replace-rules and --replace-metadata store the object as given."
+        ),
         handler="_partner:accounts_update",
         parents=[*api, b.rules],
         epilog=partner_epilog,
@@ -424,14 +439,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage", choices=("demo", "challenge", "funded"), help="the new stage (a label)"
     )
-    p.add_argument("--metadata", metavar="JSON", help="the new metadata, a JSON object")
+    p.add_argument(
+        "--metadata", metavar="JSON", help="metadata keys to set (null removes one), a JSON object"
+    )
+    p.add_argument(
+        "--replace-rules",
+        action="store_true",
+        help="store --rules/--rules-file as the whole rule set instead of merging",
+    )
+    p.add_argument(
+        "--replace-metadata",
+        action="store_true",
+        help="store --metadata as the whole metadata instead of merging",
+    )
     for name, verb, what in (
         ("close", "close", "Close (archive) accounts and freeze their wallets; idempotent."),
         (
             "reset",
             "reset",
             "Restart accounts at their starting balance (same ids, history kept). A reset\n"
-            "after a reset resets again.",
+            'after a reset resets again. Each account\'s metadata["opened_at"] is then set\n'
+            "to the reset's time (the answer's updated_at), so evaluate judges the new\n"
+            "attempt only: the trade feed keeps the fills of the earlier ones.",
         ),
     ):
         p = b.command(
@@ -504,15 +533,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="fills per request, 1 to 500 (default 500)",
     )
     p.add_argument(
+        "--part-size",
+        metavar="N",
+        type=_int_range(1),
+        help=(
+            "most fills in one part file, at least --page-size (default 100000); a part is"
+            " also written every 30 s. Ctrl-C keeps every written part; the fills fetched"
+            " since the last part are fetched again by the next run"
+        ),
+    )
+    p.add_argument(
         "--concurrency",
         metavar="N",
         type=_int_range(1, 64),
         default=8,
         help="accounts fetched at once, within the tenant's rate budget (default 8)",
     )
-    p.add_argument(
-        "--json", action="store_true", help="print the summary as one JSON document on stdout"
-    )
+    out = p.add_argument_group("output (the summary)").add_mutually_exclusive_group()
+    for flag, const, text in (
+        ("--table", None, "the summary line on stderr only, no data on stdout (the default)"),
+        ("--json", "json", "also print the summary as one JSON document on stdout"),
+        ("--jsonl", "jsonl", "also print the summary as one JSON line on stdout"),
+    ):
+        out.add_argument(flag, dest="summary", action="store_const", const=const, help=text)
 
     # -- evaluate, watch, monitor ---------------------------------------------------------------
     p = b.command(
@@ -524,7 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
             "(--rules adds to it or overrides its keys), every fill of its feed, and its\n"
             "live state as the one equity sample. Equity-based rules (losses, the profit\n"
             "target) are judged at that instant only. The account opened at\n"
-            'metadata["opened_at"] when stored there, else --opened-at, else its oldest fill.'
+            'metadata["opened_at"] when stored there (accounts create and reset store it),\n'
+            "else --opened-at, else its oldest fill (with a warning: after a reset the\n"
+            "feed still holds the earlier attempts' fills). It is judged at the server's\n"
+            "time (the Date header of its answers: a sandbox's simulated clock), unless\n"
+            "--now is given."
         ),
         handler="_evaluate:evaluate",
         parents=[*api, b.many, b.shard, b.rules],
@@ -534,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--now",
         metavar="TIME",
         type=_instant,
-        help="judge at this ISO-8601 instant (default: now, or the newest data if later)",
+        help="judge at this ISO-8601 instant (default: the server's time, or the newest data)",
     )
     p.add_argument(
         "--opened-at",
@@ -736,9 +783,15 @@ def main(
     try:
         try:
             with contextlib.redirect_stdout(stdout or sys.stdout):  # where --help goes
-                args = build_parser().parse_args(argv)
+                args, unknown = build_parser().parse_known_args(argv)
         except SystemExit as exc:  # --help and --version
             return exc.code if isinstance(exc.code, int) else EXIT_OK
+        if unknown:  # blamed on the command that was given them, not on "polysim"
+            prog = getattr(args, "command_prog", "polysim")
+            raise CommandError(
+                f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)",
+                EXIT_USAGE,
+            )
     except CommandError as exc:
         err.write(_one_line(str(exc)) + "\n")
         err.flush()

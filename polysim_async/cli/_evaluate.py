@@ -3,16 +3,26 @@
 For each account: its rule set is the stored ``rules`` object with ``--rules``
 keys laid over it; its fills are the whole trade feed; its money is one
 account-state read, the verdict's one equity sample. The verdict is
-:func:`polysim_async.rules.evaluate` at ``--now`` (default: this machine's
-clock, or the newest fill or state time when later, as on a sandbox whose
-simulated clock runs ahead).
+:func:`polysim_async.rules.evaluate` at ``--now`` (default: the server's time,
+the ``Date`` of its answers, which on ``polysim sandbox`` is the simulated
+clock; or the newest fill or state time when later).
+
+The attempt opened at ``metadata["opened_at"]`` (``accounts create`` and
+``accounts reset`` store it), else ``--opened-at``, else the oldest fill, with
+a warning: the feed keeps the fills of every earlier attempt of a reset account.
+
+In JSON, percentages (``*_pct``) are rounded to 2 decimal places and
+durations are seconds (a number); money stays exact.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+
+import msgspec
 
 from polysim_async_cli import EXIT_CHECK_FAILED
 
@@ -20,10 +30,21 @@ from ..models.partner import AccountState, Trade
 from ..rules import RuleSet, Verdict, sample_of
 from ..rules import evaluate as judge_account
 from ._inputs import account_ids, rules_object
-from ._main import Context
+from ._main import Context, ServerClock
 from ._output import Column, Painted
 
-__all__ = ["evaluate", "judge", "opened_at_of"]
+__all__ = ["evaluate", "judge", "opened_at_of", "stored_opened_at", "verdict_object"]
+
+
+def stored_opened_at(state: AccountState) -> datetime | None:
+    """``metadata["opened_at"]`` as an aware datetime, or ``None`` when absent or unreadable."""
+    stored = (state.metadata or {}).get("opened_at")
+    if isinstance(stored, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                return parsed
+    return None
 
 
 def opened_at_of(state: AccountState, fills: list[Trade], fallback: datetime | None) -> datetime:
@@ -31,12 +52,9 @@ def opened_at_of(state: AccountState, fills: list[Trade], fallback: datetime | N
 
     An account without either and without fills opened at its state's time.
     """
-    stored = (state.metadata or {}).get("opened_at")
-    if isinstance(stored, str):
-        with contextlib.suppress(ValueError):
-            parsed = datetime.fromisoformat(stored.replace("Z", "+00:00"))
-            if parsed.tzinfo is not None:
-                return parsed
+    stored = stored_opened_at(state)
+    if stored is not None:
+        return stored
     if fallback is not None:
         return fallback
     oldest = min((t.filled_at for t in fills), default=None)
@@ -50,15 +68,19 @@ def judge(
     *,
     opened_at: datetime | None = None,
     now: datetime | None = None,
+    server_now: datetime | None = None,
 ) -> Verdict:
     """The verdict of one account from its state (its one sample) and every fill.
+
+    It is judged at ``now``, else at ``server_now`` (the server's clock, else
+    this machine's) or the newest fill or state time when later.
 
     Raises:
         InvalidArgumentError: the stored rules, or the rules with ``overrides``, are invalid.
     """
     rules = RuleSet.from_wire({**RuleSet.from_wire(state.rules).to_wire(), **overrides})
     newest = [t.filled_at for t in fills[:1]] + ([state.updated_at] if state.updated_at else [])
-    at = now or max([datetime.now(timezone.utc), *newest])
+    at = max([server_now or datetime.now(timezone.utc), *newest]) if now is None else now
     return judge_account(
         rules,
         starting_balance=state.starting_balance,
@@ -67,6 +89,29 @@ def judge(
         samples=[sample_of(state, at=at)],
         now=at,
     )
+
+
+_CENT = Decimal("0.01")
+
+
+def verdict_object(verdict: Verdict) -> Any:
+    """``verdict`` as JSON-ready builtins: ``*_pct`` values to 2 dp, durations in seconds.
+
+    Money and every other value stay exact (decimals as strings, times ISO-8601).
+    """
+
+    def walk(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        if isinstance(value, Decimal) and key.endswith("_pct"):
+            return value.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+        return value
+
+    return walk(msgspec.to_builtins(verdict, builtin_types=(Decimal, datetime, timedelta)))
 
 
 def _breaches(v: Verdict) -> str:
@@ -92,16 +137,30 @@ async def evaluate(ctx: Context) -> int:
     """``polysim evaluate ID... [--rules|--rules-file]``: exit 3 when an account failed."""
     args = ctx.args
     ids = account_ids(ctx)
-    overrides = rules_object(args) or {}
+    overrides = rules_object(ctx) or {}
+    clock = ServerClock()
 
-    async with ctx.client("partner") as client:
+    async with ctx.client("partner", trace_configs=[clock.trace_config()]) as client:
 
         async def judged(account_id: str) -> Verdict:
             # Judged as soon as read: only verdicts are kept, not every account's fills.
             state = await client.partner.accounts.get(account_id)
             feed = client.partner.accounts.trades(account_id, prefetch=False)
             fills = [trade async for trade in feed]
-            return judge(state, fills, overrides, opened_at=args.opened_at, now=args.now)
+            if stored_opened_at(state) is None and args.opened_at is None and fills:
+                ctx.out.message(
+                    f"polysim {ctx.name}: warning: {account_id}: no metadata.opened_at: judged"
+                    " from its oldest fill, so fills of attempts before a reset count too"
+                    " (set it with accounts update --metadata, or pass --opened-at)"
+                )
+            return judge(
+                state,
+                fills,
+                overrides,
+                opened_at=args.opened_at,
+                now=args.now,
+                server_now=clock.seen,
+            )
 
         results = await ctx.each(
             ids, judged, concurrency=args.concurrency, progress="accounts evaluated"
@@ -114,7 +173,7 @@ async def evaluate(ctx: Context) -> int:
                 ctx.record(EXIT_CHECK_FAILED)
         else:
             ctx.fail(account_id, result)  # unreadable, or its stored rules are invalid
-    records = [{"account_id": aid, "verdict": v} for aid, v in verdicts]
+    records = [{"account_id": aid, "verdict": verdict_object(v)} for aid, v in verdicts]
     if ctx.out.format == "table":
         ctx.out.table(_COLUMNS, verdicts)
     else:

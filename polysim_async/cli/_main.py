@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.utils
 import importlib
 import inspect
 import os
@@ -23,7 +24,10 @@ import signal
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any, Literal, TextIO, TypeVar
+
+import aiohttp
 
 from polysim_async_cli import (
     EXIT_API_ERROR,
@@ -44,12 +48,11 @@ from .._errors import (
     PermissionDeniedError,
     PolySimError,
     UsageError,
-    is_trader_key,
 )
 from ..export import ExportError
 from ._output import Output
 
-__all__ = ["Context", "Interrupted", "Role", "exit_code", "run"]
+__all__ = ["Context", "Interrupted", "Role", "ServerClock", "exit_code", "run"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +61,46 @@ Role = Literal["partner", "trader"]
 #: The variable each role's key is read from when ``--api-key`` is not given.
 KEY_VARIABLES: dict[Role, str] = {"partner": "POLYSIM_TENANT_KEY", "trader": "POLYSIM_API_KEY"}
 _KEY_NAMES: dict[Role, str] = {"partner": "a tenant key", "trader": "a trader key (ps_live_...)"}
+
+
+class ServerClock:
+    """The server's time, read from the ``Date`` header of its answers.
+
+    Pass :meth:`trace_config` to the client (``ctx.client(role,
+    trace_configs=[clock.trace_config()])``); :meth:`now` is then the newest
+    ``Date`` seen (one-second resolution), else this machine's clock. Against
+    ``polysim sandbox`` that is the simulated clock.
+    """
+
+    def __init__(self) -> None:
+        self.seen: datetime | None = None
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """An aiohttp trace config that records the ``Date`` of every answer."""
+
+        async def on_end(_session: object, _ctx: object, params: Any) -> None:
+            self.observe(params.response.headers.get("Date"))
+
+        config = aiohttp.TraceConfig()
+        config.on_request_end.append(on_end)
+        return config
+
+    def observe(self, header: str | None) -> None:
+        """Record one ``Date`` header value (an unreadable one is ignored)."""
+        if not header:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if when.tzinfo is None:
+            return
+        if self.seen is None or when > self.seen:
+            self.seen = when
+
+    def now(self) -> datetime:
+        """The newest server time seen, else this machine's clock."""
+        return self.seen or datetime.now(timezone.utc)
 
 
 class Interrupted(Exception):
@@ -101,8 +144,6 @@ class Context:
         self.name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
         self.resume_hint: str | None = None
         self.code = EXIT_OK
-        self._role: Role | None = None
-        self._key = ""
 
     @property
     def command_line(self) -> str:
@@ -122,7 +163,6 @@ class Context:
                 f"polysim {self.name}: needs {_KEY_NAMES[role]}: pass --api-key or set {variable}",
                 EXIT_USAGE,
             )
-        self._role, self._key = role, key
         return Client(
             key,
             self.args.base_url,
@@ -132,14 +172,8 @@ class Context:
         )
 
     def describe(self, exc: BaseException) -> str:
-        """One line for a failure, with a hint when the key is of the other kind."""
+        """One line for a failure (the client's own hint says when a key is of the other kind)."""
         text = f"{type(exc).__name__}: {exc}" if isinstance(exc, PolySimError) else str(exc)
-        if isinstance(exc, AuthenticationError) and self._role is not None:
-            trader_key = is_trader_key(self._key)
-            if self._role == "partner" and trader_key:
-                text += " (this is a trader's ps_live_ key; partner commands need the tenant key)"
-            elif self._role == "trader" and not trader_key:
-                text += " (trader commands need a trader's ps_live_ key, e.g. in POLYSIM_API_KEY)"
         return _one_line(text)
 
     def fail(self, subject: str, exc: PolySimError) -> None:
@@ -271,7 +305,9 @@ def run(
         code: int = handler(ctx)
         return code
     except CommandError as exc:
-        out.message(_one_line(str(exc)))
+        text = _one_line(str(exc))
+        # Every message names the command: "polysim accounts create: --rules: ...".
+        out.message(text if text.startswith("polysim") else f"polysim {ctx.name}: {text}")
         return exc.code
     except (Interrupted, KeyboardInterrupt):
         hint = f"; {ctx.resume_hint}" if ctx.resume_hint else ""

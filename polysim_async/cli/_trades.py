@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
-from ..export import ExportError, ExportProgress, ExportSummary
+from .._errors import NotFoundError, PolySimError
+from ..export import DEFAULT_PART_ROWS, ExportError, ExportProgress, ExportSummary
 from ..models.partner import Trade
 from ..models.streams import AccountTrade
 from ._inputs import account_ids
@@ -84,13 +86,22 @@ def progress_text(p: ExportProgress, *, width: int = 20) -> str:
     )
 
 
-def summary_text(s: ExportSummary, *, failed: int = 0) -> str:
-    """The one line an export ends with."""
+def summary_text(s: ExportSummary, failures: Mapping[str, PolySimError] | None = None) -> str:
+    """The one line an export ends with.
+
+    Accounts the server does not know (404) are named: running again cannot
+    resume them. Any other failure can be resumed by running the same command again.
+    """
     parts = f"{len(s.parts)} new part" + ("" if len(s.parts) == 1 else "s")
     text = (
         f"exported {s.fills:,} fills of {s.completed}/{s.accounts} accounts to {s.out_dir}"
         f" ({parts}, {s.format}) in {s.seconds:.1f} s; the directory holds {s.total_fills:,} fills"
     )
+    failures = failures or {}
+    missing = [aid for aid, exc in failures.items() if isinstance(exc, NotFoundError)]
+    failed = len(failures) - len(missing)
+    if missing:
+        text += f"; {len(missing)} account(s) not found: {', '.join(missing)}"
     if failed:
         text += f"; {failed} account(s) failed: run the same command again to resume them"
     return text
@@ -118,7 +129,7 @@ async def trades_export(ctx: Context) -> int:
             f" to resume, run the same command again: {ctx.command_line}"
         )
 
-    failed = 0
+    failures: dict[str, PolySimError] = {}
     async with ctx.client("partner") as client:
         try:
             summary = await client.partner.accounts.export(
@@ -126,6 +137,7 @@ async def trades_export(ctx: Context) -> int:
                 args.out,
                 format=args.format,
                 page_size=args.page_size,
+                part_rows=DEFAULT_PART_ROWS if args.part_size is None else args.part_size,
                 concurrency=args.concurrency,
                 progress=progress,
             )
@@ -133,11 +145,13 @@ async def trades_export(ctx: Context) -> int:
             status.close()
             for account_id, error in exc.failures.items():
                 ctx.fail(account_id, error)
-            summary, failed = exc.summary, len(exc.failures)
+            summary, failures = exc.summary, dict(exc.failures)
     status.close()
-    ctx.out.message(summary_text(summary, failed=failed))
-    if args.json:
+    ctx.out.message(summary_text(summary, failures))
+    if args.summary == "json":
         ctx.out.json(_summary_object(summary))
+    elif args.summary == "jsonl":
+        ctx.out.jsonl(_summary_object(summary))
     return ctx.code
 
 

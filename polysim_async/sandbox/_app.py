@@ -1,6 +1,7 @@
 """The ``aiohttp.web.Application`` factory, its one middleware, and the HTTP-level guards.
 
-Per request, in order: an ``X-Request-Id`` is assigned (and set on every answer);
+Per request, in order: an ``X-Request-Id`` is assigned (and set on every answer,
+with a ``Date`` header read from the simulated clock, as a server's is from its own);
 a URL over 8,190 bytes is ``414 URI_TOO_LONG`` and a header field over 8,190
 bytes ``431 REQUEST_HEADER_FIELDS_TOO_LARGE``; control routes (``/_sandbox/*``)
 skip everything else; due hourly events run (clock catch-up); injected faults
@@ -26,6 +27,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from wsgiref.handlers import format_date_time
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -236,6 +238,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         CONTEXT.reset(token)
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
+        # The server's clock is the simulated one: a client reading Date sees sandbox time.
+        response.headers["Date"] = format_date_time(core.clock.now().timestamp())
     return response
 
 

@@ -7,8 +7,8 @@ Trader routes (``/v1/*``) take a ``ps_live_``/``ps_test_`` key in ``X-API-Key``,
 precedence. No credential -> ``401 MISSING_API_KEY``, except on the routes the
 docs open to a key *or* a Bearer JWT (``GET /v1/account/balance``), where it is
 ``401 MISSING_AUTH`` (API.md §4.3, §6.2); an unknown, revoked or other-realm key
--> ``401 INVALID_KEY`` (for a key of the other realm the message says which kind
-of key the route needs). A tenant that is not enabled sees ``404
+-> ``401 INVALID_KEY``, a bare envelope as the real server sends (no hint about
+the kind of key the route needs). A tenant that is not enabled sees ``404
 NOT_FOUND`` on its whole partner surface; a missing scope is ``403
 INSUFFICIENT_PERMISSION``; a trader key without ``trade`` on a write is ``403
 INSUFFICIENT_PERMISSION``. The old half of a rotated trader key works for 24
@@ -50,14 +50,10 @@ def _missing_auth() -> ApiError:
     )
 
 
-def _invalid(hint: str = "") -> ApiError:
-    return ApiError(401, "INVALID_KEY", "API key is unknown, deactivated or not valid here" + hint)
-
-
-_NEEDS_TENANT = (
-    "; this is a trader (ps_live_) key, and /v1/partner routes need the partner's tenant key"
-)
-_NEEDS_TRADER = "; this is a partner tenant key, and trader routes need a personal ps_live_ key"
+def _invalid() -> ApiError:
+    # A bare envelope, as the real server sends: a key of the wrong kind gets no hint
+    # (the client adds one of its own).
+    return ApiError(401, "INVALID_KEY", "API key is unknown, deactivated or not valid here")
 
 
 def partner_key(state: SandboxState, request: web.Request) -> tuple[TenantKey, Tenant]:
@@ -71,7 +67,7 @@ def partner_key(state: SandboxState, request: web.Request) -> tuple[TenantKey, T
         raise _missing()
     key = state.tenant_keys.get(raw.strip())
     if key is None or not key.active:
-        raise _invalid(_NEEDS_TENANT if raw.strip() in state.trader_keys else "")
+        raise _invalid()
     tenant = state.tenants[key.tenant_id]
     if not tenant.enabled:
         raise ApiError(404, "NOT_FOUND", "Not Found")
@@ -108,7 +104,7 @@ def trader_key(state: SandboxState, request: web.Request) -> TraderKey:
         raise _missing_auth() if request.path in _KEY_OR_JWT_PATHS else _missing()
     key = state.trader_keys.get(raw)
     if key is None or not key.active:
-        raise _invalid(_NEEDS_TRADER if raw in state.tenant_keys else "")
+        raise _invalid()
     if not key.usable(state.clock.now_us()):
         raise ApiError(401, "KEY_EXPIRED", "this key was rotated and its overlap has ended")
     return key

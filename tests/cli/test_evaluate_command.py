@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -31,9 +33,10 @@ def _buy(sandbox: ThreadSandbox, account_id: str, market_id: str, quantity: str)
 @pytest.fixture(scope="module")
 def judged(sandbox: ThreadSandbox) -> dict[str, str]:
     """A losing account (failed), a winning one (passed) and one without rules."""
-    losing = sandbox.account(rules=RULES)
-    winning = sandbox.account(rules=RULES)
-    plain = sandbox.account()
+    opened = {"opened_at": sandbox.call(sandbox.sb.now).isoformat()}
+    losing = sandbox.account(rules=RULES, metadata=opened)
+    winning = sandbox.account(rules=RULES, metadata=opened)
+    plain = sandbox.account(metadata=opened)
     first, second = sandbox.sb.market_ids[:2]
     sandbox.call(lambda: sandbox.sb.set_price(first, "0.50"))
     sandbox.call(lambda: sandbox.sb.set_price(second, "0.50"))
@@ -121,9 +124,10 @@ def test_the_instant_judged_and_the_opening_can_be_given(
     sandbox: ThreadSandbox, judged: dict[str, str]
 ) -> None:
     at = "2030-01-02T03:04:05+00:00"
+    plain = sandbox.account()  # no metadata.opened_at: --opened-at is used
     done = polysim_here(
         "evaluate",
-        judged["plain"],
+        plain,
         "--now",
         at,
         "--opened-at",
@@ -136,3 +140,84 @@ def test_the_instant_judged_and_the_opening_can_be_given(
     assert verdict["at"] == "2030-01-02T03:04:05Z"
     # Years without a fill since the opening: the inactivity rule failed the account.
     assert [b["rule"] for b in verdict["breaches"]] == ["inactivity"] and done.code == 3
+
+
+def test_judged_at_the_servers_clock_not_this_machines(sandbox: ThreadSandbox) -> None:
+    # The sandbox's simulated clock is months away from this machine's: the verdict's
+    # instant is the server's (the Date of its answers), so a fresh fill is not "inactive".
+    account = sandbox.account(metadata={"opened_at": sandbox.call(sandbox.sb.now).isoformat()})
+    _buy(sandbox, account, sandbox.market_id, "10")
+    before = sandbox.call(sandbox.sb.now)
+    done = polysim_here("evaluate", account, "--rules", '{"inactivity_days": 1}', env=sandbox.env())
+    after = sandbox.call(sandbox.sb.now)
+    assert done.code == 0, done.err
+    verdict = json.loads(done.out)[0]["verdict"]
+    at = datetime.fromisoformat(verdict["at"].replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) <= at <= after
+    assert verdict["status"] == "in_progress" and verdict["breaches"] == []
+
+
+def test_judged_from_the_oldest_fill_with_a_warning(sandbox: ThreadSandbox) -> None:
+    account = sandbox.account(fills=2)  # created without metadata.opened_at
+    done = polysim_here("evaluate", account, env=sandbox.env())
+    assert done.code == 0
+    assert done.one_error_line() == (
+        f"polysim evaluate: warning: {account}: no metadata.opened_at: judged from its oldest"
+        " fill, so fills of attempts before a reset count too (set it with accounts update"
+        " --metadata, or pass --opened-at)"
+    )
+    given = polysim_here(
+        "evaluate", account, "--opened-at", "2026-01-01T00:00:00Z", env=sandbox.env()
+    )
+    assert given.code == 0 and given.err == ""
+
+
+def test_json_percentages_have_2_places_and_durations_are_seconds(
+    sandbox: ThreadSandbox, judged: dict[str, str]
+) -> None:
+    done = polysim_here(
+        "evaluate",
+        judged["winning"],
+        "--rules",
+        '{"consistency_pct": 90, "max_drawdown_pct": 30}',
+        env=sandbox.env(),
+    )
+    verdict = json.loads(done.out)[0]["verdict"]
+    metrics = verdict["metrics"]
+    for value in (metrics["profit_pct"], metrics["best_day_share_pct"]):
+        assert value == str(Decimal(value).quantize(Decimal("0.01")))
+    assert Decimal(metrics["profit_pct"]) > 20  # about 22% profit
+    assert isinstance(verdict["samples"]["longest_gap"], float)
+    assert (
+        metrics["equity"]
+        == sandbox.call(lambda: sandbox.sb.account_state(judged["winning"]))["equity"]
+    )  # money stays exact
+
+
+def test_unknown_rule_names_are_named_and_strict_rules_refuses_them(
+    sandbox: ThreadSandbox, judged: dict[str, str]
+) -> None:
+    env = sandbox.env()
+    warned = polysim_here(
+        "evaluate", judged["losing"], "--rules", '{"daliy_loss_pct": 0.5}', env=env
+    )
+    assert warned.code == 3  # judged as before: the misspelt rule is not judged
+    assert warned.one_error_line() == (
+        "polysim evaluate: warning: --rules: unknown rule 'daliy_loss_pct'"
+        " (did you mean 'daily_loss_pct'?): kept as given, not judged by the rules engine"
+    )
+    probe = sandbox.probe("/v1/partner/*")
+    strict = polysim_here(
+        "evaluate",
+        judged["losing"],
+        "--rules",
+        '{"daliy_loss_pct": 0.5, "max_drawdown_percent": 3}',
+        "--strict-rules",
+        env=env,
+    )
+    assert strict.code == 2 and strict.out == "" and probe.count == 0
+    assert strict.one_error_line() == (
+        "polysim evaluate: --rules: unknown rules 'daliy_loss_pct' (did you mean"
+        " 'daily_loss_pct'?), 'max_drawdown_percent' (did you mean 'max_drawdown_pct'?)"
+        " (--strict-rules)"
+    )

@@ -174,10 +174,18 @@ def test_export_progress_and_summary_lines() -> None:
         "exported 1,230 fills of 3/3 accounts to /x (1 new part, csv) in 1.2 s;"
         " the directory holds 5,000 fills"
     )
-    assert summary_text(_summary(completed=2, parts=()), failed=1).endswith(
+    failed = ps.ServerError("down", status=503, code="UNAVAILABLE")
+    missing = ps.NotFoundError("no such account", status=404, code="ACCOUNT_NOT_FOUND")
+    assert summary_text(_summary(completed=2, parts=()), {"a": failed}).endswith(
         "(0 new parts, csv) in 1.2 s; the directory holds 5,000 fills;"
         " 1 account(s) failed: run the same command again to resume them"
     )
+    # A 404 cannot be resumed: the accounts are named instead.
+    assert summary_text(_summary(completed=1, parts=()), {"a": missing, "b": failed}).endswith(
+        "; 1 account(s) not found: a;"
+        " 1 account(s) failed: run the same command again to resume them"
+    )
+    assert "resume" not in summary_text(_summary(completed=1, parts=()), {"a": missing})
 
 
 def test_exit_codes_and_which_one_wins() -> None:

@@ -86,7 +86,17 @@ def test_main_answers_help_and_version_with_exit_0(capsys: pytest.CaptureFixture
         ),
         (["evaluate", "a", "--rules", "{}", "--rules-file", "f"], "not allowed with argument"),
         (["accounts", "get", "a", "--json", "--jsonl"], "not allowed with argument"),
-        (["trades", "list", "a", "--limit", "0"], "--limit: must be from 1 or more"),
+        (["trades", "list", "a", "--limit", "0"], "--limit: must be 1 or more, got 0"),
+        (
+            ["trades", "list", "a", "--bogus"],
+            "polysim trades list: error: unrecognized arguments: --bogus",
+        ),
+        (
+            ["accounts", "update", "a", "--rules", "{}", "--nope", "1"],
+            "polysim accounts update: error: unrecognized arguments: --nope 1",
+        ),
+        (["trades", "export", "a", "--out", "d", "--part-size", "0"], "--part-size: must be 1"),
+        (["trades", "export", "a", "--out", "d", "--json", "--jsonl"], "not allowed with"),
         (["trades", "list", "a", "--side", "hold"], "--side: invalid choice"),
         (["accounts", "create", "--user", "1"], "the following arguments are required"),
     ],
@@ -120,3 +130,23 @@ def test_the_console_script_and_python_dash_m() -> None:
     for argv in ([script, "--version"], [sys.executable, "-m", "polysim_async", "--version"]):
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
         assert done.returncode == 0 and done.stdout.startswith("polysim-async "), done.stderr
+
+
+def test_usage_errors_of_a_command_name_it() -> None:
+    # Found while running (not by the parser): the message still names the command.
+    code, out, err = _run(
+        "accounts",
+        "create",
+        "--user",
+        "1",
+        "--external-id",
+        "z",
+        "--stage",
+        "demo",
+        "--balance",
+        "1",
+        "--rules",
+        '{"day_time_zone": "Europe/Pargue"}',
+    )
+    assert code == cli.EXIT_USAGE and out == ""
+    assert err.startswith("polysim accounts create: --rules: day_time_zone 'Europe/Pargue'"), err

@@ -58,7 +58,18 @@ def test_create_get_update_with_money_exactly_as_sent(sandbox: ThreadSandbox) ->
     )
     assert created.code == 0, created.err
     account = json.loads(created.out)
-    assert account["starting_balance"] == "5000.50" and account["metadata"] == {"plan": "5k"}
+    assert account["starting_balance"] == "5000.50"
+    # opened_at (the server's time of the creation) is stored beside the metadata given.
+    assert account["metadata"] == {"plan": "5k", "opened_at": account["metadata"]["opened_at"]}
+    assert (
+        sandbox.call(lambda: sandbox.sb.account_state(account["account_id"]))["metadata"]
+        == (account["metadata"])
+    )
+    # "tier" is no rule: kept, with a warning (no close name to suggest).
+    assert created.err == (
+        "polysim accounts create: warning: --rules: unknown rule 'tier': kept as given,"
+        " not judged by the rules engine\n"
+    )
     # The whole rule set, numbers as JSON numbers, exactly as stored and echoed.
     assert '"rules":{"profit_target_pct":8,"max_drawdown_pct":10,"daily_loss_pct":4.5' in (
         created.out.replace(" ", "").replace("\n", "")
@@ -97,7 +108,13 @@ def test_create_get_update_with_money_exactly_as_sent(sandbox: ThreadSandbox) ->
     )
     assert updated.code == 0, updated.err
     assert json.loads(updated.out)["stage"] == "funded"
-    assert sandbox.call(lambda: sandbox.sb.account_state(aid))["rules"] == {"max_drawdown_pct": 5}
+    # Merged into the stored rule set: the other rules stay.
+    assert sandbox.call(lambda: sandbox.sb.account_state(aid))["rules"] == {
+        "profit_target_pct": 8,
+        "max_drawdown_pct": 5,
+        "daily_loss_pct": 4.5,
+        "tier": "5k",
+    }
 
 
 def test_close_and_reset_need_yes_for_more_than_one(sandbox: ThreadSandbox) -> None:
@@ -171,7 +188,9 @@ def test_404_422_401_and_missing_keys_are_one_line_with_their_exit_codes(
     assert invalid.code == 1 and "ValidationError: 422" in invalid.one_error_line()
     assert wrong.code == 4 and "AuthenticationError: 401" in wrong.one_error_line()
     assert as_trader.code == 4
-    assert "this is a trader's ps_live_ key" in as_trader.one_error_line()
+    # The client's hint, said once (the sandbox's 401 is bare, as the real server's).
+    line = as_trader.one_error_line()
+    assert line.count("which needs the tenant key") == 1 and line.count("tenant key") == 1
     assert no_tenant.code == 2
     assert no_tenant.one_error_line() == (
         "polysim accounts get: needs a tenant key: pass --api-key or set POLYSIM_TENANT_KEY"
@@ -262,3 +281,166 @@ def test_retries_and_plain_http_are_the_clients_options(sandbox: ThreadSandbox) 
         "accounts", "get", account, "--base-url", "http://api.example.invalid", env=env
     )
     assert insecure.code == 2 and "plain http" in insecure.one_error_line()
+
+
+def _round_trip(sandbox: ThreadSandbox, account: str, buy: str, sell: str) -> None:
+    """Buy 10,000 Yes at ``buy`` and sell them at ``sell`` (a day's trading)."""
+    for side, price in (("BUY", buy), ("SELL", sell)):
+        sandbox.call(lambda p=price: sandbox.sb.set_price(sandbox.market_id, p))
+        sandbox.call(
+            lambda s=side: sandbox.sb.place_order(
+                account_id=account,
+                market_id=sandbox.market_id,
+                side=s,
+                outcome="Yes",
+                order_type="market",
+                price="0.99" if s == "BUY" else "0.01",
+                quantity="10000",
+            )
+        )
+
+
+def test_a_reset_restarts_the_attempt_evaluate_judges() -> None:
+    # Attempt 1 trades on 2 days; after the reset, attempt 2 trades on 1 day (+2%):
+    # with 3 trading days required it is in progress, not passed on the old days.
+    sandbox = ThreadSandbox(seed=5, frozen_clock=True)
+    try:
+        env = sandbox.env()
+        account = sandbox.account(rules={"profit_target_pct": 1, "min_trading_days": 3})
+        for _ in range(2):
+            _round_trip(sandbox, account, "0.50", "0.50")
+            sandbox.call(lambda: sandbox.sb.advance(days=1))
+        reset = polysim_here("accounts", "reset", account, env=env)
+        assert reset.code == 0, reset.err
+        state = json.loads(reset.out)[0]
+        opened = state["metadata"]["opened_at"]
+        # The reset's time by the server's (frozen, simulated) clock: two days after its start.
+        assert opened == "2026-06-03T00:00:00+00:00"
+        assert reset.one_error_line() == (
+            f"polysim accounts reset: {account}: metadata.opened_at set to {opened}"
+            " (evaluate judges the new attempt from then)"
+        )
+        sandbox.call(lambda: sandbox.sb.advance(days=1))
+        _round_trip(sandbox, account, "0.50", "0.54")
+        done = polysim_here("evaluate", account, env=env)
+        assert done.code == 0 and done.err == ""
+        verdict = json.loads(done.out)[0]["verdict"]
+        assert verdict["status"] == "in_progress" and verdict["gates"] == ["min_trading_days"]
+        assert verdict["metrics"]["trading_days"] == 1 and verdict["metrics"]["fills"] == 2
+        # The reset done but opened_at refused: said so, with the command that fixes it.
+        path = f"/v1/partner/accounts/{account}"
+        sandbox.call(
+            lambda: sandbox.sb.fail_next(path, status=503, code="UNAVAILABLE", method="PATCH")
+        )
+        half = polysim_here("accounts", "reset", account, "--retries", "0", env=env)
+        assert half.code == 1 and json.loads(half.out)[0]["account_id"] == account
+        refused, hint = half.err.splitlines()
+        assert refused.startswith(f"polysim accounts reset: {account}: ServerError: 503")
+        assert hint.startswith(f"polysim accounts reset: {account}: reset, but metadata.opened_at")
+        assert "accounts update" in hint
+    finally:
+        sandbox.close()
+
+
+def test_create_keeps_an_opened_at_given_in_the_metadata(sandbox: ThreadSandbox) -> None:
+    env = sandbox.env()
+    user = json.loads(polysim_here("traders", "register", "pc_7", "pc7@example.com", env=env).out)
+    done = polysim_here(
+        "accounts",
+        "create",
+        "--user",
+        str(user["user_id"]),
+        "--external-id",
+        "ch-7",
+        "--stage",
+        "challenge",
+        "--balance",
+        "100",
+        "--metadata",
+        '{"opened_at": "2026-05-01T00:00:00+00:00"}',
+        env=env,
+    )
+    assert done.code == 0 and done.err == ""
+    assert json.loads(done.out)["metadata"] == {"opened_at": "2026-05-01T00:00:00+00:00"}
+
+
+def test_update_merges_rules_and_metadata_unless_told_to_replace(sandbox: ThreadSandbox) -> None:
+    env = sandbox.env()
+    rules = {"profit_target_pct": 8, "max_drawdown_pct": 10, "day_time_zone": "Europe/Prague"}
+    account = sandbox.account(rules=rules, metadata={"plan": "10k", "opened_at": "2026-06-01"})
+
+    def stored() -> dict[str, object]:
+        state: dict[str, object] = sandbox.call(lambda: sandbox.sb.account_state(account))
+        return state
+
+    merged = polysim_here(
+        "accounts",
+        "update",
+        account,
+        "--rules",
+        '{"daily_loss_pct": 4, "max_drawdown_pct": null}',
+        "--metadata",
+        '{"plan": "25k"}',
+        env=env,
+    )
+    assert merged.code == 0 and merged.err == ""
+    assert stored()["rules"] == {
+        "profit_target_pct": 8,
+        "day_time_zone": "Europe/Prague",
+        "daily_loss_pct": 4,
+    }
+    assert stored()["metadata"] == {"plan": "25k", "opened_at": "2026-06-01"}
+    replaced = polysim_here(
+        "accounts",
+        "update",
+        account,
+        "--rules",
+        '{"daily_loss_pct": 5, "max_drawdown_pct": null}',
+        "--replace-rules",
+        "--metadata",
+        '{"plan": "5k"}',
+        "--replace-metadata",
+        env=env,
+    )
+    assert replaced.code == 0 and replaced.err == ""
+    assert stored()["rules"] == {"daily_loss_pct": 5}
+    assert stored()["metadata"] == {"plan": "5k"}
+    lonely = polysim_here(
+        "accounts", "update", account, "--stage", "funded", "--replace-rules", env=env
+    )
+    assert lonely.code == 2
+    assert lonely.one_error_line() == "polysim accounts update: --replace-rules without the object"
+
+
+def test_unknown_rules_warn_on_create_and_strict_rules_refuses(sandbox: ThreadSandbox) -> None:
+    env = sandbox.env()
+    account = sandbox.account()
+    probe = sandbox.probe("/v1/partner/*")
+    strict = polysim_here(
+        "accounts", "update", account, "--rules", '{"dialy_loss_pct": 5}', "--strict-rules", env=env
+    )
+    assert strict.code == 2 and probe.count == 0
+    assert "unknown rule 'dialy_loss_pct' (did you mean 'daily_loss_pct'?)" in strict.err
+    warned = polysim_here(
+        "accounts", "update", account, "--rules", '{"dialy_loss_pct": 5}', env=env
+    )
+    assert warned.code == 0
+    assert warned.one_error_line().startswith(
+        "polysim accounts update: warning: --rules: unknown rule 'dialy_loss_pct'"
+        " (did you mean 'daily_loss_pct'?)"
+    )
+
+
+def test_register_echoes_the_metadata_and_get_says_nothing_of_created(
+    sandbox: ThreadSandbox,
+) -> None:
+    env = sandbox.env()
+    registered = polysim_here(
+        "traders", "register", "pc_md", "md@example.com", "--metadata", '{"country": "CZ"}', env=env
+    )
+    user = json.loads(registered.out)
+    assert user["metadata"] == {"country": "CZ"} and user["created"] is True
+    got = polysim_here("traders", "get", str(user["user_id"]), env=env)
+    assert json.loads(got.out) == {k: v for k, v in user.items() if k != "created"}
+    table = polysim_here("traders", "get", str(user["user_id"]), "--table", env=env)
+    assert "created" not in table.out and "country" in table.out

@@ -109,6 +109,16 @@ def test_export_writes_every_fill_once_then_only_new_ones(
     assert summary["fills"] == 7 and summary["total_fills"] == 1237
     assert summary["completed"] == 3 and summary["format"] == "csv"
     assert len(_csv_rows(out)) == 1237
+    sandbox.call(lambda: sandbox.sb.generate_fills(3, account_id=fleet[0]))
+    small = polysim_here(
+        *["trades", "export", *fleet, "--out", str(out), "--format", "csv"],
+        *["--page-size", "1", "--part-size", "2", "--jsonl"],
+        env=env,
+    )
+    assert small.code == 0, small.err
+    assert len(small.lines) == 1  # --jsonl: the summary as one JSON line
+    summary = json.loads(small.out)
+    assert summary["fills"] == 3 and len(summary["parts"]) == 2  # at most 2 fills a part
 
 
 def test_export_splits_the_fleet_by_shard(sandbox: ThreadSandbox, tmp_path: Path) -> None:
@@ -191,7 +201,8 @@ def test_export_failures_name_the_accounts_and_exit_1(
     assert done.code == 1
     first, summary = done.err.splitlines()
     assert first.startswith(f"polysim trades export: {fleet[1]}: NotFoundError: 404")
-    assert "of 2/3 accounts" in summary and "1 account(s) failed" in summary
+    assert "of 2/3 accounts" in summary
+    assert summary.endswith(f"; 1 account(s) not found: {fleet[1]}")  # no resume hint for a 404
     assert "Traceback" not in done.err
     missing = polysim("trades", "export", *fleet, "--out", str(tmp_path / "p"), env=env)
     if missing.code != 0:  # only where pyarrow is absent (it is in the test extra)
@@ -260,6 +271,6 @@ def test_an_unusable_directory_is_one_line_and_exit_2(
     )
     assert tail.code == 2
     assert (
-        tail.one_error_line()
-        == f"--since: no directory {tmp_path / 'nowhere'} to keep tail.json in"
+        tail.one_error_line() == "polysim executions tail: --since: no directory"
+        f" {tmp_path / 'nowhere'} to keep tail.json in"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+
 from polysim_async.sandbox import Sandbox
 
 from ._helpers import Api, assert_error
@@ -19,10 +21,19 @@ async def test_missing_and_invalid_keys(api: Api, sb: Sandbox) -> None:
 
 
 async def test_wrong_realm_is_invalid_key(api: Api, sb: Sandbox) -> None:
-    assert_error(*await api.partner("GET", "/users/1", key=sb.api_key), 401, "INVALID_KEY")
-    assert_error(
-        *await api.trader("GET", "/account/balance", key=sb.tenant_key), 401, "INVALID_KEY"
-    )
+    partner = await api.partner("GET", "/users/1", key=sb.api_key)
+    trader = await api.trader("GET", "/account/balance", key=sb.tenant_key)
+    unknown = await api.partner("GET", "/users/1", key="nope")
+    for answer in (partner, trader):
+        assert_error(*answer, 401, "INVALID_KEY")
+        # A bare envelope, as the real server sends: no hint about the kind of key.
+        assert answer[2]["message"] == unknown[2]["message"]
+
+
+async def test_the_date_header_is_the_simulated_clock(api: Api, sb: Sandbox) -> None:
+    status, headers, _ = await api.partner("GET", "/users/1", key=sb.tenant_key)
+    assert status == 404
+    assert email.utils.parsedate_to_datetime(headers["Date"]) == sb.now().replace(microsecond=0)
 
 
 async def test_header_aliases_and_precedence(api: Api, sb: Sandbox) -> None:
