@@ -84,7 +84,8 @@ class MoneyStruct(msgspec.Struct, frozen=True):
     judge an account on infinite equity. The check runs in ``__post_init__``,
     so decoding refuses them (``msgspec.ValidationError``, which the request
     path raises as :class:`~polysim_async.DecodeError`) and building a model
-    by hand raises ``ValueError``. A subclass defining ``__post_init__`` calls
+    by hand raises ``ValueError`` (types other than ``Decimal`` are not checked
+    when built by hand, as msgspec checks none). A subclass defining ``__post_init__`` calls
     ``super().__post_init__()``.
     """
 
@@ -96,7 +97,10 @@ class MoneyStruct(msgspec.Struct, frozen=True):
             names = _money_fields[cls] = tuple(f.name for f in fields if _is_money(f.type))
         for name in names:
             value = getattr(self, name)
-            if value is not None:
+            # Decoding always gives a Decimal here. Built by hand, msgspec checks no
+            # types: another type is left to the code using it (the rules engine
+            # refuses a float), as for any msgspec model.
+            if isinstance(value, Decimal):
                 problem = _money_problem(value)
                 if problem is not None:
                     raise ValueError(f"{name} {problem}")
