@@ -53,6 +53,7 @@ from ._errors import (
     ValidationError,
     VenueUnavailableError,
 )
+from ._fleet import AccountProgress, MonitorEvent, MonitorState
 from ._hooks import (
     GapEvent,
     Hooks,
@@ -65,6 +66,7 @@ from ._hooks import (
 from ._keepalive import HeartbeatLapsedError, KeepAlive
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
+from ._monitor import FleetMonitor, MonitorStats
 from ._retry import ClientStats, is_transient
 from ._stream import FillStream, StreamStats
 from ._transport import Request, Response, Transport, WebSocket
@@ -147,6 +149,7 @@ from .rules import (
 
 __all__ = [
     "APIStatusError",
+    "AccountProgress",
     "AccountState",
     "AccountStatus",
     "AccountTrade",
@@ -195,6 +198,7 @@ __all__ = [
     "FanOutError",
     "Fill",
     "FillStream",
+    "FleetMonitor",
     "GapEvent",
     "Heartbeat",
     "HeartbeatLapsedError",
@@ -219,6 +223,9 @@ __all__ = [
     "MissingDependencyError",
     "MockTransport",
     "MockWebSocket",
+    "MonitorEvent",
+    "MonitorState",
+    "MonitorStats",
     "NetworkError",
     "NewApiKey",
     "NotFoundError",
