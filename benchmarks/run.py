@@ -35,6 +35,7 @@ BENCHMARKS = [
     "redis_limiter",
     "export",
     "burst",
+    "cli_startup",
 ]
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from polysim_async_cli import main
 
 sys.exit(main())

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import aiohttp
 import attr
@@ -242,6 +242,25 @@ def _translate(exc: BaseException, what: str, base_url: str) -> PolySimError:
     return TransportError(f"{what} failed: {reason}")
 
 
+async def _raise_unchained(error: PolySimError) -> NoReturn:
+    """Raise ``error`` with no foreign exception reachable from it.
+
+    aiohttp's exceptions quote raw bytes, URLs (with a ``?token=``) and request
+    headers, so none may be chained to what the library raises. Raising outside
+    the ``except`` block is not enough on Python 3.10: a task resumed with a
+    failed future runs its whole step inside the handler of that failure, so
+    every ``raise`` in that step (here, and again in the retry layer) would
+    chain aiohttp's exception as the context. Yielding once first ends that
+    step; the error is raised from a clean one. Cancellation while yielding
+    propagates.
+    """
+    await asyncio.sleep(0)
+    try:
+        raise error
+    finally:
+        error.__context__ = None
+
+
 # What aiohttp may raise around a request; everything else is a bug and propagates.
 _FOREIGN = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -314,7 +333,7 @@ class _AiohttpSocket:
                     self._reason = msg.extra
                 return None
             error = NetworkError(f"WebSocket error ({type(msg.data).__name__})")
-        raise error
+        await _raise_unchained(error)
 
     async def send(self, data: str | bytes) -> None:
         error: PolySimError
@@ -326,7 +345,7 @@ class _AiohttpSocket:
             return
         except _FOREIGN as exc:
             error = _translate(exc, "writing to the WebSocket", "")
-        raise error
+        await _raise_unchained(error)
 
     async def close(self, code: int = 1000) -> None:
         with contextlib.suppress(*_FOREIGN):  # a broken socket: nothing left to release
@@ -441,7 +460,7 @@ class AiohttpTransport:
                 return Response(resp.status, resp.headers, content, resp.reason)
         except _FOREIGN as exc:
             error = _translate(exc, what, self._base_url)
-        raise error
+        await _raise_unchained(error)
 
     async def _read(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
         """The whole body, refusing more than ``max_response_size`` bytes as it arrives."""
@@ -492,7 +511,7 @@ class AiohttpTransport:
             error = handshake_refused(exc.status, exc.headers or {})
         except _FOREIGN as exc:
             error = _translate(exc, what, self._base_url)
-        raise error
+        await _raise_unchained(error)
 
     async def aclose(self) -> None:
         """Close the session; safe to call twice."""
