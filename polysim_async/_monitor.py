@@ -497,11 +497,11 @@ class FleetMonitor:
                 self._scheduler.add(aid, now=now, next_boundary=self._mono(w.next_day_start))
             else:
                 self._after_decision(w)
-        self._spawn(self._sampler())
+        self._spawn(self._sampler)
         if self.stats.ready:
             await self._start_watch()
         if self._store is not None:
-            self._spawn(self._keep())
+            self._spawn(self._keep)
 
     async def _take_lease(self, store: CheckpointStore) -> Lease:
         while True:
@@ -530,18 +530,20 @@ class FleetMonitor:
             process_exception=self._given_process,
         )
         await watch.__aenter__()
-        self._spawn(self._forward(watch))
+        self._spawn(partial(self._forward, watch))
 
     # -- the tasks ------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._guarded(coro))
+    def _spawn(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``run()`` in a task of the monitor; the coroutine is made inside the task,
+        so a task cancelled before it starts leaves no coroutine un-awaited."""
+        task = asyncio.get_running_loop().create_task(self._guarded(run))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         try:
-            await coro
+            await run()
         except Exception as exc:  # the monitor ends with it; CancelledError propagates
             await self._queue.put(_End(exc))
 
@@ -560,7 +562,7 @@ class FleetMonitor:
                 slots.release()
                 await clock.sleep(1.0 / pacer.rate)
                 continue
-            self._spawn(self._sample(aid))
+            self._spawn(partial(self._sample, aid))
 
     async def _sample(self, aid: str) -> None:
         try:
@@ -761,7 +763,7 @@ class FleetMonitor:
             and aid not in self._closing
         ):
             self._closing.add(aid)
-            self._spawn(self._close_account(aid))
+            self._spawn(partial(self._close_account, aid))
 
     def _emit(self, events: list[MonitorEvent]) -> None:
         stats = self.stats
