@@ -3,8 +3,14 @@ breach by moving prices, each found and closed, nothing else closed, no 429 surf
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
+
+import msgspec
 
 import polysim_async as ps
 from polysim_async.sandbox import Sandbox
@@ -12,6 +18,7 @@ from polysim_async.sandbox import Sandbox
 from ._helpers import SkipClock
 
 FLEET = 500
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_500_accounts_the_breached_ones_are_found_and_closed_and_nothing_else() -> None:
@@ -76,3 +83,57 @@ async def test_500_accounts_the_breached_ones_are_found_and_closed_and_nothing_e
         assert client.stats.retries["rate_limit"] == 0  # no 429 at all, let alone surfacing
         assert client.stats.retries["drain"] >= 1  # the 150-order account's close drained
         assert monitor.stats.max_staleness <= monitor.staleness
+
+
+async def _example(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "monitor_fleet.py"),
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_example_closes_a_breach_saves_its_state_and_resumes(tmp_path: Path) -> None:
+    async with Sandbox(seed=11, random_walk=False) as sb:
+        env = {"POLYSIM_BASE_URL": sb.url, "POLYSIM_TENANT_KEY": sb.tenant_key}
+        async with ps.Client(sb.tenant_key, sb.url) as client:
+            user = await client.partner.users.register("ex", "ex@example.com")
+            ids = [
+                (
+                    await client.partner.accounts.create(
+                        user_id=user.user_id, external_id=f"ex-{i}", stage="challenge",
+                        starting_balance="10000.00",
+                        rules=ps.RuleSet(max_drawdown_pct=Decimal(10)),
+                    )
+                ).account_id
+                for i in range(3)
+            ]  # fmt: skip
+        bad = ids[1]
+        sb.set_price(sb.market_id, "0.50")
+        await sb.place_order(
+            account_id=bad, market_id=sb.market_id, side="BUY", outcome="Yes",
+            order_type="market", amount="4000", price="0.60",
+        )  # fmt: skip
+        sb.set_price(sb.market_id, "0.30")
+        state = tmp_path / "state.json"
+        args = [*ids, "--state", str(state), "--close-on-breach", "--seconds", "3"]
+
+        code, out = await _example(*args, env=env)
+        assert code == 0, out
+        assert f" {bad} breach max_loss " in out and f" {bad} closed status=closed" in out
+        assert "stopped after 3s" in out and "breaches=1" in out and "closed=1" in out
+        saved = msgspec.json.decode(state.read_bytes(), type=ps.MonitorState)
+        assert set(saved.accounts) == set(ids) and saved.accounts[bad].closed
+        assert [sb.account_state(a)["status"] for a in ids] == ["active", "closed", "active"]
+
+        code, out = await _example(*args, env=env)  # resumed: the breach is not news
+        assert code == 0, out
+        assert "resumed 3 from" in out
+        assert " breach " not in out and " closed " not in out
+        again = msgspec.json.decode(state.read_bytes(), type=ps.MonitorState)
+        assert again.accounts[ids[0]].evaluator.samples > saved.accounts[ids[0]].evaluator.samples
