@@ -67,7 +67,7 @@ async def test_a_trending_account_is_read_far_more_often_and_none_goes_stale() -
         # No account waited longer than the staleness floor.
         assert monitor.stats.max_staleness <= monitor.staleness
         for q in quiet:
-            gaps = [b - a for a, b in zip(fleet.reads[q], fleet.reads[q][1:])]
+            gaps = [b - a for a, b in zip(fleet.reads[q], fleet.reads[q][1:], strict=False)]
             assert max(gaps) <= monitor.staleness
         # Every request (reads and feed polls) stayed inside the monitor's budget.
         requests = sum(map(len, fleet.reads.values())) + sum(fleet.polls.values())
@@ -267,7 +267,7 @@ async def test_shards_split_the_fleet_without_overlap() -> None:
             fleet.add(aid)
         monitors = [client.partner.accounts.monitor(ids, shard=(i, 3)) for i in range(3)]
         owned = [m.account_ids for m in monitors]
-        assert sorted(sum(owned, [])) == sorted(ids)
+        assert sorted(aid for part in owned for aid in part) == sorted(ids)
         for i, part in enumerate(owned):
             assert part and all(in_shard(aid, (i, 3)) for aid in part)
         assert monitors[0].budget == pytest.approx(0.8 * 50 / 3)  # the shared budget, split
@@ -360,7 +360,8 @@ async def test_bad_options_are_refused_at_once() -> None:
 async def test_create_and_update_accept_a_rule_set_sent_as_json_numbers() -> None:
     sent: list[bytes] = []
     body = {
-        "account_id": "a", "wallet_id": 1, "user_id": 1, "external_id": "x", "stage": "challenge", "status": "active",
+        "account_id": "a", "wallet_id": 1, "user_id": 1, "external_id": "x",
+        "stage": "challenge", "status": "active",
         "starting_balance": "10000.00", "balance": "10000.00", "equity": "10000.00",
         "unrealized_pnl": "0.00", "rules": {}, "metadata": None, "open_positions": [],
     }  # fmt: skip
