@@ -48,6 +48,8 @@ from ._errors import (
     ServerError,
     StoreUnavailableError,
     StreamClosedError,
+    SubscriptionLimitError,
+    SubscriptionRefusedError,
     TransportError,
     UsageError,
     ValidationError,
@@ -67,6 +69,7 @@ from ._keepalive import HeartbeatLapsedError, KeepAlive
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
 from ._monitor import FleetMonitor, MonitorStats
+from ._pricestream import PriceStream, PriceStreamStats
 from ._retry import ClientStats, is_transient
 from ._stream import FillStream, StreamStats
 from ._transport import Request, Response, Transport, WebSocket
@@ -128,7 +131,7 @@ from .models.markets import (
 )
 from .models.orders import PlaceOrderRequest
 from .models.portfolio import ApiBalanceReset, Portfolio, Settlement, SettlementPage
-from .models.prices import PriceTick, TokenPrice
+from .models.prices import MAX_PRICE_SUBSCRIPTIONS, PriceTick, TokenPrice
 from .models.trading import BatchResult, Heartbeat
 from .models.wallets import Wallet, WalletAccount, WalletKind, WalletManager
 from .redis import RedisCheckpointStore, RedisLimiterStats, RedisRateLimit
@@ -213,6 +216,7 @@ __all__ = [
     "LimiterWaitEvent",
     "LivePrice",
     "LoginLink",
+    "MAX_PRICE_SUBSCRIPTIONS",
     "Market",
     "MarketDetail",
     "MarketPage",
@@ -249,6 +253,8 @@ __all__ = [
     "Portfolio",
     "Position",
     "PositionCost",
+    "PriceStream",
+    "PriceStreamStats",
     "PriceTick",
     "RateLimit",
     "RateLimitError",
@@ -283,6 +289,8 @@ __all__ = [
     "StreamGap",
     "StreamPolicy",
     "StreamStats",
+    "SubscriptionLimitError",
+    "SubscriptionRefusedError",
     "SystemClock",
     "TierLimits",
     "TimeInForce",

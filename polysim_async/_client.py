@@ -267,8 +267,8 @@ class Client:
         self.wallets = WalletsAPI(self._requester)
         #: Market data: markets, books, candles (personal key).
         self.markets = MarketsAPI(self._requester)
-        #: Live prices of many markets (personal key).
-        self.prices = PricesAPI(self._requester)
+        #: Live prices: many markets at once, and the price stream (personal key).
+        self.prices = PricesAPI(self._requester, mint=self.keys.ws_token, user_agent=user_agent)
         #: The trader's fills as a reconnecting, gap-free stream (personal key).
         self.executions = ExecutionsAPI(
             self._requester,

@@ -7,6 +7,7 @@ is never caught or wrapped::
     PolySimError
     ├── UsageError
     │   ├── InvalidArgumentError      (also ValueError)  bad argument, caught before sending
+    │   │   └── SubscriptionLimitError                   the markets exceed the tier's sockets
     │   ├── ClientClosedError         (also RuntimeError) the client was closed
     │   ├── MissingDependencyError    (also ImportError)  an optional extra is not installed
     │   └── PaginationError           (also RuntimeError) the server sent a cursor twice
@@ -21,6 +22,7 @@ is never caught or wrapped::
     ├── DecodeError                   (also ValueError)  a 2xx body did not match the schema
     │   └── ResponseTooLargeError                        a body passed max_response_size
     ├── FanOutError                                      feeds of trades_many failed (per account)
+    ├── SubscriptionRefusedError                         the price feed refused a subscription
     ├── CoordinationError                                shared budget or checkpoints failed
     │   ├── StoreUnavailableError                        its store (Redis, SQLite) could not be used
     │   └── LeaseLostError                               this worker no longer holds the lease
@@ -79,6 +81,8 @@ __all__ = [
     "ServerError",
     "StoreUnavailableError",
     "StreamClosedError",
+    "SubscriptionLimitError",
+    "SubscriptionRefusedError",
     "TransportError",
     "UsageError",
     "ValidationError",
@@ -101,6 +105,24 @@ class UsageError(PolySimError):
 
 class InvalidArgumentError(UsageError, ValueError):
     """An argument was refused before any request was sent."""
+
+
+class SubscriptionLimitError(InvalidArgumentError):
+    """The price markets cannot be spread over the WebSocket connections the tier allows.
+
+    One connection carries at most 50 markets, and the key's tier caps the
+    user's open connections (both channels, every process); nothing was subscribed.
+
+    Attributes:
+        needed: connections the markets would need.
+        available: connections this client could still open (the tier's cap
+            minus those its other streams hold).
+    """
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
 
 
 class ClientClosedError(UsageError, RuntimeError):
@@ -215,6 +237,20 @@ class FanOutError(PolySimError):
             f"{len(self.failures)} feed(s) failed: {shown}"
             + (f"; and {more} more" if more > 0 else "")
         )
+
+
+class SubscriptionRefusedError(PolySimError):
+    """The price feed answered a subscribe or unsubscribe frame with an ``error`` frame.
+
+    Attributes:
+        markets: the condition ids the refused frame carried.
+        server_message: the error frame's ``message`` (truncated, printable).
+    """
+
+    def __init__(self, message: str, *, markets: Iterable[str], server_message: str) -> None:
+        super().__init__(message)
+        self.markets = list(markets)
+        self.server_message = server_message
 
 
 class CoordinationError(PolySimError):

@@ -102,7 +102,8 @@ class ReconnectEvent:
     """A stream lost its connection and is about to reconnect.
 
     Attributes:
-        stream: which stream (``"executions"``).
+        stream: which stream (``"executions"``, or ``"prices"`` for any connection
+            of a price stream).
         reason: why the connection ended (a close code, an error class and message).
         failures: consecutive failed connections so far.
         wait: seconds until the next attempt (``0`` for an immediate reconnect).

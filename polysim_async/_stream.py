@@ -1,19 +1,13 @@
-"""The reconnecting executions stream: token, socket, pings, backoff, REST backfill, queue.
+"""The reconnecting executions stream: REST backfill, fill tracking, queue.
 
-The socket comes from the client's transport (the one seam for HTTP and
-WebSocket), so nothing here knows aiohttp. One supervisor task per stream owns
-the socket and feeds a bounded queue; the consumer reads the queue. Every wait
-and timer (pings, REST checks, the handshake timeout, backoff) is on the
-client's clock.
+The socket is kept connected by a :class:`~polysim_async._wsloop.Supervisor`
+(token, handshake, pings, backoff, ``process_exception``: the rules shared with
+the price stream). One supervisor task per stream owns the socket and feeds a
+bounded queue; the consumer reads the queue. Every wait and timer (pings, REST
+checks, the handshake timeout, backoff) is on the client's clock.
 
-Connection cycle: mint a token (reused while fresh) → open the socket → heal
-from REST (the fills since the previous check) → read live frames, re-checking
-REST every ``reconcile_interval``. Any drop goes round again: at once with a
-new token after close 4001 (or a handshake refused with 401/403), else after a
-jittered exponential backoff that resets once a connection stayed up
-``stable_after`` seconds. What a failure does is decided by
-``StreamPolicy.process_exception`` (by default: reconnect after what
-``is_transient`` names, end the stream with anything else, bugs included).
+Each connection: heal from REST (the fills since the previous check) → read
+live frames, re-checking REST every ``reconcile_interval``.
 """
 
 from __future__ import annotations
@@ -30,21 +24,13 @@ from types import TracebackType
 from typing import Generic, TypeVar
 
 from ._config import StreamPolicy
-from ._errors import (
-    APIStatusError,
-    ClientClosedError,
-    ConnectTimeoutError,
-    NetworkError,
-    ReadTimeoutError,
-    StreamClosedError,
-    readable,
-)
+from ._errors import ClientClosedError, readable
 from ._fills import FillTracker, Verdict
-from ._hooks import GapEvent, ReconnectEvent
+from ._hooks import GapEvent
 from ._requester import Requester
-from ._retry import retry_if_transient
 from ._tasks import cancel_and_wait
-from ._transport import Request, WebSocket
+from ._transport import WebSocket
+from ._wsloop import Drop, SocketStats, Supervisor, TokenCache, escalate, pump, socket_count
 from .account import AccountAPI
 from .models.account import HistoryRow
 from .models.executions import ErrorFrame, Fill, FrameError, decode_frame
@@ -58,13 +44,11 @@ logger = logging.getLogger("polysim_async")
 E = TypeVar("E", Fill, Fill | StreamGap)
 
 _PATH = "/v1/ws/executions"
-_PING = '{"action":"ping"}'
-_TOKEN_INVALID = 4001
 _DELIVER = (Verdict.NEW, Verdict.LATE)
 
 
 @dataclass
-class StreamStats:
+class StreamStats(SocketStats):
     """Counters of one stream, for applications and tests to read.
 
     Attributes:
@@ -81,9 +65,6 @@ class StreamStats:
         reconciles: REST checks made while connected.
     """
 
-    connects: int = 0
-    token_mints: int = 0
-    token_rejections: int = 0
     live: int = 0
     recovered: int = 0
     duplicates: int = 0
@@ -93,30 +74,9 @@ class StreamStats:
     reconciles: int = 0
 
 
-class _NoEndpoint(StreamClosedError):
-    """The server has no executions WebSocket at this URL (permanent)."""
-
-
-class _TokenRejected(StreamClosedError):
-    """The handshake was refused with 401/403: the token is bad or expired."""
-
-
 @dataclass(frozen=True)
 class _End:
     error: BaseException | None
-
-
-@dataclass(frozen=True)
-class _Drop:
-    code: int | None
-    reason: str
-    error: BaseException | None = None
-
-
-@dataclass
-class _Token:
-    value: str
-    expires: float
 
 
 def _fill(row: HistoryRow) -> Fill | None:
@@ -165,17 +125,13 @@ class FillStream(Generic[E]):
         wallet_id: str | None,
         rng: random.Random | None = None,
     ) -> None:
-        self._transport = requester.transport
+        self._requester = requester
         self._clock = requester.clock
         self._hooks = requester.hooks
         self._account = account
-        self._mint = mint
-        self._headers = {"User-Agent": user_agent}
         self._gaps = gaps
         self._policy = policy
-        self._process = policy.process_exception or retry_if_transient
         self._wallet = wallet_id
-        self._rng = rng or random.Random()
         self._tracker: FillTracker | None = None
         self._checkpoint = since if isinstance(since, StreamCheckpoint) else None
         self._position = (
@@ -190,8 +146,20 @@ class FillStream(Generic[E]):
         self._queue: asyncio.Queue[Fill | StreamGap | _End] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._finished = False
+        self._holding = False  # counted in the client's socket_count
         #: Counters; read them, don't write them.
         self.stats = StreamStats()
+        self._supervisor = Supervisor(
+            channel="executions",
+            path=_PATH,
+            requester=requester,
+            tokens=TokenCache(mint, requester, self.stats),
+            headers={"User-Agent": user_agent},
+            policy=policy,
+            stats=self.stats,
+            rng=rng or random.Random(),
+            reason="start" if self._fresh_start else "resume",
+        )
 
     @property
     def position(self) -> Watermark | None:
@@ -241,6 +209,8 @@ class FillStream(Generic[E]):
                 self._position = floor
             self._tracker = FillTracker(floor, window=self._policy.lookback)
         self._finished = False
+        socket_count(self._requester).held += 1
+        self._holding = True
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -258,8 +228,11 @@ class FillStream(Generic[E]):
         Returns once the reader task has finished. If the caller is cancelled
         while waiting, the reader is already cancelled and finishes on its own.
         """
-        self._finished = True
         task = self._task
+        if self._holding:
+            self._holding = False
+            socket_count(self._requester).held -= 1
+        self._finished = True
         if task is not None:
             await cancel_and_wait([task])
         # Wake a consumer waiting in another task (a full queue means nobody waits).
@@ -312,151 +285,32 @@ class FillStream(Generic[E]):
 
     async def _run(self) -> None:
         try:
-            await self._supervise()
+            await self._supervisor.run(self._session)
         except Exception as exc:  # CancelledError is not an Exception: it propagates.
             await self._queue.put(_End(exc))
 
-    async def _supervise(self) -> None:
-        clock, policy = self._clock, self._policy
-        failures = 0
-        token: _Token | None = None
-        rejected_before = False
-        reason, offline_since = ("start" if self._fresh_start else "resume"), clock.now()
-        while True:
-            opened: float | None = None
-            try:
-                if token is None or clock.now() >= token.expires:
-                    token = await self._new_token()
-                ws = await self._open(token.value)
-                opened = clock.now()
-                self.stats.connects += 1
-                try:
-                    fresh, self._fresh_start = self._fresh_start, False
-                    await self._heal(reason, offline_since, announce=not fresh)
-                    drop = await self._pump(ws)
-                finally:
-                    await ws.close()
-            except (_TokenRejected, _NoEndpoint) as exc:
-                if isinstance(exc, _NoEndpoint):
-                    raise
-                drop = _Drop(None, str(exc), exc)
-            except Exception as exc:
-                fatal = self._process(exc)
-                if fatal is exc:
-                    raise
-                if fatal is not None:
-                    raise fatal from exc
-                drop = _Drop(None, f"{type(exc).__name__}: {exc}", exc)
-            offline_since = clock.now()
-            stable = opened is not None and offline_since - opened >= policy.stable_after
-            if stable:
-                failures = 0
-            rejected = drop.code == _TOKEN_INVALID or isinstance(drop.error, _TokenRejected)
-            reason = drop.reason if drop.code is None else f"close {drop.code}: {drop.reason}"
-            logger.info("executions stream dropped (%s); reconnecting", reason)
-            if rejected:
-                self.stats.token_rejections += 1
-                token = None
-                if stable or not rejected_before:
-                    rejected_before = True
-                    self._reconnecting(reason, failures, 0.0)
-                    continue  # a fresh token, at once (API.md §10.6)
-            rejected_before = rejected
-            failures += 1
-            if policy.max_failures is not None and failures > policy.max_failures:
-                raise StreamClosedError(
-                    f"executions stream gave up after {failures} failed connections: {reason}"
-                ) from drop.error
-            wait = policy.backoff(failures, self._rng)
-            if isinstance(drop.error, APIStatusError) and drop.error.retry_after is not None:
-                wait = max(wait, drop.error.retry_after)
-            self._reconnecting(reason, failures, wait)
-            await clock.sleep(wait)
+    async def _session(self, ws: WebSocket, reason: str, offline_since: float) -> Drop:
+        """Heal what the previous connection missed, then read live frames."""
+        fresh, self._fresh_start = self._fresh_start, False
+        await self._heal(reason, offline_since, announce=not fresh)
+        return await pump(
+            ws,
+            clock=self._clock,
+            policy=self._policy,
+            on_frame=self._on_frame,
+            every=self._policy.reconcile_interval,
+            duty=self._reconcile,
+        )
 
-    def _reconnecting(self, reason: str, failures: int, wait: float) -> None:
-        if self._hooks.on_reconnect is not None:
-            self._hooks.on_reconnect(ReconnectEvent("executions", reason, failures, wait))
-
-    async def _new_token(self) -> _Token:
-        minted = await self._mint()
-        self.stats.token_mints += 1
-        # Reuse it for reconnects during the first 80 % of its life (API.md §10.1).
-        return _Token(minted.token, self._clock.now() + 0.8 * max(0, minted.expires_in))
-
-    async def _open(self, token: str) -> WebSocket:
-        """Open the socket within ``policy.open_timeout`` (on the clock).
-
-        The handshake runs as a child task bounded with ``asyncio.wait``: on
-        Python < 3.12, ``asyncio.wait_for`` can swallow a cancellation that
-        coincides with completion, which would leave this task running after
-        ``aclose()``.
-        """
-        request = Request("GET", _PATH, {"token": token}, None, self._headers, websocket=True)
-        handshake = asyncio.ensure_future(self._transport.websocket(request))
-        timer = asyncio.ensure_future(self._clock.sleep(self._policy.open_timeout))
+    async def _reconcile(self) -> None:
+        """The periodic REST check, catching fills that never reached the socket."""
+        self.stats.reconciles += 1
         try:
-            await asyncio.wait({handshake, timer}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            # Cancelled (aclose): a socket that opened meanwhile is closed, not leaked.
-            await _discard(handshake)
-            await cancel_and_wait([timer])
-            raise
-        await cancel_and_wait([timer])
-        if not handshake.done():
-            await _discard(handshake)
-            raise ConnectTimeoutError("the WebSocket handshake timed out")
-        refused = handshake.exception()
-        if isinstance(refused, APIStatusError) and refused.status in (401, 403, 404):
-            # Raised here, outside any ``except``: nothing else is chained to it.
-            if refused.status == 404:
-                raise _NoEndpoint("no executions WebSocket at this base URL (HTTP 404)")
-            raise _TokenRejected(f"WebSocket handshake refused with HTTP {refused.status}")
-        return handshake.result()
-
-    async def _pump(self, ws: WebSocket) -> _Drop:
-        """Read frames until the socket ends, pinging when idle and checking REST periodically."""
-        clock, policy = self._clock, self._policy
-        every = policy.reconcile_interval
-        next_check = None if every is None else clock.now() + every
-        ping_due, answer_due = clock.now() + policy.ping_interval, None
-        while True:
-            now = clock.now()
-            if next_check is not None and now >= next_check:
-                self.stats.reconciles += 1
-                try:
-                    await self._heal("reconcile", now, announce=False)
-                except Exception as exc:
-                    fatal = self._process(exc)
-                    if fatal is exc:
-                        raise
-                    if fatal is not None:
-                        raise fatal from exc
-                    # The socket is healthy: keep it, and check REST again next interval.
-                    logger.warning("periodic REST check failed (%s); will retry", exc)
-                now = clock.now()
-                next_check = now + (every or 0.0)
-            deadline = answer_due if answer_due is not None else ping_due
-            if next_check is not None:
-                deadline = min(deadline, next_check)
-            try:
-                data = await ws.receive(max(0.0, deadline - now))
-            except ReadTimeoutError:
-                now = clock.now()
-                if answer_due is not None and now >= answer_due:
-                    return _Drop(None, "no frame within ping_timeout after a ping")
-                if answer_due is None and now >= ping_due:
-                    answer_due = now + policy.ping_timeout
-                    try:
-                        await ws.send(_PING)
-                    except NetworkError as exc:
-                        return _Drop(None, f"ping failed: {exc}", exc)
-                continue
-            except NetworkError as exc:
-                return _Drop(None, f"socket error: {exc}", exc)
-            if data is None:
-                return _Drop(ws.close_code, readable(ws.close_reason, 120) or "closed")
-            ping_due, answer_due = clock.now() + policy.ping_interval, None
-            await self._on_frame(data)
+            await self._heal("reconcile", self._clock.now(), announce=False)
+        except Exception as exc:
+            escalate(self._supervisor.process, exc)
+            # The socket is healthy: keep it, and check REST again next interval.
+            logger.warning("periodic REST check failed (%s); will retry", exc)
 
     async def _on_frame(self, data: str | bytes) -> None:
         try:
@@ -556,10 +410,3 @@ class FillStream(Generic[E]):
         tracker.remember(key)
         self._pending.add(key)
         await self._queue.put(fill)
-
-
-async def _discard(handshake: asyncio.Future[WebSocket]) -> None:
-    """Cancel a handshake, wait for it to end, and close the socket if it opened anyway."""
-    await cancel_and_wait([handshake])
-    if not handshake.cancelled() and handshake.exception() is None:
-        await handshake.result().close()

@@ -1,18 +1,20 @@
-"""What the client knows about its key's tier: identity, the tier table, the batch size.
+"""What the client knows about its key's tier: identity, the tier table, its limits.
 
 ``POST /v1/orders/batch`` and ``POST /v1/prices/batch`` accept at most the
 tier's ``max_batch_size`` entries; a larger request is refused whole with 400
-``BATCH_LIMIT_EXCEEDED``. To refuse (or split) before sending, the client needs
-two facts, kept here per request path (so per client) and shared by every
-resource area without constructor plumbing:
+``BATCH_LIMIT_EXCEEDED``. The WebSockets of a user may hold at most the tier's
+``max_ws_connections`` connections at once (close 4002 beyond). To refuse (or
+split) before sending, the client needs two facts, kept here per request path
+(so per client) and shared by every resource area without constructor plumbing:
 
 * the key's tier: the ``x-ratelimit-tier`` header of any response this module's
   callers saw (the key's own rate tier, most precise), else ``GET /v1/me``'s ``tier``;
 * the tier table: ``GET /v1/keys/tiers`` (declared authoritative over every doc table).
 
-:func:`batch_limit` reads both lazily, at most once each per client (a failed
+:func:`tier_limits` reads both lazily, at most once each per client (a failed
 lookup is tried again next time, but a refused one is not), and answers
-``None`` when they cannot be known: the server then decides.
+``None`` when they cannot be known: the server then decides. :func:`batch_limit`
+and :func:`ws_connection_limit` read one column of it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ from ._requester import Requester
 from ._validation import wallet_param
 from .models.keys import Me, TierLimits
 
-__all__ = ["TierBook", "batch_limit", "fetch_me", "fetch_tiers", "tier_book"]
+__all__ = [
+    "TierBook",
+    "batch_limit",
+    "fetch_me",
+    "fetch_tiers",
+    "tier_book",
+    "tier_limits",
+    "ws_connection_limit",
+]
 
 logger = logging.getLogger("polysim_async")
 
@@ -66,13 +76,12 @@ class TierBook:
         if raw and raw.strip():
             self.header_tier = raw.strip().lower()
 
-    def max_batch_size(self) -> int | None:
-        """The tier's ``max_batch_size``, or ``None`` while the tier or the table is unknown."""
+    def row(self) -> TierLimits | None:
+        """The key's tier's row, or ``None`` while the tier or the table is unknown."""
         tier = self.tier
         if tier is None or self.limits is None:
             return None
-        row = self.limits.get(tier)
-        return None if row is None else row.max_batch_size
+        return self.limits.get(tier)
 
 
 _books: weakref.WeakKeyDictionary[Requester, TierBook] = weakref.WeakKeyDictionary()
@@ -114,8 +123,8 @@ async def fetch_tiers(requester: Requester) -> list[TierLimits]:
     return rows
 
 
-async def batch_limit(requester: Requester) -> int | None:
-    """Return the key's ``max_batch_size``, looking up what is missing once per client.
+async def tier_limits(requester: Requester) -> TierLimits | None:
+    """Return the key's tier's limits, looking up what is missing once per client.
 
     A lookup that fails for a transient reason (transport error, 429, 5xx) is
     logged and tried again on the next call; one the server refuses (another
@@ -125,12 +134,12 @@ async def batch_limit(requester: Requester) -> int | None:
     Cancellation propagates unchanged.
     """
     book = tier_book(requester)
-    known = book.max_batch_size()
+    known = book.row()
     if known is not None:
         return known
     async with book.lock:  # concurrent callers share one lookup
         if book.refused:
-            return book.max_batch_size()
+            return book.row()
         try:
             if book.limits is None:
                 await fetch_tiers(requester)
@@ -139,5 +148,17 @@ async def batch_limit(requester: Requester) -> int | None:
         except (APIStatusError, TransportError) as exc:
             if isinstance(exc, APIStatusError) and exc.status < 500 and exc.status != 429:
                 book.refused = True
-            logger.debug("cannot learn the tier's batch size (%s); the server will decide", exc)
-    return book.max_batch_size()
+            logger.debug("cannot learn the tier's limits (%s); the server will decide", exc)
+    return book.row()
+
+
+async def batch_limit(requester: Requester) -> int | None:
+    """Return the key's ``max_batch_size`` (see :func:`tier_limits`), ``None`` if unknown."""
+    row = await tier_limits(requester)
+    return None if row is None else row.max_batch_size
+
+
+async def ws_connection_limit(requester: Requester) -> int | None:
+    """Return the key's ``max_ws_connections`` (see :func:`tier_limits`), ``None`` if unknown."""
+    row = await tier_limits(requester)
+    return None if row is None else row.max_ws_connections

@@ -19,7 +19,7 @@ from typing import Literal, TypeAlias
 import msgspec
 
 from .common import Money, UTCDateTime
-from .executions import ConnectedFrame, PongFrame
+from .executions import _NOT_JSON, ConnectedFrame, FrameError, PongFrame, _frame_type, _why
 from .markets import OutcomePrice
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PriceTick",
     "SubscribedFrame",
     "TokenPrice",
+    "decode_price_frame",
 ]
 
 #: Condition ids one ``/v1/ws/prices`` connection may subscribe to (fixed, not per tier).
@@ -105,3 +106,35 @@ class PriceCommand(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True
 
     action: Literal["subscribe", "unsubscribe", "ping"]
     markets: list[str] | None = None
+
+
+_frames = msgspec.json.Decoder(PriceFrame)
+
+
+def decode_price_frame(data: bytes | str) -> PriceFrame | None:
+    """Read one frame of the price channel.
+
+    A ``subscribed`` or ``error`` frame whose other fields cannot be read still
+    counts as that answer (an empty set, no message): each answers one client
+    frame, so none may be lost.
+
+    Returns:
+        The typed frame, or ``None`` for an unknown or missing ``type``.
+
+    Raises:
+        FrameError: the frame is not a JSON object, or is a ``price`` frame
+            that cannot be read.
+    """
+    try:
+        return _frames.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        kind = _frame_type(data)
+        if kind == "subscribed":
+            return SubscribedFrame()
+        if kind == "error":
+            return PriceErrorFrame()
+        if kind == "price":
+            raise FrameError(f"unreadable price frame: {_why(exc)}") from None
+        if kind is _NOT_JSON:
+            raise FrameError(f"frame is not a JSON object: {_why(exc)}") from None
+        return None

@@ -69,3 +69,27 @@ async def trading(client: ps.Client) -> None:
         assert_type(switch, ps.KeepAlive)
         assert_type(switch.alive, bool)
         assert_type(await switch.wait_lapsed(), ps.HeartbeatLapsedError)
+
+
+async def price_stream(client: ps.Client) -> None:
+    stream = client.prices.stream(["0x1"], policy=ps.StreamPolicy(ping_interval=10))
+    assert_type(stream, ps.PriceStream)
+    async with stream as prices:
+        assert_type(prices, ps.PriceStream)
+        async for tick in prices:
+            assert_type(tick, ps.PriceTick)
+            assert_type(tick.buy, Decimal | None)
+            assert_type(tick.emitted_at, datetime | None)
+        assert_type(await prices.subscribe(["0x2"]), None)
+        assert_type(await prices.unsubscribe(["0x2"]), None)
+        assert_type(prices.markets, list[str])
+        assert_type(prices.connections, int)
+        assert_type(prices.stats, ps.PriceStreamStats)
+        assert_type(prices.stats.coalesced, int)
+    assert_type(ps.MAX_PRICE_SUBSCRIPTIONS, int)
+    try:
+        pass
+    except ps.SubscriptionLimitError as exc:
+        assert_type(exc.needed, int)
+    except ps.SubscriptionRefusedError as exc:
+        assert_type(exc.markets, list[str])
