@@ -156,6 +156,9 @@ async def test_close_on_breach_drains_409_and_closes_only_the_breached_account()
         async with monitor:
             events = await events_until(monitor, closed)
         assert kinds(events, "bad")[-2:] == ["breach", "closed"]
+        warning = next(e for e in events if e.kind == "warning")  # 80% of the loss used
+        assert warning.account_id == "bad" and [w.rule for w in warning.warnings] == ["max_loss"]
+        assert "max_loss 8" in str(warning)  # "... warning max_loss 8x% used (...)"
         assert fleet.closes == {"bad": 3}
         assert fleet.accounts["bad"]["status"] == "closed"
         assert fleet.accounts["ok"]["status"] == "active"
