@@ -11,7 +11,6 @@ account is decided: exit 3 if one breached, else 0.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import msgspec
@@ -74,7 +73,8 @@ async def monitor(ctx: Context) -> int:
         fleet = client.partner.accounts.monitor(
             ids, close_on_breach=args.close_on_breach, state=saved, shard=args.shard
         )
-        saved_at = time.monotonic()
+        clock = client.clock
+        saved_at = clock.now()
         try:
             async with fleet:
                 ctx.out.status.update(_status(fleet), force=True)
@@ -87,10 +87,10 @@ async def monitor(ctx: Context) -> int:
                         feed.write(event)
                     else:
                         ctx.out.status.update(_status(fleet))
-                    due = time.monotonic() - saved_at >= 1.0 or event.kind in _DECISIONS
+                    due = clock.now() - saved_at >= 1.0 or event.kind in _DECISIONS
                     if path is not None and due:
                         _save(path, fleet.state)
-                        saved_at = time.monotonic()
+                        saved_at = clock.now()
         finally:
             feed.close()
             if path is not None:
