@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 import polysim_async as ps
+from polysim_async._shard import shard_of
 
 from ._support import Running, ThreadSandbox, polysim
 
@@ -87,3 +88,17 @@ def test_monitor_refuses_a_state_file_that_is_not_a_checkpoint(
     done = polysim("monitor", "some-account", "--state", str(bad), env=sandbox.env())
     assert done.code == 2
     assert "is not a monitor checkpoint" in done.one_error_line()
+
+
+def test_monitor_with_a_shard_judges_only_the_accounts_it_owns(sandbox: ThreadSandbox) -> None:
+    market = sandbox.call(lambda: sandbox.sb.create_market(question="Shard?", price="0.50"))
+    ids = [_holding(sandbox, market, "Yes", {"max_drawdown_pct": 10}) for _ in range(6)]
+    sandbox.call(lambda: sandbox.sb.set_price(market, "0.30"))  # every one breaches
+    owned = [aid for aid in ids if shard_of(aid, 2) == 1]
+    assert 0 < len(owned) < len(ids)
+    done = polysim("monitor", *ids, "--shard", "1/2", "--jsonl", env=sandbox.env())
+    assert done.code == 3, done.err
+    events = [json.loads(line) for line in done.lines]
+    breached = [e["account_id"] for e in events if e["kind"] == "breach"]
+    assert sorted(breached) == sorted(owned)
+    assert {e["account_id"] for e in events} == set(owned)
