@@ -262,11 +262,21 @@ def resolve_base_url(base_url: str | None, *, allow_insecure: bool) -> str:
     """Return the base URL to use: the argument, else ``POLYSIM_BASE_URL``, else production.
 
     Raises:
-        InvalidArgumentError: the URL is not http(s), has no host, or is plain
-            ``http`` to a non-loopback host without ``allow_insecure=True``.
+        InvalidArgumentError: the URL is not http(s), has no host, carries
+            credentials (``user:password@``: they would be quoted in every
+            connection error and in ``repr(client)``; the message does not echo
+            them), ends in ``/v1``, or is plain ``http`` to a non-loopback host
+            without ``allow_insecure=True``.
     """
     url = base_url or os.environ.get("POLYSIM_BASE_URL") or DEFAULT_BASE_URL
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Checked first: every other message below quotes the URL.
+        host = parts.netloc.rpartition("@")[2]
+        raise InvalidArgumentError(
+            "base_url must not carry credentials (user:password@host); the API key "
+            f"authenticates, so use {parts.scheme}://{host}{parts.path}"
+        )
     path = parts.path.rstrip("/").lower()
     if path.endswith(("/v1", "/v1/partner")):
         # A common mistake: the client adds /v1/... itself, so every call would 404.

@@ -2,15 +2,18 @@
 
 The bytes go to a hidden ``.part`` file beside the destination, which replaces
 the destination only once the last chunk is written: a failed, cancelled or
-refused download leaves the destination as it was. File writes run in a worker
-thread, off the event loop.
+refused download leaves the destination as it was, and removes the ``.part``
+file. Chunk writes run in a worker thread, off the event loop; a cancelled
+download waits for the write in flight (a thread cannot be stopped) before it
+removes the file. Opening the ``.part`` file, closing it and renaming it over
+the destination are single quick system calls made on the loop, with no
+``await`` between them and the end: a cancellation arrives either before the
+rename (the destination is untouched) or not at all.
 
-Streaming needs the request path to hand over the body as it arrives. When it
-offers ``stream(method, path, *, params, headers)`` (an async context manager
-whose object has ``iter_chunks()``, the addition proposed for ``Requester`` and
-the transport in issue 14), the body is never held whole. Until then the body
-is read whole by the transport (bounded only by the server's own row cap) and
-written out in slices: the documented gap.
+The body is streamed (:meth:`Requester.stream`): each chunk is written as it
+arrives and never held whole, with no size cap (``max_response_size`` bounds
+what is decoded in memory, not a file). Retries happen only before the first
+byte is written; a connection lost mid-body fails the export.
 """
 
 from __future__ import annotations
@@ -21,17 +24,14 @@ import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ._errors import InvalidArgumentError
 from ._requester import Requester
 
 __all__ = ["CsvExport", "save_csv"]
 
-_SLICE = 1 << 20  # bytes per write when the body is already in memory
 _TAIL = 512  # bytes kept to read the last line
 _TRUNCATED = b"# truncated"
 
@@ -52,30 +52,6 @@ class CsvExport:
     truncated: bool
 
 
-class ByteStream(Protocol):
-    """A successful response whose body is read as it arrives."""
-
-    def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body in chunks as they arrive."""
-        ...
-
-
-class StreamingRequester(Protocol):
-    """The request path's proposed streaming call (limiter, retries before the
-    first byte, error mapping as for ``send``)."""
-
-    def stream(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> AbstractAsyncContextManager[ByteStream]:
-        """Send the request; enter to get the 2xx response, body unread."""
-        ...
-
-
 def _destination(path: str | os.PathLike[str]) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgumentError(f"path must be a file path, got {path!r}")
@@ -87,12 +63,6 @@ def _destination(path: str | os.PathLike[str]) -> Path:
     return dest
 
 
-async def _slices(data: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(view), _SLICE):
-        yield bytes(view[start : start + _SLICE])
-
-
 def _write_fully(file: io.FileIO, data: bytes) -> None:
     # Unbuffered: each chunk reaches the file as it arrives; a raw write may be partial.
     view = memoryview(data)
@@ -101,12 +71,28 @@ def _write_fully(file: io.FileIO, data: bytes) -> None:
         view = view[written or 0 :]
 
 
+async def _write(file: io.FileIO, data: bytes) -> None:
+    """Write ``data`` in a worker thread; if cancelled, let the write finish first.
+
+    The caller closes and removes the file on cancellation: it must not do so
+    while a thread still writes to it (the descriptor could be reused).
+    """
+    write = asyncio.ensure_future(asyncio.to_thread(_write_fully, file, data))
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        while not write.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait((write,))
+        raise
+
+
 async def _write_all(chunks: AsyncIterator[bytes], file: io.FileIO) -> tuple[int, bytes]:
     size, tail = 0, b""
     async for chunk in chunks:
         if not chunk:
             continue
-        await asyncio.to_thread(_write_fully, file, chunk)
+        await _write(file, chunk)
         size += len(chunk)
         tail = (tail + chunk)[-_TAIL:]
     return size, tail
@@ -135,22 +121,19 @@ async def save_csv(
     target = _destination(dest)
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     headers = {"Accept": "text/csv"}
-    file = await asyncio.to_thread(io.FileIO, part, "wb")
+    file: io.FileIO | None = None
     try:
-        stream = getattr(requester, "stream", None)
-        if stream is not None:
-            streaming: StreamingRequester = requester  # type: ignore[assignment]
-            async with streaming.stream("GET", api_path, params=params, headers=headers) as body:
-                size, tail = await _write_all(body.iter_chunks(), file)
-        else:
-            response = await requester.send("GET", api_path, params=params, headers=headers)
-            size, tail = await _write_all(_slices(response.content), file)
-        await asyncio.to_thread(file.close)
-        await asyncio.to_thread(os.replace, part, target)
+        file = io.FileIO(part, "wb")
+        async with requester.stream("GET", api_path, params=params, headers=headers) as body:
+            size, tail = await _write_all(body.iter_chunks(), file)
+        # No await from here on: a cancellation cannot land between these and the return.
+        file.close()
+        os.replace(part, target)
     except BaseException:
         # Synchronous on purpose: it must run even while this task is being cancelled.
-        file.close()
-        with contextlib.suppress(OSError):
-            part.unlink()
+        if file is not None:
+            file.close()
+            with contextlib.suppress(OSError):
+                part.unlink()
         raise
     return CsvExport(path=target, size=size, truncated=_is_truncated(tail))

@@ -19,8 +19,11 @@ A lapse is reported four ways: a WARNING on the ``polysim_async`` logger,
 ``alive`` turning false, :meth:`KeepAlive.wait_lapsed` returning, and the
 ``on_lapse`` callback. After a transient lapse the task keeps trying; the next
 successful beat registers afresh (orders placed from then on are protected
-again, those cancelled stay cancelled). Leaving the block stops the beats and
-logs, as a WARNING, when the server will cancel the account's pending orders.
+again, those cancelled stay cancelled); each of those beats is abandoned and
+sent again after half an interval without an answer, so a server that stalls
+beats during an outage does not keep the switch down after it recovers.
+Leaving the block stops the beats and logs, as a WARNING, when the server
+will cancel the account's pending orders.
 """
 
 from __future__ import annotations
@@ -225,9 +228,16 @@ class KeepAlive:
             self._lapsed.set()
 
     def _error(self, message: str, cause: BaseException | None) -> HeartbeatLapsedError:
-        when = self.expires_at.isoformat() if self.expires_at else "its last expiry"
+        # Never raises (it runs in __aexit__, where it would mask the block's own
+        # exception): a decoded expiry is range-checked, but a Heartbeat built by
+        # hand is not.
+        try:
+            expires_at = self.expires_at
+        except (OverflowError, OSError, ValueError):
+            expires_at = None
+        when = expires_at.isoformat() if expires_at else "its last expiry"
         return HeartbeatLapsedError(
-            f"{message} at {when}", label=self.label, expires_at=self.expires_at, cause=cause
+            f"{message} at {when}", label=self.label, expires_at=expires_at, cause=cause
         )
 
     def _succeeded(self, heartbeat: Heartbeat, sent_at: float) -> None:
@@ -272,19 +282,34 @@ class KeepAlive:
             self._report("the keepalive task crashed", exc)
 
     async def _beat_with_retries(self) -> bool:
-        """Beat until one succeeds; ``False`` when the server refuses beats for good."""
+        """Beat until one succeeds; ``False`` when the server refuses beats for good.
+
+        Every attempt is bounded on the clock: while the switch is alive, by the
+        time left before the local deadline; after a lapse, by half the interval,
+        so a beat the server stalls (not only one that fails) is abandoned and
+        sent again, and the switch is back within about half an interval of the
+        server's recovery instead of after the whole HTTP timeout.
+        """
         attempt = 0
         while True:
             started = self._clock.now()
-            remaining = self._deadline - started if self._alive else None
+            alive = self._alive
+            bound = self._deadline - started if alive else self.interval / 2
             try:
-                if remaining is not None and remaining <= 0:
+                if bound <= 0:
                     raise _Expired
-                heartbeat = await self._race(self._send(), remaining)
+                heartbeat = await self._race(self._send(), bound)
             except _Expired:
-                self._report(
-                    f"no heartbeat succeeded for {self.interval + self._grace:g}s", self.error
-                )
+                if alive:
+                    self._report(
+                        f"no heartbeat succeeded for {self.interval + self._grace:g}s", self.error
+                    )
+                else:
+                    logger.info(
+                        "keepalive %r: a beat got no answer in %gs; trying again",
+                        self.label,
+                        bound,
+                    )
                 continue
             except (APIStatusError, TransportError, DecodeError) as exc:
                 self.error = exc
@@ -301,10 +326,8 @@ class KeepAlive:
             self._succeeded(heartbeat, started)
             return True
 
-    async def _race(self, beat: Coroutine[Any, Any, T], timeout: float | None) -> T:
+    async def _race(self, beat: Coroutine[Any, Any, T], timeout: float) -> T:
         """Await ``beat``, raising :class:`_Expired` if ``timeout`` passes first (on the clock)."""
-        if timeout is None:
-            return await beat
         task = asyncio.ensure_future(beat)
         timer = asyncio.ensure_future(self._clock.sleep(timeout))
         try:

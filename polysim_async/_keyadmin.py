@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from ._errors import DecodeError, InvalidArgumentError
+from ._codec import decode
+from ._errors import APIStatusError, DecodeError, InvalidArgumentError
 from ._offsets import walk_listing
 from ._tiers import fetch_tiers
 from ._validation import check_int, check_str
@@ -49,7 +50,8 @@ class _NewKeyWire(msgspec.Struct, kw_only=True, frozen=True):
     created_at: UTCDateTime | None = None
 
 
-_new_key_decoder = msgspec.json.Decoder(_NewKeyWire)
+def _gone(error: APIStatusError) -> bool:
+    return error.status == 404
 
 
 def _key_path(key_id: int, suffix: str = "") -> str:
@@ -67,12 +69,14 @@ class KeyManagement(KeysAPI):
         wire: _NewKeyWire | None = None
         reason = "it carried no raw_key"
         try:
-            wire = _new_key_decoder.decode(response.content)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            reason = str(exc)
+            wire = decode(_NewKeyWire, response.content)
+        except DecodeError as exc:
+            # The one decode path's error holds the body (and the key): keep only its message.
+            reason = exc.message
         secret = None if wire is None else wire.raw_key or wire.key
         if wire is None or not secret:
-            # Raised here, with no ``body=`` and no chained exception: the body holds the key.
+            # Raised here, outside the ``except``, with no ``body=`` and nothing
+            # chained: the body holds the key.
             message = f"the new key's answer did not decode: {reason}"
             raise DecodeError(message, status=status, request_id=request_id)
         return NewApiKey(
@@ -159,14 +163,15 @@ class KeyManagement(KeysAPI):
     async def delete(self, key_id: int) -> None:
         """Revoke a key for good (``DELETE /v1/keys/{key_id}``).
 
-        Retried like a read: if a lost answer hid a revocation that succeeded,
-        the repeat answers 404, raised as :class:`NotFoundError`.
+        Retried like a read. When a *repeated* attempt answers 404 (a lost
+        answer hid a revocation that succeeded), the call succeeds: the key is
+        revoked either way. A 404 to the first attempt is raised.
 
         Raises:
             InvalidArgumentError: ``key_id`` is not a positive integer (nothing sent).
-            NotFoundError: no such key of yours (or already revoked).
+            NotFoundError: no such key of yours (or already revoked before this call).
         """
-        await self._r.send("DELETE", _key_path(key_id))
+        await self._r.send("DELETE", _key_path(key_id), done_on_retry=_gone)
 
     async def tiers(self) -> list[TierLimits]:
         """Return the authoritative per-tier limits (``GET /v1/keys/tiers``).

@@ -36,17 +36,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Union
 
 from ._config import Timeout
 from ._errors import ClientClosedError, NetworkError, ReadTimeoutError
 from ._tasks import wake
-from ._transport import Request, Response, WebSocket, handshake_refused
+from ._transport import Request, Response, ResponseStream, WebSocket, handshake_refused
 
 __all__ = ["MockTransport", "MockWebSocket"]
 
+_CHUNK = 1 << 16  # bytes per chunk of a streamed mock body
 _Answer = Union[Response, "MockWebSocket"]
 #: What the handler of a :class:`MockTransport` is: request in, answer out (or awaitable).
 Handler = Callable[[Request], "_Answer | Awaitable[_Answer]"]
@@ -232,6 +235,28 @@ class MockTransport:
         if not isinstance(answer, Response):
             raise TypeError(f"the mock handler must return a Response, got {answer!r}")
         return answer
+
+    def stream(
+        self, request: Request, timeout: Timeout
+    ) -> AbstractAsyncContextManager[ResponseStream]:
+        """The handler's answer as a :class:`ResponseStream`, its body in 64 KiB chunks.
+
+        Raises:
+            TypeError: the handler returned something other than a Response.
+            ClientClosedError: the transport was closed.
+        """
+        return self._stream(request, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, request: Request, timeout: Timeout) -> AsyncIterator[ResponseStream]:
+        answer = await self.send(request, timeout)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            view = memoryview(answer.content)
+            for start in range(0, len(view), _CHUNK):
+                yield bytes(view[start : start + _CHUNK])
+
+        yield ResponseStream(answer.status, answer.headers, answer.reason, chunks())
 
     async def websocket(self, request: Request) -> WebSocket:
         """Accept (a :class:`MockWebSocket` answer) or refuse (a :class:`Response`) a handshake.

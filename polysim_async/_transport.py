@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -47,6 +48,7 @@ __all__ = [
     "AiohttpTransport",
     "Request",
     "Response",
+    "ResponseStream",
     "Transport",
     "WebSocket",
     "handshake_refused",
@@ -54,6 +56,18 @@ __all__ = [
 ]
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
+
+#: Header names whose values are secrets: masked in reprs and trace callbacks.
+_SECRET_HEADERS = ("X-API-Key", "Authorization")
+_SECRET_HEADER_NAMES = frozenset(name.lower() for name in _SECRET_HEADERS)
+#: Query parameters whose values are secrets (the WebSocket's minted token).
+_SECRET_PARAMS = frozenset({"token"})
+
+
+def _masked(items: Mapping[str, str] | None, secret: frozenset[str]) -> dict[str, str] | None:
+    if items is None:
+        return None
+    return {k: "***" if k.lower() in secret else v for k, v in items.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,10 @@ class Request:
         body: the encoded JSON body, if any.
         headers: every header to send (the client's defaults included).
         websocket: ``True`` for a WebSocket handshake (see :meth:`Transport.websocket`).
+
+    Its ``repr`` masks the secrets (``X-API-Key``, ``Authorization`` and the
+    ``token`` query parameter show as ``***``), so neither a log line nor a
+    traceback rendered with its locals (``pytest -l``, Sentry) shows the key.
     """
 
     method: str
@@ -75,6 +93,14 @@ class Request:
     body: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     websocket: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(method={self.method!r}, path={self.path!r}, "
+            f"params={_masked(self.params, _SECRET_PARAMS)!r}, body={self.body!r}, "
+            f"headers={_masked(self.headers, _SECRET_HEADER_NAMES)!r}, "
+            f"websocket={self.websocket!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +181,39 @@ class WebSocket(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseStream:
+    """A response whose body is read as it arrives (see :meth:`AiohttpTransport.stream`).
+
+    Attributes:
+        status: the HTTP status.
+        headers: the response headers.
+        reason: the reason phrase, if any.
+        body: the body's chunks, in order; iterate it once.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    reason: str | None
+    body: AsyncIterator[bytes]
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive (the same iterator each time).
+
+        Raises:
+            TransportError: the connection failed mid-body.
+        """
+        return self.body
+
+
 class Transport(Protocol):
-    """What the client needs from a network stack."""
+    """What the client needs from a network stack.
+
+    A transport may also offer ``stream(request, timeout)``, an async context
+    manager giving a :class:`ResponseStream` (both shipped transports do); the
+    CSV exports use it to write a body to disk as it arrives, and read the
+    body whole through :meth:`send` from a transport without it.
+    """
 
     @property
     def closed(self) -> bool:
@@ -374,7 +431,7 @@ class AiohttpTransport:
         pool_size: int,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         trace_configs: Iterable[aiohttp.TraceConfig] = (),
-        secret_headers: Iterable[str] = ("X-API-Key", "Authorization"),
+        secret_headers: Iterable[str] = _SECRET_HEADERS,
     ) -> None:
         self._base_url = base_url
         self._pool_size = pool_size
@@ -413,6 +470,12 @@ class AiohttpTransport:
                 trace_configs=[_sanitised(c, self._secret_headers) for c in self._trace_configs]
                 or None,
             )
+            # aiohttp (3.10+) silently sends an idempotent request a second time when a
+            # pooled connection drops: an attempt the retry policy neither counts nor
+            # paces, and one that hides a lost answer from the calls that read a repeat's
+            # refusal as success (orders.cancel, keys.delete). Retries are ours alone.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     @property
@@ -430,6 +493,18 @@ class AiohttpTransport:
                 self._timeouts[timeout] = cached
         return cached
 
+    def _request(self, request: Request, timeout: Timeout) -> Any:
+        # aiohttp's request context manager (awaitable too); raises ClientClosedError.
+        return self._get_session().request(
+            request.method,
+            self._base_url + request.path,
+            params=request.params,
+            data=request.body,
+            headers=request.headers,
+            timeout=self._client_timeout(timeout),
+            allow_redirects=False,
+        )
+
     async def send(self, request: Request, timeout: Timeout) -> Response:
         """Send one request; see :meth:`Transport.send`.
 
@@ -441,19 +516,10 @@ class AiohttpTransport:
 
         Cancellation propagates unchanged; the connection is released.
         """
-        session = self._get_session()
         what = f"{request.method} {request.path}"
         error: PolySimError
         try:
-            async with session.request(
-                request.method,
-                self._base_url + request.path,
-                params=request.params,
-                data=request.body,
-                headers=request.headers,
-                timeout=self._client_timeout(timeout),
-                allow_redirects=False,
-            ) as resp:
+            async with self._request(request, timeout) as resp:
                 content = await self._read(resp, what)
                 # resp.headers is an immutable, case-insensitive view that stays
                 # valid after the connection is released: no copy needed.
@@ -461,6 +527,67 @@ class AiohttpTransport:
         except _FOREIGN as exc:
             error = _translate(exc, what, self._base_url)
         await _raise_unchained(error)
+
+    def stream(
+        self, request: Request, timeout: Timeout
+    ) -> AbstractAsyncContextManager[ResponseStream]:
+        """Send one request; enter to get its status and headers, the body unread.
+
+        The body has no size limit (``max_response_size`` does not apply: it is
+        meant for a file) and no total timeout: each read waits at most
+        ``timeout.read``.
+
+        Raises:
+            ConnectError, ConnectTimeoutError: the request was not sent (on entering).
+            NetworkError, ReadTimeoutError: the request may have reached the
+                server (on entering, or from the body's iterator mid-body).
+            ClientClosedError: the transport was closed.
+
+        Leaving the block (also by cancellation or an error) releases the
+        connection, closing it when the body was not read to the end.
+        """
+        return self._stream(request, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, request: Request, timeout: Timeout) -> AsyncIterator[ResponseStream]:
+        what = f"{request.method} {request.path}"
+        unbounded = Timeout(connect=timeout.connect, read=timeout.read, total=None)
+        resp: aiohttp.ClientResponse | None = None
+        error: PolySimError | None = None
+        try:
+            resp = await self._request(request, unbounded)
+        except _FOREIGN as exc:
+            error = _translate(exc, what, self._base_url)
+        if resp is None:
+            assert error is not None
+            await _raise_unchained(error)
+        ended: list[bool] = []
+        try:
+            yield ResponseStream(
+                resp.status, resp.headers, resp.reason, self._chunks(resp, what, ended)
+            )
+        finally:
+            if ended:
+                resp.release()
+            else:
+                resp.close()  # a half-read or broken body: the connection cannot be reused
+
+    async def _chunks(
+        self, resp: aiohttp.ClientResponse, what: str, ended: list[bool]
+    ) -> AsyncIterator[bytes]:
+        while True:
+            error: PolySimError | None = None
+            chunk = b""
+            try:
+                chunk = await resp.content.readany()
+            except _FOREIGN as exc:
+                error = _translate(exc, what, self._base_url)
+            if error is not None:
+                await _raise_unchained(error)
+            if not chunk:
+                ended.append(True)
+                return
+            yield chunk
 
     async def _read(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
         """The whole body, refusing more than ``max_response_size`` bytes as it arrives."""

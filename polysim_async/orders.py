@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import msgspec
 
-from ._errors import InvalidArgumentError
+from ._errors import APIStatusError, InvalidArgumentError, from_response
 from ._pagination import flatten, walk_cursor
 from ._requester import Requester
 from ._validation import (
@@ -36,6 +36,12 @@ from .models.orders import (
 )
 
 __all__ = ["OrdersAPI"]
+
+
+def _already_settled(error: APIStatusError) -> bool:
+    # A repeated cancel finds the order no longer resting: maybe cancelled by the lost attempt.
+    return error.code == "ORDER_NOT_CANCELLABLE"
+
 
 _RESTING = frozenset({TimeInForce.GTC, TimeInForce.GTD})
 _LISTABLE = frozenset(
@@ -336,8 +342,13 @@ class OrdersAPI:
     async def cancel(self, order_id: int) -> Order:
         """Cancel a resting order (``DELETE /v1/orders/{order_id}``); its reserve is returned.
 
-        Retried on transport errors; if an earlier attempt had already cancelled
-        the order, the repeat answers 400 ``ORDER_NOT_CANCELLABLE``.
+        Retried on transport errors. When a repeated attempt answers 400
+        ``ORDER_NOT_CANCELLABLE`` (an earlier attempt cancelled the order and
+        its answer was lost), the order is read back (``GET``): if it is
+        ``CANCELLED`` the call succeeds with that state, built from the order's
+        row (fields only the cancel answer carries, such as ``fee`` and
+        ``account_balance``, are ``None``); otherwise the refusal is raised.
+        The first attempt's refusal is always raised.
 
         Returns:
             The order with ``status`` ``CANCELLED``.
@@ -349,9 +360,31 @@ class OrdersAPI:
 
         Cancellation propagates unchanged; the cancel may still reach the server.
         """
-        oid = path_id("order_id", check_int("order_id", order_id, low=1))
+        number = check_int("order_id", order_id, low=1)
+        oid = path_id("order_id", number)
         async with self._write_lock:
-            return await self._r.request(Order, "DELETE", f"/v1/orders/{oid}")
+            response = await self._r.send(
+                "DELETE", f"/v1/orders/{oid}", done_on_retry=_already_settled
+            )
+        if 200 <= response.status < 300:
+            return self._r.decode(Order, response)
+        row = await self.get(number, source="pending")
+        if row.status is not OrderStatus.CANCELLED:
+            raise from_response(
+                response.status, response.headers, response.content, reason=response.reason
+            )
+        return Order(
+            order_id=row.order_id,
+            status=row.status,
+            order_type=row.order_type,
+            side=row.side,
+            outcome=row.outcome,
+            market_id=row.market_id,
+            price=row.limit_price,
+            quantity=row.quantity,
+            cancelled_reason=row.cancelled_reason,
+            client_order_id=row.client_order_id,
+        )
 
     async def cancel_all(self) -> CancelAllResult:
         """Cancel every resting order of the account (``POST /v1/cancel-all``).

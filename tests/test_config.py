@@ -156,6 +156,21 @@ class TestResolveBaseUrl:
         with pytest.raises(ps.InvalidArgumentError):
             resolve_base_url(url, allow_insecure=True)
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://gw:SECRETPW@127.0.0.1:9",
+            "https://SECRETPW@h.example/api",
+            "https://u:SECRETPW@h.example/v1",
+            "ftp://u:SECRETPW@h.example",
+        ],
+    )
+    def test_credentials_in_the_url_are_refused_without_echoing_them(self, url: str) -> None:
+        # Otherwise the password is quoted in every ConnectError and in repr(client).
+        with pytest.raises(ps.InvalidArgumentError, match="credentials") as info:
+            resolve_base_url(url, allow_insecure=True)
+        assert "SECRETPW" not in str(info.value)
+
 
 def test_mask_key_reveals_at_most_four_characters() -> None:
     masked = mask_key(SECRET)

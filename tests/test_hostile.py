@@ -15,8 +15,10 @@ import contextlib
 import gzip
 import json
 import logging
+import tempfile
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +42,7 @@ def http(status: bytes, body: bytes, *headers: bytes, length: bool = True) -> by
 
 JSON = b"Content-Type: application/json"
 DEEP = b"[" * 3000 + b"]" * 3000
+NEW_KEY_NESTED = b'{"id": 3, "raw_key": "' + TOKEN.encode() + b'", "d": ' + DEEP + b"}"
 TOKEN_BODY = json.dumps({"token": TOKEN, "expires_in": 60}).encode()
 
 #: Answers to sweep: (name, bytes). Where only a careless client would quote them (raw
@@ -53,6 +56,7 @@ ANSWERS: list[tuple[str, bytes]] = [
     ("garbage", http(b"200 OK", b"<html>" + TOKEN.encode() + b"</html>", JSON)),
     ("truncated", http(b"200 OK", b'{"data": [{"trade_id": 1, "tok": "' + TOKEN.encode(), JSON)),
     ("nested 2xx", http(b"200 OK", b'{"x": "' + TOKEN.encode() + b'", "d": ' + DEEP + b"}", JSON)),
+    ("nested new key", http(b"201 Created", NEW_KEY_NESTED)),
     ("nested error", http(b"500 Oops", b'{"error": ' + DEEP + b"}", JSON)),
     ("wrong types", http(b"200 OK", b'{"data": 5, "orders": "x", "balance": [], "token": 7}')),
     ("big numbers", http(b"200 OK", b'{"balance": 1e400, "user_id": 99999999999999999999999}')),
@@ -141,6 +145,12 @@ async def drain(iterator: Any) -> None:
         pass
 
 
+async def export(client: ps.Client) -> None:
+    # The streamed path: status, headers and body chunks read as they arrive.
+    with tempfile.TemporaryDirectory() as directory:
+        await client.account.export_trades_csv(Path(directory) / "t.csv")
+
+
 CALLS: dict[str, Call] = {
     "users.register": lambda c: c.partner.users.register("e", "e@x.io"),
     "users.get": lambda c: c.partner.users.get(1),
@@ -187,6 +197,11 @@ CALLS: dict[str, Call] = {
     "keys.list": lambda c: drain(c.keys.list()),
     "keys.tiers": lambda c: c.keys.tiers(),
     "keys.create": lambda c: c.keys.create("bot"),
+    "keys.rotate": lambda c: c.keys.rotate(3),
+    "keys.rename": lambda c: c.keys.rename(3, name="n"),
+    "keys.delete": lambda c: c.keys.delete(3),
+    "account.reset_api_balance": lambda c: c.account.reset_api_balance(),
+    "account.export_trades_csv": export,
     "wallets.list": lambda c: drain(c.wallets.list()),
     "wallets.get": lambda c: c.wallets.get(7),
     "wallets.create": lambda c: c.wallets.create("lab"),

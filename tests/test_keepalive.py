@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import polysim_async as ps
+from polysim_async._keepalive import KeepAlive
 
 from ._helpers import (
     CallbackResult,
@@ -118,6 +119,20 @@ class TestHeartbeat:
         async with make_client() as client:
             with pytest.raises(ps.ValidationError, match="too small"):
                 await client.orders.heartbeat(1000)
+
+    @pytest.mark.parametrize("expires_at_ms", [10**20, -(10**17), 2**63 - 1, -1])
+    async def test_an_expiry_outside_what_a_datetime_holds_is_a_decode_error(
+        self, mock: Routes, expires_at_ms: int
+    ) -> None:
+        # Before: it decoded, then Heartbeat.expires_at raised OverflowError/OSError/ValueError.
+        mock.post(HEARTBEATS, payload={"ok": True, "expires_at_ms": expires_at_ms})
+        async with make_client() as client:
+            with pytest.raises(ps.DecodeError, match="expires_at_ms"):
+                await client.orders.heartbeat(5000)
+
+    def test_the_latest_expiry_a_datetime_holds_is_accepted(self, mock: Routes) -> None:
+        beat = ps.Heartbeat(expires_at_ms=253_402_300_799_999)
+        assert beat.expires_at.year == 9999
 
     @pytest.mark.parametrize("interval", [0.5, 61, float("nan"), "10", True])
     def test_keepalive_bounds(self, interval: Any) -> None:
@@ -304,6 +319,52 @@ class TestKeepAlive:
 
         assert on_virtual_time(body, script, max_retries=0) == (True, 1)
         assert "on_lapse callback raised" in caplog.text and "callback bug" in caplog.text
+
+    def test_a_stalled_beat_after_a_lapse_is_abandoned_and_sent_again(self) -> None:
+        # Heartbeats arriving during [0.2 s, 2.3 s) hang for a minute (a stalled gateway).
+        # Before: after the lapse at 2 s, the beat sent then waited for the 30 s HTTP
+        # timeout, so the switch stayed down until ~32 s though the server was back at 2.3 s.
+        async def main(loop: VirtualTimeLoop) -> Any:
+            arrivals: list[float] = []
+
+            async def handler(request: ps.Request) -> ps.Response:
+                at = loop.time() - T0
+                arrivals.append(at)
+                if 0.2 < at < 2.3:
+                    await asyncio.sleep(60)
+                expires = int(loop.time() * 1000) + 2000
+                return ps.Response.from_json({"ok": True, "expires_at_ms": expires})
+
+            client = make_client(LoopClock(), rate_limit=None, transport=ps.MockTransport(handler))
+            async with client, client.orders.keepalive(interval=1) as switch:
+                await switch.wait_lapsed()
+                lapsed_at = loop.time() - T0
+                while not switch.alive:  # noqa: ASYNC110 - polls the switch on virtual time
+                    await asyncio.sleep(0.01)
+                return lapsed_at, loop.time() - T0, arrivals
+
+        lapsed_at, alive_at, arrivals = run_virtual(main)
+        assert lapsed_at == pytest.approx(2.0)  # last good beat at 0 s: interval + grace
+        # Each beat after the lapse waits half an interval at most: 2.0 (stalls), 2.5 (ok).
+        assert arrivals == [0.0, 0.5, pytest.approx(2.0), pytest.approx(2.5)]
+        assert alive_at == pytest.approx(2.5, abs=0.02)
+
+    def test_leaving_with_an_unshowable_expiry_never_masks_the_blocks_error(self) -> None:
+        # A Heartbeat built by hand (a custom beat) skips the decode-time range check.
+        async def beat() -> ps.Heartbeat:
+            return ps.Heartbeat(expires_at_ms=10**20)
+
+        async def main(loop: VirtualTimeLoop) -> Any:
+            switch = KeepAlive(beat, interval=10, label="x", clock=LoopClock())
+            with pytest.raises(RuntimeError, match="strategy bug"):
+                async with switch:
+                    raise RuntimeError("strategy bug")
+            return switch
+
+        switch = run_virtual(main)
+        with pytest.raises(ps.HeartbeatLapsedError, match="its last expiry") as info:
+            switch.check()
+        assert info.value.expires_at is None
 
     def test_repr_names_the_state(self) -> None:
         client = make_client()

@@ -86,6 +86,22 @@ class TestSecret:
         assert error.body == b"" and error.__cause__ is None and error.__context__ is None
         assert NEW_SECRET not in str(error) and NEW_SECRET not in repr(error)
 
+    async def test_a_deeply_nested_answer_is_a_decode_error_without_the_key(
+        self, mock: Routes
+    ) -> None:
+        # Before: the key's own decoder let msgspec's RecursionError escape.
+        nested = b"[" * 5000 + b"]" * 5000
+        body = b'{"id": 3, "raw_key": "' + NEW_SECRET.encode() + b'", "extra": ' + nested + b"}"
+        mock.post(KEYS, status=201, body=body)
+        mock.post(url("/v1/keys/3/rotate"), body=body)
+        async with make_client() as client:
+            for call in (lambda: client.keys.create("bot"), lambda: client.keys.rotate(3)):
+                with pytest.raises(ps.DecodeError, match="nested too deeply") as info:
+                    await call()
+                error = info.value
+                assert error.body == b"" and error.__cause__ is None
+                assert error.__context__ is None and NEW_SECRET not in repr(error)
+
 
 class TestCreateAndRotate:
     async def test_create_body(self, mock: Routes) -> None:
@@ -179,6 +195,21 @@ class TestListRenameDelete:
         async with make_client() as client:
             assert await client.keys.delete(1) is None
         assert len(calls(mock, "DELETE")) == 1
+
+    async def test_a_404_to_a_repeated_delete_means_the_lost_attempt_revoked_it(
+        self, mock: Routes
+    ) -> None:
+        mock.delete(url("/v1/keys/1"), exception=ConnectionResetError("answer lost"))
+        mock.delete(url("/v1/keys/1"), status=404, payload=error_body("KEY_NOT_FOUND"))
+        async with make_client() as client:
+            assert await client.keys.delete(1) is None
+        assert len(calls(mock, "DELETE")) == 2
+
+    async def test_a_404_to_the_first_delete_is_raised(self, mock: Routes) -> None:
+        mock.delete(url("/v1/keys/1"), status=404, payload=error_body("KEY_NOT_FOUND"))
+        async with make_client() as client:
+            with pytest.raises(ps.NotFoundError):
+                await client.keys.delete(1)
 
     @pytest.mark.parametrize("bad", [0, "1", None, True])
     async def test_key_ids_are_positive_integers(self, mock: Routes, bad: Any) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+import importlib
 import json
+import pkgutil
+import types
+import typing
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -11,6 +16,7 @@ import msgspec
 import pytest
 
 import polysim_async as ps
+import polysim_async.models
 from polysim_async._codec import decode
 from polysim_async.models import (
     AccountState,
@@ -22,6 +28,7 @@ from polysim_async.models import (
     Trade,
     TradePage,
 )
+from polysim_async.models.common import MoneyStruct, to_decimal
 
 from ._helpers import ACCOUNT_201, ACCOUNT_STATE, EQUITY, USER_201, trade
 
@@ -157,6 +164,117 @@ class TestMoney:
     def test_non_numeric_money_is_a_decode_error(self) -> None:
         with pytest.raises(ps.DecodeError):
             decode(Balance, b'{"balance": "lots"}')
+
+
+def _all_models() -> list[type[msgspec.Struct]]:
+    found: list[type[msgspec.Struct]] = []
+    for info in pkgutil.iter_modules(polysim_async.models.__path__):
+        module = importlib.import_module(f"polysim_async.models.{info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, msgspec.Struct)
+                and value.__module__ == module.__name__
+            ):
+                found.append(value)
+    return found
+
+
+def _is_money(tp: Any) -> bool:
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+    return tp is Decimal or Decimal in args
+
+
+def _sample(tp: Any) -> Any:
+    """A valid wire value of type ``tp`` (the first choice of every union)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _sample(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return _sample(next(a for a in typing.get_args(tp) if a is not type(None)))
+    if origin in (list, tuple, set, frozenset):
+        return []
+    if origin is dict or tp is dict:
+        return {}
+    if origin is typing.Literal:
+        return typing.get_args(tp)[0]
+    simple = {
+        Decimal: "1.5",
+        str: "x",
+        int: 1,
+        float: 1.5,
+        bool: True,
+        datetime: "2026-01-02T03:04:05Z",
+    }
+    if tp in simple:
+        return simple[tp]
+    if tp is Any or tp is msgspec.Raw:
+        return None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return next(iter(tp)).value
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return _sample_struct(tp)
+    raise AssertionError(f"no sample for {tp!r}")
+
+
+def _sample_struct(model: type[msgspec.Struct]) -> dict[str, Any]:
+    config = model.__struct_config__
+    body: dict[str, Any] = {}
+    if isinstance(config.tag_field, str):
+        body[config.tag_field] = config.tag
+    for field in msgspec.structs.fields(model):
+        if field.required:
+            body[field.encode_name] = _sample(field.type)
+    return body
+
+
+MONEY_MODELS = [
+    m for m in _all_models() if any(_is_money(f.type) for f in msgspec.structs.fields(m))
+]
+NOT_MONEY = ["NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "inf", "1e999999", "-1e31", "1e-31"]
+
+
+class TestMoneyIsFinite:
+    """Every money field of every model refuses NaN, infinities and absurd exponents."""
+
+    def test_the_walk_finds_the_money_models(self) -> None:
+        names = {m.__name__ for m in MONEY_MODELS}
+        assert {"AccountState", "Balance", "Me", "Order", "Wallet", "ApiBalanceReset"} <= names
+        assert len(MONEY_MODELS) >= 25
+
+    @pytest.mark.parametrize("model", MONEY_MODELS, ids=lambda m: m.__name__)
+    def test_every_money_field_refuses_non_finite_values(self, model: type[msgspec.Struct]) -> None:
+        assert issubclass(model, MoneyStruct)
+        good = _sample_struct(model)
+        decode(model, dumps(good))  # the sample itself is valid
+        for field in msgspec.structs.fields(model):
+            if not _is_money(field.type):
+                continue
+            assert decode(model, dumps({**good, field.encode_name: "1e30"})) is not None
+            for bad in NOT_MONEY:
+                with pytest.raises(ps.DecodeError, match=field.name):
+                    decode(model, dumps({**good, field.encode_name: bad}))
+
+    def test_a_model_built_by_hand_refuses_them_too(self) -> None:
+        with pytest.raises(ValueError, match="price is not a finite"):
+            ps.Order(order_id=1, status=ps.OrderStatus.PENDING, price=Decimal("NaN"))
+        assert ps.Order(order_id=1, status=ps.OrderStatus.PENDING, price=None).price is None
+
+    @pytest.mark.parametrize("bad", NOT_MONEY)
+    def test_to_decimal_applies_the_same_rule(self, bad: str) -> None:
+        with pytest.raises(ps.DecodeError, match="fee"):
+            to_decimal(bad, "fee")
+        assert to_decimal("-1e30", "fee") == Decimal("-1e30")
+
+    async def test_a_call_answered_with_nan_money_raises_decode_error(self) -> None:
+        # Before: accepted, and the rules engine raised decimal.InvalidOperation on it.
+        def handler(request: ps.Request) -> ps.Response:
+            return ps.Response.from_json({**ACCOUNT_STATE, "equity": "sNaN"})
+
+        transport = ps.MockTransport(handler)
+        async with ps.Client("tk_live_x", base_url="https://x.test", transport=transport) as client:
+            with pytest.raises(ps.DecodeError, match="equity"):
+                await client.partner.accounts.get(ACCOUNT_STATE["account_id"])
 
 
 class TestTimestamps:

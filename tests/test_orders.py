@@ -268,6 +268,47 @@ async def test_cancel_and_cancel_all(mock: Routes) -> None:
     assert sweep["headers"]["X-Confirm-Cancel-All"] == "true"
 
 
+async def test_a_repeated_cancel_refused_as_not_cancellable_succeeds_if_the_order_is_cancelled(
+    mock: Routes,
+) -> None:
+    # The first DELETE cancelled the order but its answer was lost; the repeat is refused.
+    mock.delete(url("/v1/orders/42"), exception=ConnectionResetError("answer lost"))
+    mock.delete(
+        url("/v1/orders/42"), status=400, payload=error_body("ORDER_NOT_CANCELLABLE", "CANCELLED")
+    )
+    mock.get(url("/v1/orders/42"), payload={**ROW, "status": "CANCELLED"})
+    async with make_client() as client:
+        cancelled = await client.orders.cancel(42)
+    assert cancelled.status is ps.OrderStatus.CANCELLED and cancelled.order_id == 42
+    assert cancelled.price == Decimal("0.60") and cancelled.market_id == ROW["market_id"]
+    [(_, read, _)] = calls(mock, "GET")
+    assert "source=pending" in read
+
+
+async def test_a_repeated_cancel_of_an_order_that_filled_meanwhile_is_refused(
+    mock: Routes,
+) -> None:
+    mock.delete(url("/v1/orders/42"), exception=ConnectionResetError("answer lost"))
+    mock.delete(
+        url("/v1/orders/42"), status=400, payload=error_body("ORDER_NOT_CANCELLABLE", "FILLED")
+    )
+    mock.get(url("/v1/orders/42"), payload={**ROW, "status": "FILLED"})
+    async with make_client() as client:
+        with pytest.raises(ps.ValidationError) as info:
+            await client.orders.cancel(42)
+    assert info.value.code == "ORDER_NOT_CANCELLABLE"
+
+
+async def test_a_first_cancel_refused_as_not_cancellable_is_raised_without_a_read(
+    mock: Routes,
+) -> None:
+    mock.delete(url("/v1/orders/42"), status=400, payload=error_body("ORDER_NOT_CANCELLABLE"))
+    async with make_client() as client:
+        with pytest.raises(ps.ValidationError):
+            await client.orders.cancel(42)
+    assert calls(mock, "GET") == []
+
+
 # -- over real sockets ---------------------------------------------------------------------
 
 

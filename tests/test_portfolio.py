@@ -15,7 +15,7 @@ import pytest
 import polysim_async as ps
 from polysim_async._download import save_csv
 
-from ._helpers import Routes, calls, error_body, make_client, url
+from ._helpers import SECRET, Routes, calls, error_body, make_client, url
 from ._trader import params, sent
 
 PORTFOLIO = {
@@ -237,25 +237,36 @@ class TestExports:
             "to": "2026-02-01",
         }
 
-    async def test_a_body_already_in_memory_is_written_in_slices(
-        self, mock: Routes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    async def test_a_refused_first_attempt_is_retried_before_any_byte_is_written(
+        self, mock: Routes, tmp_path: Path
     ) -> None:
-        import polysim_async._download as download
-
-        writes: list[int] = []
-        write = download._write_fully
-
-        def recording(file: Any, data: bytes) -> None:
-            writes.append(len(data))
-            write(file, data)
-
-        monkeypatch.setattr(download, "_SLICE", 4096)
-        monkeypatch.setattr(download, "_write_fully", recording)
-        mock.get(url("/v1/export/trades.csv"), body=CSV)
+        mock.get(url("/v1/export/trades.csv"), status=503, payload=error_body("SERVER_BUSY"))
+        mock.get(url("/v1/export/trades.csv"), body=CSV, content_type="text/csv")
         async with make_client() as client:
-            await client.account.export_trades_csv(tmp_path / "t.csv")
-        assert len(writes) == -(-len(CSV) // 4096) and max(writes) == 4096
-        assert (tmp_path / "t.csv").read_bytes() == CSV
+            saved = await client.account.export_trades_csv(tmp_path / "t.csv")
+        assert saved.size == len(CSV) and (tmp_path / "t.csv").read_bytes() == CSV
+        assert len(calls(mock)) == 2 and files(tmp_path) == [tmp_path / "t.csv"]
+
+    async def test_a_transport_without_stream_gets_the_body_read_whole(
+        self, tmp_path: Path
+    ) -> None:
+        class SendOnly:  # a custom transport predating stream()
+            def __init__(self) -> None:
+                self._mock = ps.MockTransport(lambda request: ps.Response(200, {}, CSV))
+                self.closed = False
+
+            async def send(self, request: ps.Request, timeout: ps.Timeout) -> ps.Response:
+                return await self._mock.send(request, timeout)
+
+            async def websocket(self, request: ps.Request) -> Any:
+                raise AssertionError("not used")
+
+            async def aclose(self) -> None:
+                self.closed = True
+
+        async with ps.Client(SECRET, base_url="https://x.test", transport=SendOnly()) as client:
+            saved = await client.account.export_trades_csv(tmp_path / "t.csv")
+        assert saved.size == len(CSV) and (tmp_path / "t.csv").read_bytes() == CSV
 
     async def test_a_capped_export_says_it_was_truncated(
         self, mock: Routes, tmp_path: Path
@@ -362,3 +373,157 @@ class TestStreamingSeam:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert files(tmp_path) == []
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    handle: Any,
+) -> AsyncIterator[str]:
+    """A TCP server on loopback running ``handle(reader, writer)`` per connection."""
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            await handle(reader, writer)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def until(predicate: Any) -> None:
+    """Wait for a condition the client reaches on its own (bounded only to fail a broken run)."""
+    async with asyncio.timeout(30) if hasattr(asyncio, "timeout") else contextlib.nullcontext():
+        while not predicate():  # noqa: ASYNC110 - polls the file the client writes
+            await asyncio.sleep(0.001)
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n"
+
+
+class TestStreamedToDisk:
+    """Over real sockets: the body reaches the file as it arrives, with no size cap."""
+
+    async def test_each_chunk_is_on_disk_before_the_server_sends_the_next(
+        self, tmp_path: Path
+    ) -> None:
+        chunks = [bytes([65 + i]) * (64 << 10) + b"\n" for i in range(8)]  # 512 KiB
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(HEAD % sum(map(len, chunks)))
+            sent = 0
+            for chunk in chunks[:-1]:
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+                # The next chunk only once this one is in the file: a client that held
+                # the body in memory would never get it.
+                await until(lambda size=sent: size in part_sizes(tmp_path))
+            writer.write(chunks[-1])
+            await writer.drain()
+
+        async with raw_server(handle) as base:
+            # A 1 KiB max_response_size: it bounds decoded answers, not a streamed file.
+            client = ps.Client(SECRET, base_url=base, max_response_size=1024, rate_limit=None)
+            async with client:
+                saved = await client.account.export_trades_csv(tmp_path / "t.csv")
+        assert saved.size == sum(map(len, chunks))
+        assert (tmp_path / "t.csv").read_bytes() == b"".join(chunks)
+        assert files(tmp_path) == [tmp_path / "t.csv"]
+
+    async def test_a_connection_lost_mid_body_is_not_repeated(self, tmp_path: Path) -> None:
+        dest = tmp_path / "t.csv"
+        dest.write_bytes(b"OLD")
+        attempts: list[int] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            attempts.append(1)
+            writer.write(HEAD % 10_000 + b"a,b\n1,2\n")
+            await writer.drain()
+
+        async with (
+            raw_server(handle) as base,
+            ps.Client(SECRET, base_url=base, rate_limit=None) as client,
+        ):
+            with pytest.raises(ps.TransportError):
+                await client.account.export_trades_csv(dest)
+        assert attempts == [1] and dest.read_bytes() == b"OLD" and files(tmp_path) == [dest]
+
+    async def test_cancelling_mid_body_closes_the_connection(self, tmp_path: Path) -> None:
+        closed = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(HEAD % 10_000 + b"a,b\n")
+            await writer.drain()
+            await reader.read()  # returns once the client closes its end
+            closed.set()
+
+        async with (
+            raw_server(handle) as base,
+            ps.Client(SECRET, base_url=base, rate_limit=None) as client,
+        ):
+            task = asyncio.create_task(client.account.export_trades_csv(tmp_path / "t.csv"))
+            await until(lambda: part_sizes(tmp_path) == [4])
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.wait_for(closed.wait(), 30)
+        assert files(tmp_path) == []
+
+
+class TestCancelledExport:
+    """A cancellation at any point leaves the destination as it was and no ``.part`` file.
+
+    Each run cancels after a different number of event-loop steps, from before
+    the task starts to after it finished; the outcome depends on where the
+    cancellation lands, never on timing: either the export was cancelled (the
+    old file is intact) or it had completed (the new file is whole).
+    """
+
+    async def _cancel_after(self, steps: int, export: Any, dest: Path) -> bool:
+        dest.write_bytes(b"OLD")  # noqa: ASYNC240 - a tiny file, before the task starts
+        task = asyncio.create_task(export(dest))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    async def test_through_the_client(self, mock: Routes, tmp_path: Path) -> None:
+        csv = b"order_id,price\n" + b"1,0.5\n" * 400_000  # 2.4 MB: several writes
+        mock.get(url("/v1/export/trades.csv"), body=csv, content_type="text/csv", repeat=True)
+        dest = tmp_path / "t.csv"
+        outcomes = set()
+        async with make_client() as client:
+            for steps in range(60):
+                cancelled = await self._cancel_after(steps, client.account.export_trades_csv, dest)
+                assert dest.read_bytes() == (b"OLD" if cancelled else csv), steps
+                assert files(tmp_path) == [dest], steps
+                outcomes.add(cancelled)
+            # And one left alone completes.
+            await client.account.export_trades_csv(dest)
+        assert dest.read_bytes() == csv
+        assert True in outcomes
+
+    async def test_while_streaming(self, tmp_path: Path) -> None:
+        chunks = [b"a,b\n"] + [b"1,2\n" * 5000] * 20
+        dest = tmp_path / "t.csv"
+
+        async def export(path: Path) -> ps.CsvExport:
+            fake = FakeStreamingRequester(chunks, tmp_path)
+            return await save_csv(fake, "/x.csv", path, {})  # type: ignore[arg-type]
+
+        outcomes = set()
+        for steps in range(0, 120, 3):
+            cancelled = await self._cancel_after(steps, export, dest)
+            assert dest.read_bytes() == (b"OLD" if cancelled else b"".join(chunks)), steps
+            assert files(tmp_path) == [dest], steps
+            outcomes.add(cancelled)
+        assert True in outcomes

@@ -54,6 +54,21 @@ async def pending_ids(client: ps.Client) -> list[int]:
 
 
 # -- identity and keys ---------------------------------------------------------------------
+async def test_a_cancel_and_a_key_delete_whose_answers_were_lost_succeed(
+    sb: Sandbox, client: ps.Client
+) -> None:
+    order = await client.orders.place(**limit(sb, "0.05"))
+    sb.abort_next(f"/v1/orders/{order.order_id}", after=True, method="DELETE")
+    cancelled = await client.orders.cancel(order.order_id)
+    assert cancelled.status is ps.OrderStatus.CANCELLED and cancelled.order_id == order.order_id
+    assert await pending_ids(client) == []
+
+    key = await client.keys.create("spare")
+    sb.abort_next(f"/v1/keys/{key.id}", after=True, method="DELETE")
+    assert await client.keys.delete(key.id) is None
+    assert [k.is_active async for k in client.keys.list() if k.id == key.id] == [False]
+
+
 async def test_me_and_the_tier_table(sb: Sandbox, client: ps.Client) -> None:
     me = await client.me()
     assert (me.user_id, me.tier, me.balance) == (sb.user_id, "pro", Decimal("10000.00"))

@@ -292,3 +292,44 @@ def test_messages_name_the_exception_never_its_text() -> None:
     assert _translate(aiohttp.InvalidURL("bad://?token=tok-SECRET"), "x", "y").args == (
         "invalid URL for x",
     )
+
+
+class TestRequestRepr:
+    def test_the_key_and_the_token_are_masked(self) -> None:
+        request = Request(
+            "GET",
+            "/v1/ws/executions",
+            {"token": "tok-SECRET", "cursor": "c1"},
+            b"{}",
+            {"X-API-Key": SECRET, "authorization": "Bearer " + SECRET, "Accept": "text/csv"},
+            websocket=True,
+        )
+        shown = repr(request)
+        assert SECRET not in shown and "tok-SECRET" not in shown
+        assert "'X-API-Key': '***'" in shown and "'authorization': '***'" in shown
+        assert "'token': '***'" in shown and "'cursor': 'c1'" in shown
+        assert "'Accept': 'text/csv'" in shown and "websocket=True" in shown
+        # Only the repr is masked: the transport still sends the real values.
+        assert request.headers["X-API-Key"] == SECRET
+
+    @pytest.mark.parametrize("api_key", [SECRET, "tk_live_" + "f" * 40])
+    async def test_a_traceback_rendered_with_locals_does_not_show_the_key(
+        self, api_key: str
+    ) -> None:
+        # pytest -l and Sentry render every frame's locals; Requester.send held the
+        # headers (and the request) as locals.
+        def refuse(request: ps.Request) -> ps.Response:
+            raise ps.ConnectError("refused")
+
+        transport = ps.MockTransport(refuse)
+        client = ps.Client(api_key, base_url="https://x.test", transport=transport, max_retries=0)
+        async with client:
+            with pytest.raises(ps.ConnectError) as info:
+                await client.account.balance()
+        error = info.value
+        assert error.__traceback__ is not None
+        frames = error.__traceback__.tb_next  # not this test's own frame: its locals hold the key
+        rendered = traceback.TracebackException(type(error), error, frames, capture_locals=True)
+        text = "".join(rendered.format())
+        assert "Requester.send" in text or "in send" in text  # the library's frames are there
+        assert api_key not in text

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
-
-from .common import Money, Side, Traced, UTCDateTime
+from .common import Money, MoneyStruct, Side, Traced, UTCDateTime
 
 __all__ = ["Balance", "EquityPoint", "HistoryPage", "HistoryRow", "Position"]
 
 
-class EquityPoint(msgspec.Struct, kw_only=True, frozen=True):
+class EquityPoint(MoneyStruct, kw_only=True, frozen=True):
     """One hourly equity snapshot; ``pnl`` is relative to the wallet's starting balance."""
 
     timestamp: UTCDateTime
@@ -32,7 +30,7 @@ class Balance(Traced, kw_only=True, frozen=True):
     total_value: Money | None = None
 
 
-class Position(msgspec.Struct, kw_only=True, frozen=True):
+class Position(MoneyStruct, kw_only=True, frozen=True):
     """One position row (``GET /v1/account/positions``); mark fields are null without a price."""
 
     id: int
@@ -47,7 +45,7 @@ class Position(msgspec.Struct, kw_only=True, frozen=True):
     market_question: str | None = None
 
 
-class HistoryRow(msgspec.Struct, kw_only=True, frozen=True):
+class HistoryRow(MoneyStruct, kw_only=True, frozen=True):
     """One filled order from ``GET /v1/account/history`` (newest ``filled_at`` first).
 
     ``status`` is always ``FILLED``; ``price_source`` is a diagnostic label, not an enum.

@@ -14,7 +14,7 @@ from typing import Union
 
 import msgspec
 
-from .common import Money, Side, UTCDateTime
+from .common import Money, MoneyStruct, Side, UTCDateTime
 
 __all__ = [
     "ConnectedFrame",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class Fill(msgspec.Struct, kw_only=True, frozen=True):
+class Fill(MoneyStruct, kw_only=True, frozen=True):
     """One fill of one of the key owner's orders, however the server framed it."""
 
     order_id: int
@@ -42,7 +42,7 @@ class Fill(msgspec.Struct, kw_only=True, frozen=True):
     filled_at: UTCDateTime
 
 
-class ExecutionData(msgspec.Struct, kw_only=True, frozen=True):
+class ExecutionData(MoneyStruct, kw_only=True, frozen=True):
     """The fields of a fill, as a ``fill`` frame carries them (or ``execution``'s ``data``)."""
 
     order_id: int
@@ -60,7 +60,7 @@ class FillFrame(ExecutionData, kw_only=True, frozen=True, tag="fill", tag_field=
     """The current flat fill frame: ``{"type": "fill", "order_id": 42, ...}``."""
 
 
-class ExecutionFrame(msgspec.Struct, kw_only=True, frozen=True, tag="execution", tag_field="type"):
+class ExecutionFrame(MoneyStruct, kw_only=True, frozen=True, tag="execution", tag_field="type"):
     """The older ``execution`` frame: the fill nested in ``data``, or flat (asyncapi).
 
     The flat form carries ``status`` (``FILLED``/``PARTIALLY_FILLED``), ``timestamp``

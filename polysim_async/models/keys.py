@@ -13,7 +13,7 @@ import hmac
 
 import msgspec
 
-from .common import Money, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime
 
 __all__ = ["ApiKey", "Me", "NewApiKey", "Secret", "TierLimits"]
 
@@ -48,7 +48,7 @@ class Secret:
         return hash(self._value)
 
 
-class Me(msgspec.Struct, kw_only=True, frozen=True):
+class Me(MoneyStruct, kw_only=True, frozen=True):
     """``GET /v1/me``: the key owner's profile, tier and the calling key's permissions."""
 
     user_id: int

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import msgspec
 
-from .common import Money, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime
 
 __all__ = [
     "BookLevel",
@@ -46,7 +46,7 @@ class CandleInterval(str, enum.Enum):
     MAX = "max"
 
 
-class OutcomePrice(msgspec.Struct, kw_only=True, frozen=True):
+class OutcomePrice(MoneyStruct, kw_only=True, frozen=True):
     """One outcome's price: ``{label, price, token_id}``."""
 
     label: str
@@ -54,7 +54,7 @@ class OutcomePrice(msgspec.Struct, kw_only=True, frozen=True):
     token_id: str | None = None
 
 
-class LivePrice(msgspec.Struct, kw_only=True, frozen=True):
+class LivePrice(MoneyStruct, kw_only=True, frozen=True):
     """A market's real-time snapshot inside a market row.
 
     ``buy`` is the first (Yes) outcome's price, ``sell`` the second's; ``volume``
@@ -68,7 +68,7 @@ class LivePrice(msgspec.Struct, kw_only=True, frozen=True):
     updated_at: UTCDateTime | None = None
 
 
-class Market(msgspec.Struct, kw_only=True, frozen=True):
+class Market(MoneyStruct, kw_only=True, frozen=True):
     """One market as listed by ``GET /v1/markets`` (volume-ordered by the server).
 
     ``clob_token_ids`` is ordered ``[yes_id, no_id]``. ``None`` on a display field
@@ -91,7 +91,7 @@ class Market(msgspec.Struct, kw_only=True, frozen=True):
     live_price: LivePrice | None = None
 
 
-class MarketToken(msgspec.Struct, kw_only=True, frozen=True):
+class MarketToken(MoneyStruct, kw_only=True, frozen=True):
     """One outcome token of a market detail (the Polymarket ``tokens[]`` shape).
 
     ``price`` arrives as a JSON number; it is read exactly into a Decimal.
@@ -104,14 +104,14 @@ class MarketToken(msgspec.Struct, kw_only=True, frozen=True):
     winner: bool = False
 
 
-class BookLevel(msgspec.Struct, kw_only=True, frozen=True):
+class BookLevel(MoneyStruct, kw_only=True, frozen=True):
     """One price level of a book side."""
 
     price: Money
     size: Money
 
 
-class OrderBook(msgspec.Struct, kw_only=True, frozen=True):
+class OrderBook(MoneyStruct, kw_only=True, frozen=True):
     """An L2 order-book snapshot (``OrderBookSnapshot``).
 
     As on Polymarket's wire, the best level is the *last* entry of each side
@@ -201,7 +201,7 @@ class TokenMarket(msgspec.Struct, kw_only=True, frozen=True):
     outcome: str | None = None
 
 
-class Candle(msgspec.Struct, kw_only=True, frozen=True):
+class Candle(MoneyStruct, kw_only=True, frozen=True):
     """One OHLCV bucket of ``GET /v1/markets/{condition_id}/candles``.
 
     Prices come from Polymarket's hourly ticks; ``volume`` counts only your own
@@ -221,7 +221,7 @@ class Candle(msgspec.Struct, kw_only=True, frozen=True):
         return datetime.fromtimestamp(self.timestamp, timezone.utc)
 
 
-class MarketPrice(msgspec.Struct, kw_only=True, frozen=True):
+class MarketPrice(MoneyStruct, kw_only=True, frozen=True):
     """One row of ``POST /v1/prices/batch``.
 
     A market without a cached price comes back with only ``condition_id``: every

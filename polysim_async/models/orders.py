@@ -9,7 +9,7 @@ import enum
 
 import msgspec
 
-from .common import Money, Side, Traced, UTCDateTime
+from .common import Money, MoneyStruct, Side, Traced, UTCDateTime
 
 __all__ = [
     "CancelAllResult",
@@ -53,7 +53,7 @@ class OrderStatus(str, enum.Enum):
     ERROR = "ERROR"
 
 
-class PlaceOrderRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class PlaceOrderRequest(MoneyStruct, kw_only=True, frozen=True, omit_defaults=True):
     """Body of ``POST /v1/orders``: exactly one of ``quantity`` or ``amount``."""
 
     market_id: str
@@ -69,7 +69,7 @@ class PlaceOrderRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults
     post_only: bool | None = None
 
 
-class OrderPosition(msgspec.Struct, kw_only=True, frozen=True):
+class OrderPosition(MoneyStruct, kw_only=True, frozen=True):
     """The position an order left behind."""
 
     market_id: str

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from .._errors import DecodeError
-from .common import AccountStatus, Money, Side, Stage, Traced, UTCDateTime, to_decimal
+from .common import AccountStatus, Money, MoneyStruct, Side, Stage, Traced, UTCDateTime, to_decimal
 
 __all__ = [
     "AccountState",
@@ -165,6 +165,7 @@ class PartnerAccount(Traced, kw_only=True, frozen=True):
     metadata: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_rules(self.raw_rules)
 
     @property
@@ -173,7 +174,7 @@ class PartnerAccount(Traced, kw_only=True, frozen=True):
         return _rules(self.raw_rules)
 
 
-class OpenPosition(msgspec.Struct, kw_only=True, frozen=True):
+class OpenPosition(MoneyStruct, kw_only=True, frozen=True):
     """One open position of an account, marked to market."""
 
     market_id: str
@@ -207,6 +208,7 @@ class AccountState(Traced, kw_only=True, frozen=True):
     updated_at: UTCDateTime | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_rules(self.raw_rules)
 
     @property
@@ -293,7 +295,7 @@ class LoginLinkRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=
     redirect_url: str | None = None
 
 
-class CreateAccountRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class CreateAccountRequest(MoneyStruct, kw_only=True, frozen=True, omit_defaults=True):
     """Body of ``POST /v1/partner/accounts``."""
 
     user_id: int

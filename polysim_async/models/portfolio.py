@@ -11,7 +11,7 @@ from decimal import Decimal
 import msgspec
 
 from .account import Balance, Position
-from .common import Money, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime
 
 __all__ = ["ApiBalanceReset", "Portfolio", "Settlement", "SettlementPage"]
 
@@ -41,7 +41,7 @@ class Portfolio(msgspec.Struct, kw_only=True, frozen=True):
         return value if value.is_finite() else None
 
 
-class Settlement(msgspec.Struct, kw_only=True, frozen=True):
+class Settlement(MoneyStruct, kw_only=True, frozen=True):
     """One position closed by a market's resolution (``GET /v1/account/settlements``).
 
     ``result`` is one of ``won``, ``lost``, ``split``, ``expired``, ``partial``,
@@ -70,7 +70,7 @@ class SettlementPage(msgspec.Struct, kw_only=True, frozen=True):
     next_cursor: str | None = None
 
 
-class ApiBalanceReset(msgspec.Struct, kw_only=True, frozen=True):
+class ApiBalanceReset(MoneyStruct, kw_only=True, frozen=True):
     """``POST /v1/account/reset-api-balance``: the API wallet is back at its tier baseline.
 
     Open API positions were force-closed (``CLOSED_BY_RESET``); ``cooldown_days``

@@ -18,7 +18,7 @@ from typing import Literal, TypeAlias
 
 import msgspec
 
-from .common import Money, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime
 from .executions import _NOT_JSON, ConnectedFrame, FrameError, PongFrame, _frame_type, _why
 from .markets import OutcomePrice
 
@@ -37,14 +37,14 @@ __all__ = [
 MAX_PRICE_SUBSCRIPTIONS = 50
 
 
-class TokenPrice(msgspec.Struct, kw_only=True, frozen=True):
+class TokenPrice(MoneyStruct, kw_only=True, frozen=True):
     """One entry of a tick's ``tokens`` index (keyed by token id)."""
 
     label: str | None = None
     price: Money | None = None
 
 
-class PriceTick(msgspec.Struct, kw_only=True, frozen=True, tag="price", tag_field="type"):
+class PriceTick(MoneyStruct, kw_only=True, frozen=True, tag="price", tag_field="type"):
     """One price update for a subscribed market (flat, never nested under ``data``).
 
     ``buy``/``sell`` are the first and second outcome's prices; ``best_bid``,

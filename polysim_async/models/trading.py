@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Annotated
 
 import msgspec
 
 from .orders import Order, OrderStatus
 
 __all__ = ["BatchResult", "Heartbeat"]
+
+# 9999-12-31T23:59:59.999Z, the last instant a datetime holds: an expiry outside
+# 0..this cannot be shown, so it is refused at decode time (a DecodeError).
+_MAX_EPOCH_MS = 253_402_300_799_999
 
 _FAILED = frozenset({OrderStatus.REJECTED, OrderStatus.ERROR})
 
@@ -43,10 +48,12 @@ class Heartbeat(msgspec.Struct, kw_only=True, frozen=True):
     ``expires_at_ms`` (a JSON integer, epoch milliseconds) is the last beat plus
     ``interval_ms`` plus a grace of ``max(1 s, interval / 4)``. If no beat
     arrives by then, the server cancels every pending order of the account.
+    An answer whose ``expires_at_ms`` lies outside 1970..9999 is refused as a
+    :class:`~polysim_async.DecodeError`.
     """
 
     ok: bool = True
-    expires_at_ms: int
+    expires_at_ms: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH_MS)]
 
     @property
     def expires_at(self) -> datetime:

@@ -11,7 +11,7 @@ import enum
 
 import msgspec
 
-from .common import Money, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime
 
 __all__ = ["Wallet", "WalletAccount", "WalletKind", "WalletManager"]
 
@@ -41,7 +41,7 @@ class WalletAccount(msgspec.Struct, kw_only=True, frozen=True):
     status: str | None = None
 
 
-class Wallet(msgspec.Struct, kw_only=True, frozen=True):
+class Wallet(MoneyStruct, kw_only=True, frozen=True):
     """One wallet of the key's owner.
 
     A reset archives the wallet and creates the next ``generation`` of the same

@@ -7,8 +7,8 @@ a :class:`Verdict`. The README's "Challenge rules" section defines every rule.
 """
 
 from ._days import DayClock
-from ._evaluator import Evaluator, FillLike, PositionLike, evaluate, sample_of
-from ._ruleset import DEFAULT_WARN_AT_PCT, RULE_NAMES, RuleSet
+from ._evaluator import MAX_AMOUNT, Evaluator, FillLike, PositionLike, evaluate, sample_of
+from ._ruleset import DEFAULT_WARN_AT_PCT, MAX_DAYS, MAX_PCT, RULE_NAMES, RuleSet
 from ._verdict import (
     Breach,
     EvaluatorState,
@@ -23,6 +23,9 @@ from ._verdict import (
 
 __all__ = [
     "DEFAULT_WARN_AT_PCT",
+    "MAX_AMOUNT",
+    "MAX_DAYS",
+    "MAX_PCT",
     "RULE_NAMES",
     "Breach",
     "DayClock",

@@ -15,19 +15,35 @@ fall-back change repeats resolves to its first occurrence.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .._errors import InvalidArgumentError
 
 __all__ = ["DayClock", "parse_day_start", "zone_of"]
 
 _ONE_DAY = timedelta(days=1)
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*")
+#: Names a zone database may hold whose meaning depends on the machine: the local
+#: zone ("localtime", "Factory"), POSIX-rule defaults and the leap-second variants.
+_MACHINE_DEPENDENT = frozenset({"localtime", "Factory", "posixrules"})
+_MACHINE_DEPENDENT_DIRS = frozenset({"posix", "right", "SystemV"})
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 @functools.lru_cache(maxsize=256)
 def zone_of(name: str) -> tzinfo:
     """Return the time zone named ``name`` (an IANA name such as ``Europe/Prague``).
+
+    Only names that mean the same on every machine are accepted: spelled exactly
+    as in the IANA database (case included), never the machine's own zone
+    (``localtime``, ``Factory``) nor the database's ``posix/`` and ``right/``
+    (leap-second) variants.
 
     Raises:
         InvalidArgumentError: no such zone in the time-zone database (on Windows,
@@ -35,23 +51,39 @@ def zone_of(name: str) -> tzinfo:
     """
     if name == "UTC":
         return timezone.utc
+    if (
+        not _ZONE_NAME.fullmatch(name)
+        or name in _MACHINE_DEPENDENT
+        or name.split("/", 1)[0] in _MACHINE_DEPENDENT_DIRS
+    ):
+        raise InvalidArgumentError(
+            f"day_time_zone {name!r} is not an IANA time zone name that means the same "
+            "on every machine (e.g. 'Europe/Prague'; never 'localtime')"
+        )
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidArgumentError(
             f"day_time_zone {name!r} is not an IANA time zone name "
             "(on a machine without a zone database, `pip install tzdata`)"
         ) from exc
+    if name not in _known_zones():
+        # Found only through a case-insensitive file system ('europe/prague').
+        raise InvalidArgumentError(
+            f"day_time_zone {name!r} is not an IANA time zone name (spell it exactly, "
+            "e.g. 'Europe/Prague')"
+        )
+    return zone
 
 
 def parse_day_start(text: str) -> time:
-    """Parse ``"HH:MM"`` (24-hour) into a :class:`~datetime.time`.
+    """Parse ``"HH:MM"`` (24-hour, ASCII digits) into a :class:`~datetime.time`.
 
     Raises:
         InvalidArgumentError: not ``HH:MM`` with ``00 <= HH <= 23`` and ``00 <= MM <= 59``.
     """
     parts = text.split(":") if isinstance(text, str) else []
-    if len(parts) != 2 or not all(len(p) == 2 and p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(len(p) == 2 and p.isascii() and p.isdigit() for p in parts):
         raise InvalidArgumentError(f"day_start_time must be 'HH:MM', got {text!r}")
     hour, minute = int(parts[0]), int(parts[1])
     if hour > 23 or minute > 59:

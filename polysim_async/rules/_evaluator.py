@@ -24,7 +24,7 @@ own day and book, but time-driven checks (inactivity) never run backwards.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -46,11 +46,13 @@ from ._verdict import (
     ensure_aware,
 )
 
-__all__ = ["Evaluator", "FillLike", "PositionLike", "evaluate", "sample_of"]
+__all__ = ["MAX_AMOUNT", "Evaluator", "FillLike", "PositionLike", "evaluate", "sample_of"]
 
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 _INFINITY = Decimal("Infinity")
+_MIN_START = Decimal("0.01")
+_SIDES = ("BUY", "SELL")
 
 
 class FillLike(Protocol):
@@ -86,10 +88,19 @@ class PositionLike(Protocol):
     def avg_entry_price(self) -> Decimal: ...
 
 
-def _money(name: str, value: object) -> Decimal:
-    if isinstance(value, Decimal):
+#: The largest amount (money, price, quantity) the evaluator takes, in magnitude.
+MAX_AMOUNT = Decimal(10) ** 15
+
+
+def _money(name: str, value: object, *, low: Decimal = -MAX_AMOUNT) -> Decimal:
+    """``value`` as an exact amount in ``[low, MAX_AMOUNT]``.
+
+    Raises:
+        InvalidArgumentError: a float, bool, non-number, NaN, infinity or out of range.
+    """
+    if type(value) is Decimal:
         amount = value
-    elif isinstance(value, (int, str)) and not isinstance(value, bool):
+    elif isinstance(value, (int, str, Decimal)) and not isinstance(value, bool):
         try:
             amount = Decimal(value)
         except ArithmeticError:
@@ -99,8 +110,18 @@ def _money(name: str, value: object) -> Decimal:
             f"{name} must be a Decimal, int or decimal string (never float), got {value!r}"
         )
     if not amount.is_finite():
-        raise InvalidArgumentError(f"{name} must be finite, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a finite amount, got {value!r}")
+    if not low <= amount <= MAX_AMOUNT:
+        raise InvalidArgumentError(
+            f"{name} must be at least {low} and at most {MAX_AMOUNT}, got {value!r}"
+        )
     return amount
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 def _pct_of(base: Decimal, pct: Decimal | None) -> Decimal | None:
@@ -178,9 +199,7 @@ class Evaluator:
                 f"rules must be a RuleSet (RuleSet.from_wire(...) reads a stored one), "
                 f"got {type(rules).__name__}"
             )
-        start = _money("starting_balance", starting_balance)
-        if start <= 0:
-            raise InvalidArgumentError(f"starting_balance must be positive, got {start}")
+        start = _money("starting_balance", starting_balance, low=_MIN_START)
         opened = ensure_aware(opened_at, "opened_at")
         self._setup(rules, start, opened)
         day = self._days.day_of(opened)
@@ -340,12 +359,42 @@ class Evaluator:
         """Count one fill: its day, its realised profit, and the position book.
 
         A fill before ``opened_at`` (an earlier attempt of an account that was
-        reset: the feed keeps the whole history) is ignored.
+        reset: the feed keeps the whole history) is ignored. Every field is
+        checked before anything is counted: a refused fill leaves the evaluator
+        exactly as it was (``state`` unchanged).
 
         Raises:
-            TypeError: ``filled_at`` is naive (the library's fills never are).
+            InvalidArgumentError: ``filled_at`` naive; ``side`` not ``"BUY"`` or
+                ``"SELL"``; ``market_id`` or ``outcome`` not a string; ``price``
+                (0 to 10**15), ``quantity`` (positive, at most 10**15) or
+                ``realized_pnl`` (at most 10**15 either way) not a finite
+                ``Decimal``, ``int`` or decimal string.
         """
+        # Checked before anything is counted; the common case (a decoded Trade) is
+        # told apart with type checks alone, the rest goes through the full checks.
         at = fill.filled_at
+        if at.__class__ is not datetime or at.tzinfo is not timezone.utc:
+            at = ensure_aware(at, "filled_at")
+        market = fill.market_id
+        if market.__class__ is not str:
+            market = _text("market_id", market)
+        outcome = fill.outcome
+        if outcome.__class__ is not str:
+            outcome = _text("outcome", outcome)
+        side = fill.side
+        if side not in _SIDES:
+            raise InvalidArgumentError(f"side must be 'BUY' or 'SELL', got {side!r}")
+        price = fill.price
+        if price.__class__ is not Decimal or not price.is_finite() or not 0 <= price <= MAX_AMOUNT:
+            price = _money("price", price, low=_ZERO)
+        qty = fill.quantity
+        if qty.__class__ is not Decimal or not qty.is_finite() or not 0 < qty <= MAX_AMOUNT:
+            qty = _money("quantity", qty)
+            if qty <= 0:
+                raise InvalidArgumentError(f"quantity must be positive, got {fill.quantity!r}")
+        pnl = getattr(fill, "realized_pnl", None)
+        if pnl is not None:
+            pnl = _money("realized_pnl", pnl)
         if at < self._opened:
             return
         if at > self._clock:
@@ -354,14 +403,13 @@ class Evaluator:
         last = self._last_fill_at
         if last is None or at > last:
             self._last_fill_at = at
-        pnl = getattr(fill, "realized_pnl", None)
         day = self._days.day_of(at)
         old = self._day_profits.get(day)
         if old is None or pnl:
             self._add_profit(day, old, _ZERO if pnl is None else pnl)
         as_of = self._book_as_of
         if as_of is None or at > as_of:
-            self._book_fill(fill, at)
+            self._book_fill(at, market, outcome, side == "BUY", price, qty)
         if self._target_hit and not self._done:
             self._check_pass(at)
 
@@ -385,15 +433,18 @@ class Evaluator:
             positions: the server's open positions at ``at``, e.g. an account
                 state's ``open_positions``; replaces the book kept from fills.
 
+        Every argument is checked before anything is counted: a refused sample
+        leaves the evaluator exactly as it was (``state`` unchanged).
+
         Raises:
             InvalidArgumentError: ``at`` is naive, before the opening or before the
-                previous sample; an amount is a float or not a number.
+                previous sample; an amount (``balance``, ``equity``, a position's
+                quantity and cost) is a float, not a number, NaN, infinite, beyond
+                10**15 in magnitude, or (for a position) negative.
         """
         at = ensure_aware(at, "at")
-        if type(balance) is not Decimal:
-            balance = _money("balance", balance)
-        if type(equity) is not Decimal:
-            equity = _money("equity", equity)
+        balance = _money("balance", balance)
+        equity = _money("equity", equity)
         previous = self._last_sample_at if self._last_sample_at is not None else self._opened
         if at < previous:
             what = "the previous sample" if self._last_sample_at is not None else "the opening"
@@ -476,7 +527,13 @@ class Evaluator:
         """Return the verdict at ``now``.
 
         ``now`` also moves the evaluator's time forward (never back): a deadline
-        it passes (inactivity) is judged, final like any breach.
+        it passes (inactivity, the end of a daily-loss pause) is judged, final
+        like any decision. So ``now`` must be an instant up to which every fill
+        has been given: with a fill feed that lags, pass the watermark the feed
+        is known complete up to (the newest ``filled_at`` delivered, or the
+        instant the feed last caught up), not the wall clock: a fill given after
+        a verdict whose ``now`` lies past its ``filled_at`` cannot undo an
+        inactivity failure that verdict already judged.
 
         Raises:
             InvalidArgumentError: ``now`` is naive.
@@ -547,6 +604,8 @@ class Evaluator:
             if rules.consistency_action == "gate" and self._consistency_violated(share):
                 gates.append("consistency")
         paused = self._paused_until
+        if status == "in_progress" and paused is not None and clock < paused:
+            gates.append("daily_loss")
         last_sample = self._last_sample_at if self._last_sample_at is not None else self._opened
         metrics = Metrics(
             balance=self._balance,
@@ -592,16 +651,32 @@ class Evaluator:
     # -- internals -----------------------------------------------------------------
 
     def _advance(self, at: datetime) -> None:
-        """Move time forward to ``at``: the inactivity deadline is judged on the way."""
-        self._clock = at
+        """Move time forward to ``at``, judging on the way what time alone decides.
+
+        That is the inactivity deadline, and the end of a daily-loss pause that held
+        back a pass: the account passes at that day start on its last sampled
+        values (unless the deadline came first).
+        """
+        before, self._clock = self._clock, at
+        if self._done:
+            return
+        deadline = None
         lb = self._deadline_lb
-        if lb is not None and at >= lb and not self._done:
+        if lb is not None and at >= lb:
             deadline = self._inactivity_deadline()
             assert deadline is not None
             self._deadline_lb = deadline
-            if at >= deadline:
-                n = Decimal(self._rules.inactivity_days or 0)
-                self._fail([Breach(rule="inactivity", at=deadline, value=n, limit=n)])
+        pause_end = self._paused_until
+        if (
+            pause_end is not None
+            and self._target_hit
+            and before < pause_end <= at
+            and (deadline is None or pause_end < deadline)
+        ):
+            self._check_pass(pause_end)
+        if deadline is not None and at >= deadline and not self._done:
+            n = Decimal(self._rules.inactivity_days or 0)
+            self._fail([Breach(rule="inactivity", at=deadline, value=n, limit=n)])
 
     def _last_activity(self) -> datetime:
         last = self._last_fill_at
@@ -662,6 +737,9 @@ class Evaluator:
         rules = self._rules
         if not self._target_hit:
             return
+        paused = self._paused_until
+        if paused is not None and at < paused:
+            return  # a paused day cannot end in a pass: from the next day start on
         if rules.min_trading_days and self._qualifying < rules.min_trading_days:
             return
         share = self._share()
@@ -677,16 +755,15 @@ class Evaluator:
         self._passed_at = at
         self._done = True
 
-    def _book_fill(self, fill: FillLike, at: datetime) -> None:
-        market = fill.market_id
+    def _book_fill(
+        self, at: datetime, market: str, outcome: str, buy: bool, price: Decimal, qty: Decimal
+    ) -> None:
         outcomes = self._book.get(market)
         if outcomes is None:
             outcomes = self._book[market] = {}
-        outcome = fill.outcome
-        qty = fill.quantity
         held = outcomes.get(outcome)
-        if fill.side == "BUY":
-            cost = fill.price * qty
+        if buy:
+            cost = price * qty
             if held is None:
                 outcomes[outcome] = [qty, cost]
             else:
@@ -725,13 +802,15 @@ class Evaluator:
     ) -> dict[str, dict[str, list[Decimal]]]:
         book: dict[str, dict[str, list[Decimal]]] = {}
         for p in positions:
+            market = _text("position market_id", p.market_id)
+            outcome = _text("position outcome", p.outcome)
+            qty = _money("position quantity", p.quantity, low=_ZERO)
             if isinstance(p, PositionCost):
-                qty, cost = p.quantity, p.cost
+                cost = _money("position cost", p.cost, low=_ZERO)
             else:
-                qty = p.quantity
-                cost = qty * p.avg_entry_price
+                cost = qty * _money("position avg_entry_price", p.avg_entry_price, low=_ZERO)
             if qty > 0:
-                book.setdefault(p.market_id, {})[p.outcome] = [qty, cost]
+                book.setdefault(market, {})[outcome] = [qty, cost]
         return book
 
     def _largest_position(self) -> tuple[str | None, Decimal]:

@@ -20,7 +20,7 @@ import msgspec
 from .._errors import InvalidArgumentError
 from ._days import parse_day_start, zone_of
 
-__all__ = ["DEFAULT_WARN_AT_PCT", "RULE_NAMES", "RuleSet"]
+__all__ = ["DEFAULT_WARN_AT_PCT", "MAX_DAYS", "MAX_PCT", "RULE_NAMES", "RuleSet"]
 
 #: The share of a limit (in percent) from which a verdict warns.
 DEFAULT_WARN_AT_PCT = Decimal(80)
@@ -60,7 +60,7 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
         daily_loss_reference: the day's reference, taken by the day's first sample:
             ``"balance"`` (default), ``"equity"`` or ``"higher"`` (the higher of the two).
         daily_loss_action: ``"breach"`` (default: fails the account) or ``"pause"``
-            (blocks the rest of the day).
+            (blocks the rest of the day: that day never ends in a pass).
         day_start_time: local ``"HH:MM"`` at which every day starts (default ``"00:00"``).
         day_time_zone: IANA zone of the day boundary (default ``"UTC"``).
         min_trading_days: distinct days with a fill needed before a pass.
@@ -77,10 +77,23 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
             (``>=``); ``False``: only beyond it (``>``).
         warn_at_pct: a verdict warns once this share of a limit is used (default 80).
         extra: keys of the stored ``rules`` object this library does not know,
-            written back unchanged by :meth:`to_wire`.
+            written back by :meth:`to_wire`. Held as plain JSON values: whole
+            numbers as ``int``, other numbers as ``float`` when that float is the
+            same number (any number of up to 15 significant digits), so they stay
+            JSON numbers through ``msgspec.json`` (an :class:`EvaluatorState` saved
+            and restored compares equal); a longer number stays a ``Decimal``
+            (exact, but ``msgspec.json.encode`` writes it as a string).
+
+    Ranges: ``max_drawdown_pct``, ``daily_loss_pct`` and ``consistency_pct`` from
+    0.000001 to 100; ``profit_target_pct`` and ``max_position_pct`` from 0.000001 to
+    :data:`MAX_PCT`; ``min_trading_day_profit_pct`` and ``warn_at_pct`` from 0 to
+    100; day counts from 1 to :data:`MAX_DAYS`. A parameter that only shapes a rule
+    (a mode, basis, action or lock) is refused unless its rule is set, and
+    ``max_drawdown_lock_at_start`` needs a trailing mode.
 
     Raises:
-        InvalidArgumentError: a parameter out of range or of the wrong type.
+        InvalidArgumentError: a parameter out of range, of the wrong type, or one
+            that cannot take effect; the message names the parameter.
     """
 
     profit_target_pct: Decimal | None = None
@@ -111,9 +124,10 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
             if value is None:
                 continue
             pct = _to_pct(name, value)
-            if pct < low or (high is not None and pct > high):
-                upper = "" if high is None else f" and at most {high}"
-                raise InvalidArgumentError(f"{name} must be at least {low}{upper}, got {value!r}")
+            if not low <= pct <= high:
+                raise InvalidArgumentError(
+                    f"{name} must be at least {low} and at most {high}, got {value!r}"
+                )
             if pct is not value:
                 msgspec.structs.force_setattr(self, name, pct)
         for name, choices in _CHOICE_FIELDS.items():
@@ -128,9 +142,11 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
         for name in ("min_trading_days", "inactivity_days"):
             count = getattr(self, name)
             if count is not None and (
-                isinstance(count, bool) or not isinstance(count, int) or count < 1
+                isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_DAYS
             ):
-                raise InvalidArgumentError(f"{name} must be a positive integer, got {count!r}")
+                raise InvalidArgumentError(
+                    f"{name} must be a whole number of days from 1 to {MAX_DAYS}, got {count!r}"
+                )
         parse_day_start(self.day_start_time)
         if not isinstance(self.day_time_zone, str):
             raise InvalidArgumentError("day_time_zone must be an IANA zone name")
@@ -140,14 +156,26 @@ class RuleSet(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
         clash = set(self.extra) & _FIELDS
         if clash:
             raise InvalidArgumentError(f"extra must not hold rule parameters: {sorted(clash)}")
-        if (
-            self.consistency_basis == "target"
-            and self.consistency_pct is not None
-            and not self.profit_target_pct
-        ):
+        msgspec.structs.force_setattr(self, "extra", _json_value("extra", self.extra))
+        self._refuse_what_cannot_take_effect()
+
+    def _refuse_what_cannot_take_effect(self) -> None:
+        """A parameter whose rule is not set would be ignored: refuse it instead."""
+        for name, needs in _DEPENDENT_FIELDS.items():
+            if getattr(self, name) != _DEFAULTS[name] and getattr(self, needs) is None:
+                raise InvalidArgumentError(f"{name} has no effect without {needs}: set both")
+        mode = self.max_drawdown_mode
+        if self.max_drawdown_eod_basis != "balance" and mode != "eod_trailing":
             raise InvalidArgumentError(
-                "consistency_basis 'target' needs a positive profit_target_pct"
+                "max_drawdown_eod_basis only applies to max_drawdown_mode 'eod_trailing'"
             )
+        if self.max_drawdown_lock_at_start and mode == "static":
+            raise InvalidArgumentError(
+                "max_drawdown_lock_at_start only applies to a trailing max_drawdown_mode "
+                "('trailing' or 'eod_trailing'): a static floor never rises"
+            )
+        if self.consistency_basis == "target" and self.profit_target_pct is None:
+            raise InvalidArgumentError("consistency_basis 'target' needs a profit_target_pct")
 
     @classmethod
     def from_wire(cls, rules: Mapping[str, Any] | msgspec.Struct | None, /) -> RuleSet:
@@ -221,15 +249,58 @@ def _to_pct(name: str, value: object) -> Decimal:
     return pct
 
 
+def _json_value(path: str, value: Any) -> Any:
+    """``value`` as the JSON value it stands for, in the form that survives a JSON round trip.
+
+    Whole numbers become ``int``, other numbers ``float`` when the float is the same
+    number (its shortest repr reads back as it: every number of up to 15 significant
+    digits), so ``msgspec.json`` writes them as numbers and reads them back equal;
+    a longer number stays a ``Decimal``; tuples become lists.
+
+    Raises:
+        InvalidArgumentError: not a JSON value (``NaN``, infinity, a set, an object).
+    """
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (Decimal, float)):
+        number = Decimal(repr(value)) if isinstance(value, float) else value
+        if not number.is_finite():
+            raise InvalidArgumentError(f"{path} must be a finite number, got {value!r}")
+        if number == number.to_integral_value():
+            return int(number)
+        as_float = float(number)
+        # A number a float cannot hold stays an exact Decimal (see RuleSet.extra).
+        return as_float if Decimal(repr(as_float)) == number else number
+    if isinstance(value, (list, tuple)):
+        return [_json_value(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgumentError(f"{path} keys must be strings, got {key!r}")
+            out[key] = _json_value(f"{path}.{key}", v)
+        return out
+    raise InvalidArgumentError(f"{path} must be a JSON value, got {type(value).__name__}")
+
+
+#: The smallest positive percentage a positive-only parameter takes (a millionth of
+#: a percent): below it a limit is no money at all.
+_MIN_PCT = Decimal("0.000001")
 _ZERO = Decimal(0)
-#: (field, lowest, highest or None): the percentage parameters and their ranges.
-_PCT_FIELDS: tuple[tuple[str, Decimal, Decimal | None], ...] = (
-    ("profit_target_pct", _ZERO, None),
-    ("max_drawdown_pct", _ZERO, _HUNDRED),
-    ("daily_loss_pct", _ZERO, _HUNDRED),
-    ("min_trading_day_profit_pct", _ZERO, None),
-    ("consistency_pct", _ZERO, _HUNDRED),
-    ("max_position_pct", _ZERO, None),
+#: Upper bound of the percentages that may exceed 100 (target, position cost).
+MAX_PCT = Decimal(1_000_000)
+#: Upper bound of the day counts (``min_trading_days``, ``inactivity_days``): ten years.
+MAX_DAYS = 3650
+#: (field, lowest, highest): the percentage parameters and their ranges.
+_PCT_FIELDS: tuple[tuple[str, Decimal, Decimal], ...] = (
+    ("profit_target_pct", _MIN_PCT, MAX_PCT),
+    ("max_drawdown_pct", _MIN_PCT, _HUNDRED),
+    ("daily_loss_pct", _MIN_PCT, _HUNDRED),
+    ("min_trading_day_profit_pct", _ZERO, _HUNDRED),
+    ("consistency_pct", _MIN_PCT, _HUNDRED),
+    ("max_position_pct", _MIN_PCT, MAX_PCT),
     ("warn_at_pct", _ZERO, _HUNDRED),
 )
 _CHOICE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -240,6 +311,17 @@ _CHOICE_FIELDS: dict[str, tuple[str, ...]] = {
     "daily_loss_action": ("breach", "pause"),
     "consistency_basis": ("total_profit", "target"),
     "consistency_action": ("gate", "breach"),
+}
+#: Parameters that only mean something with another one set: (parameter, needs).
+_DEPENDENT_FIELDS: dict[str, str] = {
+    "profit_target_basis": "profit_target_pct",
+    "max_drawdown_mode": "max_drawdown_pct",
+    "max_drawdown_lock_at_start": "max_drawdown_pct",
+    "daily_loss_reference": "daily_loss_pct",
+    "daily_loss_action": "daily_loss_pct",
+    "min_trading_day_profit_pct": "min_trading_days",
+    "consistency_basis": "consistency_pct",
+    "consistency_action": "consistency_pct",
 }
 _FIELDS = frozenset(RuleSet.__struct_fields__) - {"extra"}
 _DEFAULTS: dict[str, Any] = {

@@ -160,7 +160,8 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
         paused_until: the next day start while a daily-loss pause holds.
         pauses: every daily-loss pause so far.
         gates: the rules still blocking a pass (``"profit_target"``,
-            ``"min_trading_days"``, ``"consistency"``).
+            ``"min_trading_days"``, ``"consistency"``, and ``"daily_loss"`` while a
+            daily-loss pause holds: a paused day never ends in a pass).
         metrics: the numbers behind the verdict.
         headroom: money left before each money limit, by rule (``"max_loss"``,
             ``"daily_loss"``, ``"position_limit"``).

@@ -193,9 +193,16 @@ def reference(
         sh = share()
         return rules.consistency_pct is not None and (sh is None or sh > rules.consistency_pct)
 
+    def pause_end() -> datetime | None:
+        if not out.pauses:
+            return None
+        return day_start(rules, day_of(rules, out.pauses[-1][1]) + 1)
+
     def try_pass(at: datetime) -> None:
         if target is None or basis_profit() < target:
             return
+        if any(day_of(rules, p[1]) == day_of(rules, at) for p in out.pauses):
+            return  # a paused day never ends in a pass
         if rules.min_trading_days and qualifying() < rules.min_trading_days:
             return
         if violated():
@@ -215,8 +222,17 @@ def reference(
         out.passed_at = at
 
     def time_passes(t: datetime) -> None:
-        if rules.inactivity_days and not decided() and t > clock():
+        if decided() or t <= clock():
+            return
+        deadline = None
+        if rules.inactivity_days:
             deadline = add_days(rules, last_activity(), rules.inactivity_days)
+        end = pause_end()
+        # The pause's day is over: the pass it held back happens at the next day start.
+        if end is not None and clock() < end <= t and (deadline is None or end < deadline):
+            try_pass(end)
+        if rules.inactivity_days and not decided():
+            assert deadline is not None
             if t >= deadline:
                 n = Decimal(rules.inactivity_days)
                 out.breaches.append(("inactivity", deadline, n, n, None))
@@ -286,10 +302,10 @@ def reference(
         if rules.consistency_action == "gate" and violated():
             gates.append("consistency")
     paused = None
-    if status == "in_progress" and out.pauses:
-        last_pause_day = day_of(rules, out.pauses[-1][1])
-        end = day_start(rules, last_pause_day + 1)
-        paused = end if t < end else None
+    end = pause_end()
+    if status == "in_progress" and end is not None and t < end:
+        paused = end
+        gates.append("daily_loss")
     return {
         "status": status,
         "breaches": out.breaches,

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polysim_async import (
     AccountState,
@@ -462,7 +464,7 @@ def test_bad_inputs_are_refused() -> None:
         ev.add_sample(utc(2026, 3, 27, 23), balance=START, equity=START)
     with pytest.raises(InvalidArgumentError, match="RuleSet"):
         Evaluator({"max_drawdown_pct": 5}, starting_balance=START, opened_at=OPENED)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgumentError, match="positive"):
+    with pytest.raises(InvalidArgumentError, match=r"starting_balance must be at least 0\.01"):
         Evaluator(RuleSet(), starting_balance="0", opened_at=OPENED)
     with pytest.raises(InvalidArgumentError, match="EvaluatorState"):
         Evaluator.restore({})  # type: ignore[arg-type]
@@ -532,3 +534,186 @@ def test_samples_from_account_states_and_equity_points() -> None:
         now=utc(2026, 6, 5),
     )
     assert rules_of(v) == ["max_loss"] and v.breaches[0].at == utc(2026, 6, 4, 14)
+
+
+# -- refused inputs change nothing -----------------------------------------------------
+
+
+class RawFill(msgspec.Struct, frozen=True):
+    """A fill of the user's own, with fields of any type."""
+
+    filled_at: Any
+    market_id: Any = "0xaa"
+    outcome: Any = "Yes"
+    side: Any = "BUY"
+    price: Any = D("0.5")
+    quantity: Any = D(10)
+    realized_pnl: Any = None
+
+
+BAD_AMOUNTS = [
+    D("NaN"),
+    D("sNaN"),
+    D("Infinity"),
+    D("-Infinity"),
+    D("1e16"),
+    D("-1e16"),
+    "1e999999",
+    "ten",
+    1.5,
+    True,
+    None,
+    [1],
+]
+BAD_FILLS = (
+    [{"price": v} for v in [*BAD_AMOUNTS, D("-0.01")]]
+    + [{"quantity": v} for v in [*BAD_AMOUNTS, D(0), D(-1000)]]
+    + [{"realized_pnl": v} for v in BAD_AMOUNTS if v is not None]
+    + [{"side": v} for v in ["buy", "HOLD", None]]
+    + [{"market_id": 5}, {"outcome": None}, {"filled_at": datetime(2026, 3, 28, 1)}]
+)
+BAD_SAMPLES = (
+    [{"balance": v} for v in BAD_AMOUNTS]
+    + [{"equity": v} for v in BAD_AMOUNTS]
+    + [{"positions": [PositionCost(market_id="m", outcome="Yes", quantity=D(-5), cost=D(1))]}]
+    + [{"positions": [PositionCost(market_id="m", outcome="Yes", quantity=D(5), cost=D("NaN"))]}]
+    + [
+        {
+            "positions": [
+                OpenPosition(market_id="m", outcome="No", quantity=D(5), avg_entry_price=1.5)  # type: ignore[arg-type]
+            ]
+        }
+    ]
+)
+EVERY_RULE = {
+    "profit_target_pct": 10,
+    "max_drawdown_pct": 10,
+    "max_drawdown_mode": "trailing",
+    "daily_loss_pct": 3,
+    "min_trading_days": 2,
+    "consistency_pct": 50,
+    "max_position_pct": 5,
+    "inactivity_days": 3,
+}
+
+
+def fed(steps: int) -> Evaluator:
+    """An evaluator with every rule on, fed ``steps`` fills and samples."""
+    ev = make(**EVERY_RULE)
+    for i in range(steps):
+        at = OPENED + timedelta(hours=5 * (i + 1))
+        ev.add_fill(trade(at, pnl=str(10 * (i % 3)), side="SELL" if i % 2 else "BUY"))
+        sample(ev, at, str(10_000 + 40 * (i % 5)))
+    return ev
+
+
+@given(
+    steps=st.integers(0, 6),
+    bad=st.sampled_from([("fill", b) for b in BAD_FILLS] + [("sample", b) for b in BAD_SAMPLES]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_refused_fill_or_sample_leaves_the_evaluator_exactly_as_it_was(
+    steps: int, bad: tuple[str, dict[str, Any]]
+) -> None:
+    ev, twin = fed(steps), fed(steps)
+    before = ev.state
+    at = OPENED + timedelta(hours=5 * steps + 1)
+    with pytest.raises(InvalidArgumentError):
+        if bad[0] == "fill":
+            ev.add_fill(RawFill(**{"filled_at": at, **bad[1]}))
+        else:
+            kwargs: dict[str, Any] = {"balance": START, "equity": START, **bad[1]}
+            ev.add_sample(at, **kwargs)
+    assert ev.state == before
+    # ... and it goes on exactly like one that never saw the refused call.
+    later = at + timedelta(hours=1)
+    for e in (ev, twin):
+        e.add_fill(trade(later, pnl="5"))
+        sample(e, later, "10100")
+    assert ev.verdict(later) == twin.verdict(later)
+
+
+def test_a_refused_call_names_the_field_and_what_it_accepts() -> None:
+    ev = make()
+    at = utc(2026, 3, 28)
+    with pytest.raises(InvalidArgumentError, match="equity must be a finite amount"):
+        ev.add_sample(at, balance=START, equity=D("NaN"))
+    with pytest.raises(InvalidArgumentError, match="balance must be at least"):
+        ev.add_sample(at, balance=D("1e16"), equity=START)
+    with pytest.raises(InvalidArgumentError, match=r"realized_pnl .*never float"):
+        ev.add_fill(RawFill(filled_at=at, realized_pnl=1.5))
+    with pytest.raises(InvalidArgumentError, match="quantity must be positive"):
+        ev.add_fill(RawFill(filled_at=at, quantity=D(-1000)))
+    with pytest.raises(InvalidArgumentError, match="side must be 'BUY' or 'SELL'"):
+        ev.add_fill(RawFill(filled_at=at, side="buy"))
+    with pytest.raises(InvalidArgumentError, match="filled_at must be a timezone-aware"):
+        ev.add_fill(RawFill(filled_at=datetime(2026, 3, 28)))
+    # Exact strings and ints are accepted, as for samples.
+    ev.add_fill(RawFill(filled_at=at, price="0.5", quantity=10, realized_pnl="1.25"))
+    assert ev.verdict(at).metrics.realized_profit == D("1.25")
+
+
+# -- a daily-loss pause blocks a pass until the next day starts ------------------------
+
+
+PAUSE_RULES = {
+    "profit_target_pct": 5,
+    "daily_loss_pct": 3,
+    "daily_loss_action": "pause",
+    "day_time_zone": "Europe/Prague",
+}
+
+
+def paused_at_the_target(ev: Evaluator) -> None:
+    """The 28th: reference 10,400; 300 down at 09:00 (paused); the target reached at 11:00."""
+    sample(ev, utc(2026, 3, 28, 1), "10400")
+    sample(ev, utc(2026, 3, 28, 9), "10100", balance="10400")
+    sample(ev, utc(2026, 3, 28, 11), "10550", balance="10400")
+
+
+def test_a_paused_day_does_not_end_in_a_pass_and_the_pass_comes_at_the_next_day_start() -> None:
+    ev = make(**PAUSE_RULES)
+    paused_at_the_target(ev)
+    v = ev.verdict(utc(2026, 3, 28, 22, 59))
+    assert (v.status, v.paused_until, v.gates) == (
+        "in_progress",
+        utc(2026, 3, 28, 23),  # midnight CET
+        ("daily_loss",),
+    )
+    v = ev.verdict(utc(2026, 3, 29, 3))  # time alone ends the pause: the pass is at its end
+    assert (v.status, v.passed_at, v.paused_until, v.gates) == (
+        "passed",
+        utc(2026, 3, 28, 23),
+        None,
+        (),
+    )
+
+
+def test_the_pass_at_the_pause_end_does_not_depend_on_when_the_verdict_is_asked() -> None:
+    def run(verdict_in_between: bool) -> Verdict:
+        ev = make(**PAUSE_RULES)
+        paused_at_the_target(ev)
+        if verdict_in_between:
+            ev.verdict(utc(2026, 3, 28, 23, 30))
+        sample(ev, utc(2026, 3, 29, 1), "10000")  # the next day's sample: below the target
+        return ev.verdict(utc(2026, 3, 29, 2))
+
+    assert run(True) == run(False)
+    assert run(False).passed_at == utc(2026, 3, 28, 23)
+
+
+def test_without_the_target_the_pause_end_passes_nothing_and_a_sample_after_it_can() -> None:
+    ev = make(**PAUSE_RULES)
+    sample(ev, utc(2026, 3, 28, 1), "10400")
+    sample(ev, utc(2026, 3, 28, 9), "10100", balance="10400")  # paused, below the target
+    assert ev.verdict(utc(2026, 3, 29, 1)).status == "in_progress"
+    sample(ev, utc(2026, 3, 29, 2), "10500")
+    v = ev.verdict(utc(2026, 3, 29, 2))
+    assert (v.status, v.passed_at) == ("passed", utc(2026, 3, 29, 2))
+
+
+def test_an_inactivity_deadline_before_the_pause_end_fails_the_account() -> None:
+    ev = make(**PAUSE_RULES, inactivity_days=1)  # deadline: 2026-03-28 12:00 UTC, no fill
+    paused_at_the_target(ev)
+    v = ev.verdict(utc(2026, 3, 29))
+    assert [(b.rule, b.at) for b in v.breaches] == [("inactivity", utc(2026, 3, 28, 12))]

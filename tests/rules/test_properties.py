@@ -15,6 +15,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from polysim_async import Rules
 from polysim_async.rules import Evaluator, EvaluatorState, RuleSet, evaluate
 
 from ._reference import RFill, RSample, reference, summarise
@@ -35,28 +36,39 @@ def pcts(*values: int | str) -> st.SearchStrategy[Decimal | None]:
 
 @st.composite
 def rule_sets(draw: st.DrawFn) -> RuleSet:
+    """Random rule sets; a parameter that shapes a rule is drawn only with its rule."""
     target = draw(pcts(2, 5, 10))
+    drawdown = draw(pcts(5, 10, "7.5", 100))
+    mode = draw(st.sampled_from(["static", "trailing", "eod_trailing"])) if drawdown else "static"
+    daily = draw(pcts(2, 3, 5))
+    min_days = draw(st.one_of(st.none(), st.integers(1, 3)))
     consistency = draw(pcts(30, 50, 100))
-    basis = draw(st.sampled_from(["total_profit", "target"]))
+    basis = draw(st.sampled_from(["total_profit", "target"])) if consistency else "total_profit"
     if basis == "target" and not target:
         basis = "total_profit"
+
+    def shaping(present: object, choices: list[Any], default: Any) -> Any:
+        return draw(st.sampled_from(choices)) if present is not None else default
+
     return RuleSet(
         profit_target_pct=target,
-        profit_target_basis=draw(st.sampled_from(["equity", "balance"])),
-        max_drawdown_pct=draw(pcts(0, 5, 10, "7.5")),
-        max_drawdown_mode=draw(st.sampled_from(["static", "trailing", "eod_trailing"])),
-        max_drawdown_eod_basis=draw(st.sampled_from(["balance", "equity"])),
-        max_drawdown_lock_at_start=draw(st.booleans()),
-        daily_loss_pct=draw(pcts(2, 3, 5)),
-        daily_loss_reference=draw(st.sampled_from(["balance", "equity", "higher"])),
-        daily_loss_action=draw(st.sampled_from(["breach", "pause"])),
+        profit_target_basis=shaping(target, ["equity", "balance"], "equity"),
+        max_drawdown_pct=drawdown,
+        max_drawdown_mode=mode,
+        max_drawdown_eod_basis="balance"
+        if mode != "eod_trailing"
+        else draw(st.sampled_from(["balance", "equity"])),
+        max_drawdown_lock_at_start=mode != "static" and draw(st.booleans()),
+        daily_loss_pct=daily,
+        daily_loss_reference=shaping(daily, ["balance", "equity", "higher"], "balance"),
+        daily_loss_action=shaping(daily, ["breach", "pause"], "breach"),
         day_start_time=draw(st.sampled_from(["00:00", "02:30", "17:00"])),
         day_time_zone=draw(st.sampled_from(["UTC", "Europe/Prague", "America/New_York"])),
-        min_trading_days=draw(st.one_of(st.none(), st.integers(1, 3))),
-        min_trading_day_profit_pct=draw(pcts(0, 1)),
+        min_trading_days=min_days,
+        min_trading_day_profit_pct=draw(pcts(0, 1)) if min_days else None,
         consistency_pct=consistency,
         consistency_basis=basis,
-        consistency_action=draw(st.sampled_from(["gate", "breach"])),
+        consistency_action=shaping(consistency, ["gate", "breach"], "gate"),
         max_position_pct=draw(pcts(1, 5, 20)),
         inactivity_days=draw(st.one_of(st.none(), st.integers(1, 2))),
         breach_at_limit=draw(st.booleans()),
@@ -222,3 +234,12 @@ def test_evaluate_in_one_go_matches_feeding_in_order(
         now=now,
     )
     assert one_shot == evaluator.verdict(now)
+
+
+@given(rule_sets())
+@PROFILE
+def test_every_valid_rule_set_round_trips_through_the_server_echo(rules: RuleSet) -> None:
+    """Stored with the client's encoding and read back the way the client decodes ``rules``."""
+    text = msgspec.json.Encoder(decimal_format="number").encode(rules.to_wire())
+    assert RuleSet.from_wire(Rules.from_json(text)) == rules
+    assert RuleSet.from_wire(msgspec.json.decode(text)) == rules  # numbers as floats
