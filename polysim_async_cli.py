@@ -617,6 +617,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between polls of one account (default 5; longer if the budget requires)",
     )
 
+    p = b.command(
+        sub,
+        "monitor",
+        help="judge accounts live against their challenge rules, until all are decided",
+        description=(
+            "Judge each account live against its stored rule set, inside the tenant's rate\n"
+            "budget: equity samples go to the accounts nearest a limit for how fast they\n"
+            "move (none staler than the floor, each sampled right after its day boundary),\n"
+            "new fills come from the trade feeds. Prints one line per fill, warning, breach,\n"
+            "pass and close (--samples: every sample too). With --close-on-breach a breached\n"
+            "account is closed at once. With --state FILE, resume from the checkpoint in FILE\n"
+            "(the same high-water marks and day references) and keep it up to date, Ctrl-C\n"
+            "included. Ends when every account is decided: exit 3 if one breached."
+        ),
+        handler="_monitor:monitor",
+        parents=[*api, b.many, b.shard],
+        epilog=partner_epilog,
+    )
+    p.add_argument(
+        "--close-on-breach", action="store_true", help="close a breached account at once"
+    )
+    p.add_argument(
+        "--state", metavar="FILE", help="resume from this checkpoint file and keep it up to date"
+    )
+    p.add_argument("--samples", action="store_true", help="print every equity sample too")
+
     # -- trader commands ------------------------------------------------------------------------
     executions = b.group(
         sub,

@@ -36,6 +36,7 @@ BENCHMARKS = [
     "export",
     "burst",
     "cli_startup",
+    "monitor",
 ]
 
 

@@ -55,6 +55,7 @@ from ._errors import (
     ValidationError,
     VenueUnavailableError,
 )
+from ._fleet import AccountProgress, MonitorEvent, MonitorState
 from ._hooks import (
     GapEvent,
     Hooks,
@@ -68,6 +69,7 @@ from ._keepalive import HeartbeatLapsedError, KeepAlive
 from ._leases import DEFAULT_LEASE_TTL, LeaseKeeper
 from ._limits import Limiter
 from ._mock import MockTransport, MockWebSocket
+from ._monitor import FleetMonitor, MonitorStats
 from ._pricestream import PriceStream, PriceStreamStats
 from ._retry import ClientStats, is_transient
 from ._stream import FillStream, StreamStats
@@ -151,6 +153,7 @@ from .rules import (
 
 __all__ = [
     "APIStatusError",
+    "AccountProgress",
     "AccountState",
     "AccountStatus",
     "AccountTrade",
@@ -200,6 +203,7 @@ __all__ = [
     "FanOutError",
     "Fill",
     "FillStream",
+    "FleetMonitor",
     "GapEvent",
     "Heartbeat",
     "HeartbeatLapsedError",
@@ -226,6 +230,9 @@ __all__ = [
     "MissingDependencyError",
     "MockTransport",
     "MockWebSocket",
+    "MonitorEvent",
+    "MonitorState",
+    "MonitorStats",
     "NetworkError",
     "NewApiKey",
     "NotFoundError",

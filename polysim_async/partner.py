@@ -15,7 +15,14 @@ from ._compat import deprecated_positional
 from ._config import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ProcessException
 from ._errors import InvalidArgumentError
 from ._fanout import DEFAULT_FAN_OUT_CONCURRENCY, OnError, fan_out
+from ._fleet import MonitorState
 from ._leases import DEFAULT_LEASE_TTL
+from ._monitor import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MONITOR_CONCURRENCY,
+    FleetMonitor,
+    client_rate,
+)
 from ._pagination import flatten, walk_cursor, walk_cursor_prefetch
 from ._requester import Requester
 from ._shard import Shard, check_shard, select_shard
@@ -47,6 +54,7 @@ from .models.partner import (
     UpdateAccountRequest,
 )
 from .models.streams import AccountTrade, Watermark
+from .rules import RuleSet
 
 __all__ = ["PartnerAPI", "PartnerAccounts", "PartnerUsers"]
 
@@ -54,10 +62,12 @@ __all__ = ["PartnerAPI", "PartnerAccounts", "PartnerUsers"]
 _TYPED_RULES = ("profit_target_pct", "max_drawdown_pct")
 
 
-def _rules(value: Rules | Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _rules(value: RuleSet | Rules | Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Check a rules object for sending; any JSON object, the documented keys typed."""
     if value is None:
         return None
+    if isinstance(value, RuleSet):
+        value = value.to_wire()
     rules = check_mapping("rules", value)
     assert rules is not None
     for key in _TYPED_RULES:
@@ -160,7 +170,7 @@ class PartnerAccounts:
         stage: Stage | str,
         starting_balance: Decimal | int | str,
         metadata: Mapping[str, Any] | None = None,
-        rules: Rules | Mapping[str, Any] | None = None,
+        rules: RuleSet | Rules | Mapping[str, Any] | None = None,
     ) -> PartnerAccount:
         """Create an account funded to ``starting_balance``.
 
@@ -168,11 +178,11 @@ class PartnerAccounts:
         documented, so a create is not repeated once it may have reached the server.
 
         Args:
-            rules: any JSON object (a :class:`Rules`, or a mapping); it is stored
-                and echoed back whole. ``profit_target_pct`` and
-                ``max_drawdown_pct``, when given, must be exact non-negative
-                numbers (Decimal, int or decimal string; floats are refused).
-                Every number goes out as a JSON number.
+            rules: any JSON object (a :class:`Rules`, or a mapping), or a
+                :class:`RuleSet` (sent as ``to_wire()``); it is stored and echoed
+                back whole. ``profit_target_pct`` and ``max_drawdown_pct``, when
+                given, must be exact non-negative numbers (Decimal, int or decimal
+                string; floats are refused). Every number goes out as a JSON number.
 
         Raises:
             InvalidArgumentError: bad ``stage``, a non-positive, float or
@@ -204,9 +214,12 @@ class PartnerAccounts:
         *,
         stage: Stage | str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        rules: Rules | Mapping[str, Any] | None = None,
+        rules: RuleSet | Rules | Mapping[str, Any] | None = None,
     ) -> AccountState:
         """Change the given fields of an account; the others stay as they are.
+
+        ``rules`` replaces the stored rules object whole (a :class:`RuleSet` is
+        sent as ``to_wire()``, its numbers as JSON numbers).
 
         Returns:
             The account-state envelope after the change.
@@ -538,6 +551,131 @@ class PartnerAccounts:
             store=store,
             key=key,
             lease_ttl=lease_ttl,
+        )
+
+    def monitor(
+        self,
+        account_ids: Iterable[str],
+        *,
+        rules: RuleSet | None = None,
+        close_on_breach: bool = False,
+        state: MonitorState | None = None,
+        shard: tuple[int, int] | None = None,
+        store: CheckpointStore | None = None,
+        name: str = "monitor",
+        budget: float | None = None,
+        staleness: float | None = None,
+        fill_interval: float | None = None,
+        min_interval: float = 1.0,
+        concurrency: int = DEFAULT_MONITOR_CONCURRENCY,
+        queue_size: int = 1000,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        process_exception: ProcessException | None = None,
+    ) -> FleetMonitor:
+        """Judge many accounts live against their challenge rules, inside the rate budget.
+
+        ``async with client.partner.accounts.monitor(ids) as monitor: async for event
+        in monitor:`` yields :class:`MonitorEvent` s (``account_id``, ``kind``, the
+        ``verdict`` after it): ``"sample"`` for each account state read, ``"fill"``
+        for each new fill, ``"warning"`` when a limit becomes at least
+        ``warn_at_pct`` used, ``"breach"`` and ``"passed"`` when an account is
+        decided, ``"closed"`` when it is closed. Each account is judged by an
+        :class:`Evaluator` from its stored ``rules`` (``RuleSet.from_wire``) unless
+        ``rules`` is given, from its starting balance, and from when it opened:
+        ``metadata["opened_at"]`` (ISO 8601; its fills since then are read first)
+        or else the monitor's first read of it.
+
+        Samples (``accounts.get``) go where the risk is: an account whose headroom
+        to a limit is small for how fast its equity moves is read more often than
+        a quiet one, none goes longer than ``staleness`` without a read, and each
+        is read once right after its day boundary (its daily-loss reference). The
+        trade feed of every account is polled every ``fill_interval``. Every
+        request goes through the client's shared rate limiter; README, "Watching
+        the fleet", has the details.
+
+        Args:
+            account_ids: distinct account ids (thousands are fine).
+            rules: judge every account by this rule set instead of its stored rules.
+            close_on_breach: close a breached account at once (draining 409
+                ``ORDERS_NOT_CANCELLED``) and yield ``"closed"``.
+            state: a saved :attr:`FleetMonitor.state`: accounts in it continue with
+                their high-water marks, day references, trading days and fill
+                watermarks; the others start afresh.
+            shard: ``(i, n)``: watch only the accounts worker ``i`` of ``n`` owns
+                (a stable hash of the id); run ``n`` workers with the same ``n``.
+            store: a :class:`CheckpointStore` holding this shard's checkpoint under
+                ``name`` (``"<name>:shard-<i>-of-<n>"`` with a shard): loaded when the
+                monitor starts, saved every ``checkpoint_interval`` seconds and when
+                it ends, written under a lease on that key, so a second worker on
+                the same shard waits as a standby until the first one leaves or
+                its lease runs out (``lease_ttl``). Not with ``state``.
+            name: the store key of this fleet's checkpoint.
+            budget: requests per second the monitor spends, samples and trade-feed
+                polls together. Default: 80% of the client's per-second budget (40/s
+                on the partner's 50/s), divided by ``n`` with a shard.
+            staleness: the longest an account may go without a sample, in seconds.
+                Default: twice the time one read of every account takes at the
+                sample rate, at least 60 s.
+            fill_interval: seconds between two polls of one account's trade feed.
+                Default: the feed gets 20% of the budget (at least 5 s).
+            min_interval: the shortest time between two reads of one account.
+            concurrency: account reads in flight at once.
+            queue_size: inputs (samples, fills) waiting for the consumer before
+                the monitor's requests pause.
+            checkpoint_interval, lease_ttl: with a ``store`` (seconds).
+            process_exception: decides what a failed read, poll or close does:
+                ``None`` tries again later (with backoff), an exception ends the
+                monitor with it. The default tries again after what
+                ``is_transient`` names; a close still finding open orders
+                (``OrdersNotCancelledError``) is always tried again.
+
+        Returns:
+            The monitor: an async iterator and async context manager with
+            ``state`` (what to save), ``stats`` (start-up progress: ``started`` of
+            ``accounts``, ``ready``) and the budget it settled on (``budget``,
+            ``staleness``, ``fill_interval``). Iterate it only inside ``async with``.
+
+        Raises:
+            InvalidArgumentError: a bad or duplicate id or option, ``state`` with
+                ``store``, or a budget that cannot read every account within
+                ``staleness`` (the message says what would) — at once.
+            While iterating: ClientClosedError outside ``async with``; the error
+            that ended the monitor (AuthenticationError, PermissionDeniedError,
+            NotFoundError for an unknown account, ValidationError, DecodeError,
+            InvalidArgumentError naming an account whose stored rules are not a
+            rule set, LeaseLostError when another worker took the shard over).
+
+        Cancellation: leaving the ``async with`` or cancelling the consumer cancels
+        and awaits every task; with a ``store`` the last checkpoint is saved and
+        the lease given up.
+        """
+
+        def walk(account_id: str, first_page_size: int) -> AsyncGenerator[TradePage, None]:
+            return self._walk(account_id, first_page_size=first_page_size)
+
+        return FleetMonitor(
+            self._r.clock,
+            get=self.get,
+            close=self.close,
+            walk=walk,
+            account_ids=account_ids,
+            client_rate=client_rate(getattr(self._r.limiter, "limit", None)),
+            rules=rules,
+            close_on_breach=close_on_breach,
+            state=state,
+            shard=shard,
+            store=store,
+            name=name,
+            budget=budget,
+            staleness=staleness,
+            fill_interval=fill_interval,
+            min_interval=min_interval,
+            concurrency=concurrency,
+            queue_size=queue_size,
+            checkpoint_interval=checkpoint_interval,
+            lease_ttl=lease_ttl,
+            process_exception=process_exception,
         )
 
     async def close(self, account_id: str) -> AccountState:
