@@ -23,6 +23,7 @@ __all__ = [
     "Stage",
     "Traced",
     "UTCDateTime",
+    "WireEnum",
     "to_decimal",
 ]
 
@@ -117,14 +118,25 @@ class Traced(MoneyStruct, frozen=True, dict=True):
         return rid
 
 
-class Side(str, enum.Enum):
+class WireEnum(str, enum.Enum):
+    """A string enum whose ``str()`` and ``format()`` are its wire value on every Python.
+
+    A plain ``(str, Enum)`` formats as ``"closed"`` on 3.10 but
+    ``"AccountStatus.CLOSED"`` from 3.11 on; these print the value everywhere.
+    """
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Side(WireEnum):
     """Order or fill side."""
 
     BUY = "BUY"
     SELL = "SELL"
 
 
-class Stage(str, enum.Enum):
+class Stage(WireEnum):
     """A partner account's stage: a free label with no promotion logic behind it."""
 
     DEMO = "demo"
@@ -132,7 +144,7 @@ class Stage(str, enum.Enum):
     FUNDED = "funded"
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(WireEnum):
     """A partner account's status (``archived`` is seen on the trader side)."""
 
     ACTIVE = "active"
