@@ -430,20 +430,23 @@ class Evaluator:
         pnl = getattr(fill, "realized_pnl", None)
         if pnl is not None:
             pnl = _money("realized_pnl", pnl)
-        fee = getattr(fill, "fee", None)
-        if fee is not None:
-            fee = _money("fee", fee)
+        # The balance moves by the realised P&L, else by the fee (read only then).
+        as_of = self._balance_as_of
+        move = pnl if as_of is None or at > as_of else None
+        if move is None and (as_of is None or at > as_of):
+            fee = getattr(fill, "fee", None)
+            if fee is not None:
+                if fee.__class__ is not Decimal or not fee.is_finite() or abs(fee) > MAX_AMOUNT:
+                    fee = _money("fee", fee)
+                move = -fee
         if at < self._opened:
             return
         if at > self._clock:
             self._advance(at)
-        as_of = self._balance_as_of
-        if as_of is None or at > as_of:
-            move = pnl if pnl is not None else -fee if fee else None
-            if move:
-                self._balance += move
-                if self._target is not None and self._rules.profit_target_basis == "balance":
-                    self._target_hit = self._basis_profit() >= self._target
+        if move:
+            self._balance += move
+            if self._target is not None and self._rules.profit_target_basis == "balance":
+                self._target_hit = self._basis_profit() >= self._target
         self._fills += 1
         last = self._last_fill_at
         if last is None or at > last:
