@@ -403,7 +403,9 @@ class Evaluator:
                 ``"SELL"``; ``market_id`` or ``outcome`` not a string; ``price``
                 (0 to 10**15), ``quantity`` (positive, at most 10**15) or
                 ``realized_pnl`` or ``fee`` (at most 10**15 either way) not a
-                finite ``Decimal``, ``int`` or decimal string.
+                finite ``Decimal``, ``int`` or decimal string. The ``fee`` is read
+                (and checked) only when it moves the balance: without a
+                ``realized_pnl``, for a fill newer than the last balance sample.
         """
         # Checked before anything is counted; the common case (a decoded Trade) is
         # told apart with type checks alone, the rest goes through the full checks.
