@@ -32,6 +32,6 @@ def test_str_and_format_give_the_wire_value(cls: type[WireEnum]) -> None:
         assert str(member) == member.value
         assert f"{member}" == member.value
         assert f"{member:>12}" == f"{member.value:>12}"
-        assert "{}".format(member) == member.value
+        assert format(member) == member.value
         assert member == member.value  # still a str
         assert repr(member).startswith(f"<{cls.__name__}.")

@@ -125,8 +125,11 @@ class WireEnum(str, enum.Enum):
     ``"AccountStatus.CLOSED"`` from 3.11 on; these print the value everywhere.
     """
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 class Side(WireEnum):

@@ -5,7 +5,6 @@ API.md §4.2 and §4.5. Status-like fields the docs call unstable stay plain str
 
 from __future__ import annotations
 
-
 import msgspec
 
 from .common import Money, MoneyStruct, Side, Traced, UTCDateTime, WireEnum

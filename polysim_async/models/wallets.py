@@ -7,7 +7,6 @@ Sources, field by field, in ``docs/trader-api-notes.md``. ``kind`` and
 
 from __future__ import annotations
 
-
 import msgspec
 
 from .common import Money, MoneyStruct, UTCDateTime, WireEnum

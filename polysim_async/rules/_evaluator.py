@@ -249,10 +249,11 @@ class Evaluator:
             InvalidArgumentError: ``state`` is of another type.
         """
         if isinstance(state, (bytes, bytearray, memoryview, str)):
+            data = state
             try:
-                state = msgspec.json.decode(state, type=EvaluatorState)
+                state = msgspec.json.decode(data, type=EvaluatorState)
             except msgspec.DecodeError as exc:  # ValidationError included
-                raw = state.encode() if isinstance(state, str) else bytes(state)
+                raw = data.encode() if isinstance(data, str) else bytes(data)
                 raise DecodeError(f"not a saved EvaluatorState: {exc}", body=raw) from exc
         if not isinstance(state, EvaluatorState):
             raise InvalidArgumentError(

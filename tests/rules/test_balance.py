@@ -8,7 +8,7 @@ against the sandbox. Unless a test says otherwise the account opened at
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -165,85 +165,89 @@ def test_an_eod_trailing_balance_floor_rises_at_the_day_start_from_fills() -> No
 
 async def test_on_the_sandbox_a_day_two_drop_with_positions_held_overnight_breaches() -> None:
     rules = RuleSet(**PRAGUE)
-    async with Sandbox(seed=7, frozen_clock=True, random_walk=False) as sb:
-        async with Client(sb.tenant_key, sb.url) as client:
-            user = await client.partner.users.register("held", "held@example.com")
-            account = await client.partner.accounts.create(
-                user_id=user.user_id,
-                external_id="held",
-                stage="challenge",
-                starting_balance="10000.00",
-                rules=rules.to_wire(),
-            )
-            aid, market = account.account_id, sb.market_ids[0]
-            opened = sb.now()
-            sb.set_price(market, "0.50")
-            # Most of the balance into shares: 18,000 at the ask 0.51 = 9,180; cash 820.
-            await sb.place_order(
-                account_id=aid, market_id=market, side="BUY", outcome="Yes",
-                quantity="18000", order_type="market", price="0.99",
-            )  # fmt: skip
-            ev = Evaluator(rules, starting_balance=START, opened_at=opened)
-            samples = []
-            for _ in range(2):
-                state = await client.partner.accounts.get(aid)
-                assert state.balance == D("820.00")  # the API's balance: cash (P5)
-                s = sample_of(state, at=sb.now())
-                assert s.balance == D("10000.00")  # cash + 18,000 x 0.51 at cost
-                samples.append(s)
-                ev.add_sample(s.at, balance=s.balance, equity=s.equity, positions=s.positions)
-                sb.advance(days=1)  # the next Prague day
-            sb.set_price(market, "0.45")  # equity 820 + 18,000 x 0.45 = 8,920
+    async with (
+        Sandbox(seed=7, frozen_clock=True, random_walk=False) as sb,
+        Client(sb.tenant_key, sb.url) as client,
+    ):
+        user = await client.partner.users.register("held", "held@example.com")
+        account = await client.partner.accounts.create(
+            user_id=user.user_id,
+            external_id="held",
+            stage="challenge",
+            starting_balance="10000.00",
+            rules=rules.to_wire(),
+        )
+        aid, market = account.account_id, sb.market_ids[0]
+        opened = sb.now()
+        sb.set_price(market, "0.50")
+        # Most of the balance into shares: 18,000 at the ask 0.51 = 9,180; cash 820.
+        await sb.place_order(
+            account_id=aid, market_id=market, side="BUY", outcome="Yes",
+            quantity="18000", order_type="market", price="0.99",
+        )  # fmt: skip
+        ev = Evaluator(rules, starting_balance=START, opened_at=opened)
+        samples = []
+        for _ in range(2):
             state = await client.partner.accounts.get(aid)
+            assert state.balance == D("820.00")  # the API's balance: cash (P5)
             s = sample_of(state, at=sb.now())
+            assert s.balance == D("10000.00")  # cash + 18,000 x 0.51 at cost
+            samples.append(s)
             ev.add_sample(s.at, balance=s.balance, equity=s.equity, positions=s.positions)
-            v = ev.verdict(sb.now())
-            assert v.status == "failed", v
-            (b,) = v.breaches
-            assert (b.rule, b.value, b.limit) == ("daily_loss", D("1080.00"), D(500))
-            assert v.metrics.day_reference == D("10000.00")
+            sb.advance(days=1)  # the next Prague day
+        sb.set_price(market, "0.45")  # equity 820 + 18,000 x 0.45 = 8,920
+        state = await client.partner.accounts.get(aid)
+        s = sample_of(state, at=sb.now())
+        ev.add_sample(s.at, balance=s.balance, equity=s.equity, positions=s.positions)
+        v = ev.verdict(sb.now())
+        assert v.status == "failed", v
+        (b,) = v.breaches
+        assert (b.rule, b.value, b.limit) == ("daily_loss", D("1080.00"), D(500))
+        assert v.metrics.day_reference == D("10000.00")
 
-            # B on the sandbox: the fills and only the live state, no sample at any day start.
-            trades = [t async for t in client.partner.accounts.trades(aid)]
-            one_shot = evaluate(
-                rules, starting_balance=START, opened_at=opened, fills=trades,
-                samples=[state], now=sb.now(),
-            )  # fmt: skip
-            assert [(x.rule, x.value) for x in one_shot.breaches] == [("daily_loss", D("1080.00"))]
+        # B on the sandbox: the fills and only the live state, no sample at any day start.
+        trades = [t async for t in client.partner.accounts.trades(aid)]
+        one_shot = evaluate(
+            rules, starting_balance=START, opened_at=opened, fills=trades,
+            samples=[state], now=sb.now(),
+        )  # fmt: skip
+        assert [(x.rule, x.value) for x in one_shot.breaches] == [("daily_loss", D("1080.00"))]
 
 
 async def test_on_the_sandbox_fees_and_realised_pnl_keep_the_balance_identity() -> None:
     # balance tracked from fills == cash + positions at cost read back from the server.
     rules = RuleSet(**PRAGUE)
-    async with Sandbox(seed=8, frozen_clock=True, random_walk=False) as sb:
-        async with Client(sb.tenant_key, sb.url) as client:
-            user = await client.partner.users.register("fees", "fees@example.com")
-            account = await client.partner.accounts.create(
-                user_id=user.user_id,
-                external_id="fees",
-                stage="challenge",
-                starting_balance="10000.00",
-                rules=rules.to_wire(),
-            )
-            aid = account.account_id
-            market = sb.create_market(fee_rate="0.02")  # taker fees on every fill
-            opened = sb.now()
-            ev = Evaluator(rules, starting_balance=START, opened_at=opened)
-            steps = [("BUY", "0.40", "1000"), ("SELL", "0.55", "400"), ("SELL", "0.30", "600")]
-            for side, price, quantity in steps:
-                sb.set_price(market, price)
-                sb.advance(minutes=10)
-                await sb.place_order(
-                    account_id=aid, market_id=market, side=side, outcome="Yes",
-                    quantity=quantity, order_type="market", price="0.99" if side == "BUY" else "0.01",
-                )  # fmt: skip
-            trades = [t async for t in client.partner.accounts.trades(aid)]
-            assert all(t.fee > 0 for t in trades)
-            for t in sorted(trades, key=lambda t: (t.filled_at, t.order_id)):
-                ev.add_fill(t)
-            state = await client.partner.accounts.get(aid)
-            assert state.open_positions == []
-            assert ev.verdict(sb.now()).metrics.balance == state.balance
+    async with (
+        Sandbox(seed=8, frozen_clock=True, random_walk=False) as sb,
+        Client(sb.tenant_key, sb.url) as client,
+    ):
+        user = await client.partner.users.register("fees", "fees@example.com")
+        account = await client.partner.accounts.create(
+            user_id=user.user_id,
+            external_id="fees",
+            stage="challenge",
+            starting_balance="10000.00",
+            rules=rules.to_wire(),
+        )
+        aid = account.account_id
+        market = sb.create_market(fee_rate="0.02")  # taker fees on every fill
+        opened = sb.now()
+        ev = Evaluator(rules, starting_balance=START, opened_at=opened)
+        steps = [("BUY", "0.40", "1000"), ("SELL", "0.55", "400"), ("SELL", "0.30", "600")]
+        for side, price, quantity in steps:
+            sb.set_price(market, price)
+            sb.advance(minutes=10)
+            await sb.place_order(
+                account_id=aid, market_id=market, side=side, outcome="Yes",
+                quantity=quantity, order_type="market", price="0.99" if side == "BUY" else "0.01",
+            )  # fmt: skip
+        trades = [t async for t in client.partner.accounts.trades(aid)]
+        assert all(t.fee > 0 for t in trades)
+        for t in sorted(trades, key=lambda t: (t.filled_at, t.order_id)):
+            ev.add_fill(t)
+        state = await client.partner.accounts.get(aid)
+        assert state.open_positions == []
+        assert ev.verdict(sb.now()).metrics.balance == state.balance
 
 
 # -- C: restore from saved bytes -------------------------------------------------------

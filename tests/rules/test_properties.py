@@ -120,7 +120,9 @@ def events(draw: st.DrawFn) -> tuple[list[Any], datetime]:
                     )
                 )
             # An equity point of an account holding positions gives no balance.
-            out.append(RSample(t, None if draw(st.integers(0, 3)) == 0 else balance, equity, positions))
+            out.append(
+                RSample(t, None if draw(st.integers(0, 3)) == 0 else balance, equity, positions)
+            )
     now = t + timedelta(minutes=draw(st.sampled_from([0, 60, 1440, 4000])))
     return out, now
 
