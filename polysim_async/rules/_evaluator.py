@@ -535,13 +535,7 @@ class Evaluator:
                 if not self._unjudged:
                     self._ref = equity if kind == "equity" else max(start, equity)
                     self._ref_at = at
-            if (
-                rules.max_drawdown_mode == "eod_trailing"
-                and rules.max_drawdown_eod_basis == "equity"
-                and equity > self._eod_high
-            ):
-                self._eod_high = equity
-                self._raise_floor(equity)
+            self._close_day("equity", equity)
         if equity > self._hwm:
             self._hwm = equity
             if rules.max_drawdown_mode == "trailing":
@@ -750,20 +744,24 @@ class Evaluator:
     def _new_day(self, at: datetime) -> None:
         """Start the day ``at`` falls in: the balance now is the balance at its start."""
         day, start, self._day_end = self._days.locate(at)
-        rules = self._rules
         balance = self._balance
-        if (
-            rules.max_drawdown_mode == "eod_trailing"
-            and rules.max_drawdown_eod_basis == "balance"
-            and balance > self._eod_high
-        ):
-            self._eod_high = balance
-            self._raise_floor(balance)
+        self._close_day("balance", balance)
         self._ref_day, self._day_balance, self._unjudged = day, balance, False
-        if rules.daily_loss_reference == "balance":
+        if self._rules.daily_loss_reference == "balance":
             self._ref, self._ref_at = balance, start
         else:
             self._ref = self._ref_at = None
+
+    def _close_day(self, basis: str, close: Decimal) -> None:
+        """An ``eod_trailing`` floor on ``basis`` closes the previous day at ``close``."""
+        rules = self._rules
+        if (
+            rules.max_drawdown_mode == "eod_trailing"
+            and rules.max_drawdown_eod_basis == basis
+            and close > self._eod_high
+        ):
+            self._eod_high = close
+            self._raise_floor(close)
 
     def _unjudge_day(self) -> None:
         """A fill came before the day's first sample: its start equity is unknown.

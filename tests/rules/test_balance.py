@@ -8,8 +8,7 @@ against the sandbox. Unless a test says otherwise the account opened at
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,10 @@ from polysim_async import Client, DecodeError, InvalidArgumentError, Side, Trade
 from polysim_async.rules import RULE_NAMES, Evaluator, RuleSet, evaluate, sample_of
 from polysim_async.sandbox import Sandbox
 
-OPENED = datetime(2026, 3, 27, 12, tzinfo=timezone.utc)
-START = Decimal("10000.00")
-D = Decimal
+from .test_evaluator import OPENED, START, D, make, utc
+
 PRAGUE = {"daily_loss_pct": 5, "day_time_zone": "Europe/Prague"}
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
-
-
-def make(**rules: Any) -> Evaluator:
-    return Evaluator(RuleSet(**rules), starting_balance=START, opened_at=OPENED)
 
 
 def trade(
@@ -163,21 +153,26 @@ def test_an_eod_trailing_balance_floor_rises_at_the_day_start_from_fills() -> No
 # -- A: sample_of gives the prop-firm balance; against the sandbox ------------------------
 
 
+async def open_account(client: Client, name: str, rules: RuleSet) -> str:
+    """A challenge account of 10,000.00 with ``rules`` stored, for a new trader."""
+    user = await client.partner.users.register(name, f"{name}@example.com")
+    account = await client.partner.accounts.create(
+        user_id=user.user_id,
+        external_id=name,
+        stage="challenge",
+        starting_balance="10000.00",
+        rules=rules.to_wire(),
+    )
+    return account.account_id
+
+
 async def test_on_the_sandbox_a_day_two_drop_with_positions_held_overnight_breaches() -> None:
     rules = RuleSet(**PRAGUE)
     async with (
         Sandbox(seed=7, frozen_clock=True, random_walk=False) as sb,
         Client(sb.tenant_key, sb.url) as client,
     ):
-        user = await client.partner.users.register("held", "held@example.com")
-        account = await client.partner.accounts.create(
-            user_id=user.user_id,
-            external_id="held",
-            stage="challenge",
-            starting_balance="10000.00",
-            rules=rules.to_wire(),
-        )
-        aid, market = account.account_id, sb.market_ids[0]
+        aid, market = await open_account(client, "held", rules), sb.market_ids[0]
         opened = sb.now()
         sb.set_price(market, "0.50")
         # Most of the balance into shares: 18,000 at the ask 0.51 = 9,180; cash 820.
@@ -221,15 +216,7 @@ async def test_on_the_sandbox_fees_and_realised_pnl_keep_the_balance_identity() 
         Sandbox(seed=8, frozen_clock=True, random_walk=False) as sb,
         Client(sb.tenant_key, sb.url) as client,
     ):
-        user = await client.partner.users.register("fees", "fees@example.com")
-        account = await client.partner.accounts.create(
-            user_id=user.user_id,
-            external_id="fees",
-            stage="challenge",
-            starting_balance="10000.00",
-            rules=rules.to_wire(),
-        )
-        aid = account.account_id
+        aid = await open_account(client, "fees", rules)
         market = sb.create_market(fee_rate="0.02")  # taker fees on every fill
         opened = sb.now()
         ev = Evaluator(rules, starting_balance=START, opened_at=opened)
