@@ -69,7 +69,7 @@ def run(*, quick: bool = False, fills: int = 20_000) -> list[Row]:
         last: Any = None
         for t in feed:
             last = (t.filled_at, t.market_id, t.outcome, t.side, t.price, t.quantity)
-            last = t.realized_pnl
+            last = (t.realized_pnl, t.fee)
         return last
 
     def one_shot() -> Any:

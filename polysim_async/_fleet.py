@@ -32,7 +32,7 @@ from ._errors import InvalidArgumentError
 from .models.common import UTCDateTime
 from .models.partner import AccountState, Trade
 from .models.streams import Watermark
-from .rules import Evaluator, EvaluatorState, RuleSet, RuleWarning, Status, Verdict
+from .rules import Evaluator, EvaluatorState, RuleSet, RuleWarning, Status, Verdict, sample_of
 
 __all__ = [
     "AccountProgress",
@@ -299,9 +299,9 @@ class Watched:
             at = previous
         self.last_sample_at = at
         was_decided = ev.decided
-        ev.add_sample(
-            at, balance=state.balance, equity=state.equity, positions=state.open_positions
-        )
+        # The rules' balance is the prop-firm one (cash plus positions at cost), not P5's cash.
+        sample = sample_of(state, at=at)
+        ev.add_sample(at, balance=sample.balance, equity=sample.equity, positions=sample.positions)
         verdict = ev.verdict(at)
         events = [self._event("sample", at, verdict, state=state)]
         events += self._changes(verdict, at, was_decided)

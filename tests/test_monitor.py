@@ -93,12 +93,13 @@ async def test_every_account_is_read_right_after_its_day_boundary() -> None:
             after = [t for t in fleet.reads[aid] if t >= boundary]
             assert before[-1] - before[-2] > 100  # the regular interval, once "hot" is known
             assert after and after[0] < boundary + 15  # 11 reads at ~1/s after the boundary
-        # The first sample of the new day is the day's reference.
+        # The new day's (balance) reference is taken at the day start itself; the
+        # samples right after it judge the new day against it.
         new_day = [
             e for e in events if e.kind == "sample" and e.at.timestamp() >= midnight.timestamp()
         ]
         assert new_day and all(
-            e.verdict.metrics.day_reference_at == e.at for e in new_day[: len(ids)]
+            e.verdict.metrics.day_reference_at == midnight for e in new_day[: len(ids)]
         )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "Stage",
     "Traced",
     "UTCDateTime",
+    "WireEnum",
     "to_decimal",
 ]
 
@@ -121,14 +122,28 @@ class Traced(MoneyStruct, frozen=True, dict=True):
         return rid
 
 
-class Side(str, enum.Enum):
+class WireEnum(str, enum.Enum):
+    """A string enum whose ``str()`` and ``format()`` are its wire value on every Python.
+
+    A plain ``(str, Enum)`` formats as ``"closed"`` on 3.10 but
+    ``"AccountStatus.CLOSED"`` from 3.11 on; these print the value everywhere.
+    """
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
+
+
+class Side(WireEnum):
     """Order or fill side."""
 
     BUY = "BUY"
     SELL = "SELL"
 
 
-class Stage(str, enum.Enum):
+class Stage(WireEnum):
     """A partner account's stage: a free label with no promotion logic behind it."""
 
     DEMO = "demo"
@@ -136,7 +151,7 @@ class Stage(str, enum.Enum):
     FUNDED = "funded"
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(WireEnum):
     """A partner account's status (``archived`` is seen on the trader side)."""
 
     ACTIVE = "active"

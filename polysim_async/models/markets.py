@@ -9,13 +9,12 @@ stay the server's strings rather than fail a whole market on a surprise.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import msgspec
 
-from .common import Money, MoneyStruct, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime, WireEnum
 
 __all__ = [
     "BookLevel",
@@ -36,7 +35,7 @@ __all__ = [
 END_CURSOR = "LTE="
 
 
-class CandleInterval(str, enum.Enum):
+class CandleInterval(WireEnum):
     """Bucket size of ``GET /v1/markets/{condition_id}/candles`` (``max`` buckets by day)."""
 
     HOUR = "1h"

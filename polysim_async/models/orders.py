@@ -5,11 +5,9 @@ API.md §4.2 and §4.5. Status-like fields the docs call unstable stay plain str
 
 from __future__ import annotations
 
-import enum
-
 import msgspec
 
-from .common import Money, MoneyStruct, Side, Traced, UTCDateTime
+from .common import Money, MoneyStruct, Side, Traced, UTCDateTime, WireEnum
 
 __all__ = [
     "CancelAllResult",
@@ -25,14 +23,14 @@ __all__ = [
 ]
 
 
-class OrderType(str, enum.Enum):
+class OrderType(WireEnum):
     """How an order executes."""
 
     MARKET = "market"
     LIMIT = "limit"
 
 
-class TimeInForce(str, enum.Enum):
+class TimeInForce(WireEnum):
     """How long an order may rest (``FAK`` is stored as ``IOC`` by the server)."""
 
     GTC = "GTC"
@@ -42,7 +40,7 @@ class TimeInForce(str, enum.Enum):
     GTD = "GTD"
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(WireEnum):
     """An order's status (``REJECTED``/``ERROR`` only inside batch results)."""
 
     PENDING = "PENDING"

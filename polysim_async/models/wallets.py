@@ -7,16 +7,14 @@ Sources, field by field, in ``docs/trader-api-notes.md``. ``kind`` and
 
 from __future__ import annotations
 
-import enum
-
 import msgspec
 
-from .common import Money, MoneyStruct, UTCDateTime
+from .common import Money, MoneyStruct, UTCDateTime, WireEnum
 
 __all__ = ["Wallet", "WalletAccount", "WalletKind", "WalletManager"]
 
 
-class WalletKind(str, enum.Enum):
+class WalletKind(WireEnum):
     """A wallet's kind. Only ``SANDBOX`` wallets can be created or reset today."""
 
     MAIN = "MAIN"

@@ -14,7 +14,11 @@ What each rule needs (the README's rules table has the definitions):
   position book behind the position limit;
 * samples (``balance``, ``equity``): profit target, maximum loss, daily loss;
   a sample's ``positions`` (an account state's ``open_positions``) replaces the
-  book kept from fills, which then resumes from fills newer than the sample.
+  book kept from fills, which then resumes from fills newer than the sample;
+* the balance (the prop-firm, closed-trade balance: cash plus the cost of open
+  positions) moves only by realised P&L and fees, so between samples it follows
+  the fills (``realized_pnl`` when given, else ``-fee``), and the balance at
+  every day start is known from fills even when no sample fell there.
 
 Order: feed fills and samples in time order for the exact result. Samples must
 not go back in time. A fill older than the newest event is still counted in its
@@ -28,7 +32,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Protocol
 
-from .._errors import InvalidArgumentError
+import msgspec
+
+from .._errors import DecodeError, InvalidArgumentError
 from ..models.account import EquityPoint
 from ..models.partner import AccountState
 from ._days import DayClock
@@ -58,7 +64,10 @@ _SIDES = ("BUY", "SELL")
 class FillLike(Protocol):
     """What the evaluator reads from a fill: a partner ``Trade``, an executions ``Fill``, yours.
 
-    ``realized_pnl`` (``Decimal | None``) is read too when the object has it.
+    ``realized_pnl`` and ``fee`` (``Decimal | None``) are read too when the
+    object has them: a fill moves the balance by its ``realized_pnl`` (the
+    server's, net of the fee, as on a partner ``Trade``'s closing fill) or, when
+    that is ``None``, by ``-fee`` (an opening fill's fee).
     """
 
     @property
@@ -148,12 +157,15 @@ class Evaluator:
 
     __slots__ = (
         "_balance",
+        "_balance_as_of",
         "_best",
         "_book",
         "_book_as_of",
         "_breaches",
         "_clock",
         "_daily",
+        "_day_balance",
+        "_day_end",
         "_day_profits",
         "_days",
         "_deadline_lb",
@@ -185,6 +197,7 @@ class Evaluator:
         "_target",
         "_target_hit",
         "_total",
+        "_unjudged",
     )
 
     def __init__(
@@ -218,19 +231,34 @@ class Evaluator:
                 reference=start,
                 reference_day=day,
                 reference_at=opened,
+                tracks_balance=True,
+                day_balance=start,
             )
         )
 
     @classmethod
-    def restore(cls, state: EvaluatorState) -> Evaluator:
+    def restore(cls, state: EvaluatorState | bytes | str) -> Evaluator:
         """Return an evaluator that continues exactly where the one that saved ``state`` was.
 
+        Args:
+            state: an :class:`EvaluatorState` (:attr:`state`), or its JSON as saved
+                by ``msgspec.json.encode(evaluator.state)`` (``bytes`` or ``str``).
+
         Raises:
-            InvalidArgumentError: ``state`` is not an :class:`EvaluatorState`.
+            DecodeError: ``state`` is bytes or text that is not a saved state.
+            InvalidArgumentError: ``state`` is of another type.
         """
+        if isinstance(state, (bytes, bytearray, memoryview, str)):
+            data = state
+            try:
+                state = msgspec.json.decode(data, type=EvaluatorState)
+            except msgspec.DecodeError as exc:  # ValidationError included
+                raw = data.encode() if isinstance(data, str) else bytes(data)
+                raise DecodeError(f"not a saved EvaluatorState: {exc}", body=raw) from exc
         if not isinstance(state, EvaluatorState):
             raise InvalidArgumentError(
-                f"state must be an EvaluatorState, got {type(state).__name__}"
+                f"state must be an EvaluatorState or its saved JSON (bytes or str), "
+                f"got {type(state).__name__}"
             )
         self = cls.__new__(cls)
         self._setup(state.rules, state.starting_balance, state.opened_at)
@@ -256,6 +284,10 @@ class Evaluator:
         self._longest_gap = s.longest_gap
         self._hwm, self._eod_high, self._floor = s.high_water_mark, s.eod_high, s.floor
         self._ref, self._ref_day, self._ref_at = s.reference, s.reference_day, s.reference_at
+        self._balance_as_of = s.balance_as_of if s.tracks_balance else s.last_sample_at
+        self._day_balance = s.reference if s.day_balance is None else s.day_balance
+        self._unjudged = s.reference_unjudged
+        self._day_end = self._days.locate(self._clock)[2]
         self._paused_until, self._pauses = s.paused_until, list(s.pauses)
         self._fills, self._last_fill_at = s.fills, s.last_fill_at
         self._day_profits = dict(s.day_profits)
@@ -308,11 +340,7 @@ class Evaluator:
         equity moves. ``None`` when no equity limit applies.
         """
         room = None if self._floor is None else self._equity - self._floor
-        if (
-            self._daily is not None
-            and self._ref is not None
-            and self._ref_day == self._days.day_of(self._clock)
-        ):
+        if self._daily is not None and self._ref is not None:
             daily = self._daily - (self._ref - self._equity)
             room = daily if room is None or daily < room else room
         return room
@@ -351,12 +379,20 @@ class Evaluator:
             positions_as_of=self._book_as_of,
             breaches=self._breaches,
             passed_at=self._passed_at,
+            tracks_balance=True,
+            balance_as_of=self._balance_as_of,
+            day_balance=self._day_balance,
+            reference_unjudged=self._unjudged,
         )
 
     # -- events --------------------------------------------------------------------
 
     def add_fill(self, fill: FillLike) -> None:
-        """Count one fill: its day, its realised profit, and the position book.
+        """Count one fill: its day, its realised profit, the balance and the position book.
+
+        The balance moves by the fill's ``realized_pnl`` or, without one, by
+        ``-fee``, unless the fill is not newer than the last sample that gave a
+        balance (that sample already reflects it).
 
         A fill before ``opened_at`` (an earlier attempt of an account that was
         reset: the feed keeps the whole history) is ignored. Every field is
@@ -367,8 +403,10 @@ class Evaluator:
             InvalidArgumentError: ``filled_at`` naive; ``side`` not ``"BUY"`` or
                 ``"SELL"``; ``market_id`` or ``outcome`` not a string; ``price``
                 (0 to 10**15), ``quantity`` (positive, at most 10**15) or
-                ``realized_pnl`` (at most 10**15 either way) not a finite
-                ``Decimal``, ``int`` or decimal string.
+                ``realized_pnl`` or ``fee`` (at most 10**15 either way) not a
+                finite ``Decimal``, ``int`` or decimal string. The ``fee`` is read
+                (and checked) only when it moves the balance: without a
+                ``realized_pnl``, for a fill newer than the last balance sample.
         """
         # Checked before anything is counted; the common case (a decoded Trade) is
         # told apart with type checks alone, the rest goes through the full checks.
@@ -395,15 +433,30 @@ class Evaluator:
         pnl = getattr(fill, "realized_pnl", None)
         if pnl is not None:
             pnl = _money("realized_pnl", pnl)
+        # The balance moves by the realised P&L, else by the fee (read only then).
+        as_of = self._balance_as_of
+        move = pnl if as_of is None or at > as_of else None
+        if move is None and (as_of is None or at > as_of):
+            fee = getattr(fill, "fee", None)
+            if fee is not None:
+                if fee.__class__ is not Decimal or not fee.is_finite() or abs(fee) > MAX_AMOUNT:
+                    fee = _money("fee", fee)
+                move = -fee
         if at < self._opened:
             return
         if at > self._clock:
             self._advance(at)
+        if move:
+            self._balance += move
+            if self._target is not None and self._rules.profit_target_basis == "balance":
+                self._target_hit = self._basis_profit() >= self._target
         self._fills += 1
         last = self._last_fill_at
         if last is None or at > last:
             self._last_fill_at = at
         day = self._days.day_of(at)
+        if day == self._ref_day and self._last_sample_day < day and not self._unjudged:
+            self._unjudge_day()
         old = self._day_profits.get(day)
         if old is None or pnl:
             self._add_profit(day, old, _ZERO if pnl is None else pnl)
@@ -417,18 +470,24 @@ class Evaluator:
         self,
         at: datetime,
         *,
-        balance: Decimal | int | str,
+        balance: Decimal | int | str | None,
         equity: Decimal | int | str,
         positions: Iterable[PositionLike | PositionCost] | None = None,
     ) -> None:
         """Judge the account's money as observed at ``at``.
 
-        The first sample of a day takes that day's daily-loss reference and, for
-        ``eod_trailing``, closes the previous day at its value.
+        The first sample of a day takes that day's equity reference (daily loss
+        ``"equity"`` or ``"higher"``) and, for ``eod_trailing`` on equity, closes the
+        previous day at its equity. The balance references (daily loss
+        ``"balance"``, ``eod_trailing`` on balance) are taken at the day start
+        itself, from the balance tracked through the fills.
 
         Args:
             at: when the values held (timezone-aware), not before the previous sample.
-            balance: cash.
+            balance: the prop-firm balance: cash plus the cost (quantity x average
+                entry price) of the open positions, which :func:`sample_of`
+                computes from an account state (its ``balance`` field is cash
+                only). ``None``: not observed; the balance tracked from fills stays.
             equity: cash plus open positions marked to market.
             positions: the server's open positions at ``at``, e.g. an account
                 state's ``open_positions``; replaces the book kept from fills.
@@ -443,7 +502,8 @@ class Evaluator:
                 10**15 in magnitude, or (for a position) negative.
         """
         at = ensure_aware(at, "at")
-        balance = _money("balance", balance)
+        if balance is not None:
+            balance = _money("balance", balance)
         equity = _money("equity", equity)
         previous = self._last_sample_at if self._last_sample_at is not None else self._opened
         if at < previous:
@@ -461,25 +521,21 @@ class Evaluator:
         if self._first_sample_at is None:
             self._first_sample_at = at
         self._last_sample_at = at
-        self._balance, self._equity = balance, equity
+        if balance is not None:
+            self._balance, self._balance_as_of = balance, at
+        self._equity = equity
         rules = self._rules
         day = self._days.day_of(at)
         if day > self._last_sample_day:
             self._last_sample_day = day
             kind = rules.daily_loss_reference
-            self._ref = (
-                balance
-                if kind == "balance"
-                else equity
-                if kind == "equity"
-                else max(balance, equity)
-            )
-            self._ref_day, self._ref_at = day, at
-            if rules.max_drawdown_mode == "eod_trailing":
-                close = balance if rules.max_drawdown_eod_basis == "balance" else equity
-                if close > self._eod_high:
-                    self._eod_high = close
-                    self._raise_floor(close)
+            if kind != "balance" and day == self._ref_day:
+                start = self._day_balance
+                assert start is not None
+                if not self._unjudged:
+                    self._ref = equity if kind == "equity" else max(start, equity)
+                    self._ref_at = at
+            self._close_day("equity", equity)
         if equity > self._hwm:
             self._hwm = equity
             if rules.max_drawdown_mode == "trailing":
@@ -496,8 +552,7 @@ class Evaluator:
         if floor is not None and (equity <= floor if touch else equity < floor):
             broken.append(Breach(rule="max_loss", at=at, value=equity, limit=floor))
         daily = self._daily
-        if daily is not None and self._ref_day == day:
-            assert self._ref is not None
+        if daily is not None and self._ref_day == day and self._ref is not None:
             loss = self._ref - equity
             if loss >= daily if touch else loss > daily:
                 hit = Breach(rule="daily_loss", at=at, value=loss, limit=daily)
@@ -570,9 +625,8 @@ class Evaluator:
                 )
         day_loss = None
         reference = reference_at = None
-        if self._ref_day == day:
+        if self._ref_day == day and self._ref is not None:
             reference, reference_at = self._ref, self._ref_at
-            assert reference is not None
             day_loss = reference - equity
             if self._daily is not None:
                 headroom["daily_loss"] = self._daily - day_loss
@@ -646,6 +700,13 @@ class Evaluator:
                 last_at=self._last_sample_at,
                 longest_gap=max(self._longest_gap, clock - last_sample),
             ),
+            unjudged=(
+                ("daily_loss",)
+                if self._unjudged
+                and self._daily is not None
+                and rules.daily_loss_reference != "balance"
+                else ()
+            ),
         )
 
     # -- internals -----------------------------------------------------------------
@@ -658,6 +719,8 @@ class Evaluator:
         values (unless the deadline came first).
         """
         before, self._clock = self._clock, at
+        if at >= self._day_end:
+            self._new_day(at)
         if self._done:
             return
         deadline = None
@@ -677,6 +740,38 @@ class Evaluator:
         if deadline is not None and at >= deadline and not self._done:
             n = Decimal(self._rules.inactivity_days or 0)
             self._fail([Breach(rule="inactivity", at=deadline, value=n, limit=n)])
+
+    def _new_day(self, at: datetime) -> None:
+        """Start the day ``at`` falls in: the balance now is the balance at its start."""
+        day, start, self._day_end = self._days.locate(at)
+        balance = self._balance
+        self._close_day("balance", balance)
+        self._ref_day, self._day_balance, self._unjudged = day, balance, False
+        if self._rules.daily_loss_reference == "balance":
+            self._ref, self._ref_at = balance, start
+        else:
+            self._ref = self._ref_at = None
+
+    def _close_day(self, basis: str, close: Decimal) -> None:
+        """An ``eod_trailing`` floor on ``basis`` closes the previous day at ``close``."""
+        rules = self._rules
+        if (
+            rules.max_drawdown_mode == "eod_trailing"
+            and rules.max_drawdown_eod_basis == basis
+            and close > self._eod_high
+        ):
+            self._eod_high = close
+            self._raise_floor(close)
+
+    def _unjudge_day(self) -> None:
+        """A fill came before the day's first sample: its start equity is unknown.
+
+        ``"higher"`` falls back to the start-of-day balance (a lower bound of the
+        reference); ``"equity"`` has no reference that day.
+        """
+        self._unjudged = True
+        if self._rules.daily_loss_reference == "higher":
+            self._ref, self._ref_at = self._day_balance, self._days.start_of(self._ref_day)
 
     def _last_activity(self) -> datetime:
         last = self._last_fill_at
@@ -829,9 +924,17 @@ def _micros(delta: timedelta) -> int:
 def sample_of(obj: Sample | AccountState | EquityPoint, *, at: datetime | None = None) -> Sample:
     """Turn an account-state poll or an equity point into a :class:`Sample`.
 
-    An :class:`AccountState` gives ``balance``, ``equity`` and ``open_positions``
-    at ``at`` (default: its ``updated_at``); an :class:`EquityPoint` gives
-    ``cash_balance`` and ``total_value`` at its ``timestamp``.
+    The sample's ``balance`` is the prop-firm balance, cash plus the cost of the
+    open positions (what firms call the balance: starting balance plus realised
+    P&L less fees), not the API's ``balance``, which is cash only (API.md P5).
+
+    * :class:`AccountState` (P5), at ``at`` (default: its ``updated_at``):
+      ``balance + sum(quantity x avg_entry_price)`` over ``open_positions``;
+      ``equity``; the ``open_positions`` as the position book.
+    * :class:`EquityPoint`, at its ``timestamp``: ``total_value`` as the equity;
+      ``cash_balance`` as the balance when ``position_value`` is zero, else
+      ``None`` (the point carries no cost basis: the evaluator keeps the balance
+      it tracks from fills).
 
     Raises:
         InvalidArgumentError: an account state without ``updated_at`` and no ``at``;
@@ -847,24 +950,25 @@ def sample_of(obj: Sample | AccountState | EquityPoint, *, at: datetime | None =
         when = at if at is not None else obj.updated_at
         if when is None:
             raise InvalidArgumentError("this account state has no updated_at: pass at=")
+        positions = tuple(
+            PositionCost(
+                market_id=p.market_id,
+                outcome=p.outcome,
+                quantity=p.quantity,
+                cost=p.quantity * p.avg_entry_price,
+            )
+            for p in obj.open_positions
+        )
         return Sample(
             at=ensure_aware(when, "at"),
-            balance=obj.balance,
+            balance=obj.balance + sum((p.cost for p in positions), _ZERO),
             equity=obj.equity,
-            positions=tuple(
-                PositionCost(
-                    market_id=p.market_id,
-                    outcome=p.outcome,
-                    quantity=p.quantity,
-                    cost=p.quantity * p.avg_entry_price,
-                )
-                for p in obj.open_positions
-            ),
+            positions=positions,
         )
     if isinstance(obj, EquityPoint):
         return Sample(
             at=obj.timestamp if at is None else at,
-            balance=obj.cash_balance,
+            balance=obj.cash_balance if obj.position_value == 0 else None,
             equity=obj.total_value,
         )
     raise InvalidArgumentError(

@@ -46,13 +46,17 @@ class PositionCost(msgspec.Struct, kw_only=True, frozen=True):
 class Sample(msgspec.Struct, kw_only=True, frozen=True):
     """One observation of an account's money at instant ``at``.
 
+    ``balance`` is the prop-firm balance (the closed-trade balance: cash plus the
+    cost of the open positions, see :func:`sample_of`), or ``None`` when the
+    observation does not tell it (an equity point of an account holding
+    positions): the evaluator then keeps the balance it tracks from fills.
     ``positions``, when given (the ``open_positions`` of an account state), is the
     server's own book at ``at``: it replaces the book the evaluator keeps from
     fills (see :meth:`Evaluator.add_sample`).
     """
 
     at: UTCDateTime
-    balance: Decimal
+    balance: Decimal | None
     equity: Decimal
     positions: tuple[PositionCost, ...] | None = None
 
@@ -102,15 +106,19 @@ class Metrics(msgspec.Struct, kw_only=True, frozen=True):
     """The numbers behind a verdict (money in the account's currency, exact).
 
     Attributes:
-        balance, equity: as last sampled (the starting balance before any sample).
+        balance: the prop-firm balance (cash plus the cost of the open positions):
+            as last sampled, moved since by the fills' realised P&L and fees.
+        equity: as last sampled (the starting balance before any sample).
         profit, profit_pct: ``equity - starting balance``, and as a share of it.
         realized_profit: the sum of the fills' ``realized_pnl``.
         high_water_mark: the highest equity sampled (at least the starting balance).
         loss_floor: the equity the maximum-loss rule allows (``None`` without it).
         day_start, next_day_start: the current day's bounds (UTC).
-        day_reference: the daily-loss reference of the current day, from its first
-            sample (``None`` until the day's first sample).
-        day_reference_at: when that sample was taken.
+        day_reference: the daily-loss reference of the current day: the balance at
+            the day start (``"balance"``), or the equity of the day's first sample
+            (``"equity"``; ``"higher"``: the higher of the two); ``None`` while an
+            equity reference is not known (see ``Verdict.unjudged``).
+        day_reference_at: the day start, or the sample the equity came from.
         day_loss: ``day_reference - equity`` for a sample in the current day.
         trading_days: days that count toward ``min_trading_days``.
         best_day_profit: the highest realised profit of one day (0 without one).
@@ -167,6 +175,13 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
             ``"daily_loss"``, ``"position_limit"``).
         warnings: limits at least ``warn_at_pct`` used (none once decided).
         samples: which samples the verdict saw.
+        unjudged: the rules not fully judged today for want of a sample:
+            ``"daily_loss"`` when its reference is ``"equity"`` or ``"higher"`` and
+            a fill of the day came before the day's first sample, so the equity at
+            the day start is unknown. ``"equity"``: no daily loss is judged that
+            day; ``"higher"``: it is judged against the start-of-day balance (a
+            lower bound of the reference: every breach found is real, a loss
+            between the two may be missed).
     """
 
     status: Status
@@ -180,6 +195,7 @@ class Verdict(msgspec.Struct, kw_only=True, frozen=True):
     headroom: dict[str, Decimal]
     warnings: tuple[RuleWarning, ...]
     samples: SampleCoverage
+    unjudged: tuple[str, ...] = ()
 
 
 class EvaluatorState(msgspec.Struct, kw_only=True, frozen=True):
@@ -215,6 +231,15 @@ class EvaluatorState(msgspec.Struct, kw_only=True, frozen=True):
     positions_as_of: UTCDateTime | None = None
     breaches: tuple[Breach, ...] = ()
     passed_at: UTCDateTime | None = None
+    #: The balance follows fills newer than ``balance_as_of`` (the last sample that
+    #: gave a balance; ``None``: every fill). States saved before it existed
+    #: (``tracks_balance`` false) read ``last_sample_at`` instead.
+    tracks_balance: bool = False
+    balance_as_of: UTCDateTime | None = None
+    #: The balance at the start of ``reference_day``.
+    day_balance: Decimal | None = None
+    #: A fill of ``reference_day`` came before its first sample.
+    reference_unjudged: bool = False
 
 
 def ensure_aware(at: datetime, what: str) -> datetime:

@@ -26,12 +26,14 @@ class RFill:
     quantity: Decimal
     realized_pnl: Decimal | None
     order_id: int = 0
+    fee: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class RSample:
     at: datetime
-    balance: Decimal
+    #: the prop-firm balance (cash + positions at cost), or None: not observed
+    balance: Decimal | None
     equity: Decimal
     #: (market_id, outcome, quantity, cost) per open position, or None
     positions: tuple[tuple[str, str, Decimal, Decimal], ...] | None = None
@@ -65,6 +67,8 @@ class Outcome:
     passed_at: datetime | None = None
     pauses: list[tuple[str, datetime, Decimal, Decimal, str | None]] = field(default_factory=list)
     floors: list[Decimal | None] = field(default_factory=list)
+    #: the balance at each day start the clock crossed (day -> balance)
+    day_balances: dict[int, Decimal] = field(default_factory=dict)
 
 
 def pct(start: Decimal, p: Decimal | None) -> Decimal | None:
@@ -95,6 +99,23 @@ def reference(
     def clock() -> datetime:
         return max([opened] + [e.filled_at if isinstance(e, RFill) else e.at for e in seen])
 
+    def balance() -> Decimal:
+        """The last balance sampled (processing order), plus the fills processed after
+        it that are newer than it: realised P&L, or minus the fee without one."""
+        base, as_of, index = start, None, -1
+        for i, e in enumerate(seen):
+            if isinstance(e, RSample) and e.balance is not None:
+                base, as_of, index = e.balance, e.at, i
+        for e in seen[index + 1 :]:
+            if isinstance(e, RFill) and (as_of is None or e.filled_at > as_of):
+                base += e.realized_pnl if e.realized_pnl is not None else -(e.fee or 0)
+        return base
+
+    def cross(t: datetime) -> None:
+        """Time moves to ``t``: a day start passed on the way records the balance then."""
+        if t > clock() and day_of(rules, t) > day_of(rules, clock()):
+            out.day_balances[day_of(rules, t)] = balance()
+
     def capped(x: Decimal) -> Decimal:
         return x if cap is None or x <= cap else cap
 
@@ -107,21 +128,37 @@ def reference(
         if rules.max_drawdown_mode == "trailing":
             return max(capped(s.equity - M) for s in ss)
         closes = [start]
-        for i, s in enumerate(ss[1:], start=1):
-            if day_of(rules, s.at) > max(day_of(rules, p.at) for p in ss[:i]):
-                closes.append(s.balance if rules.max_drawdown_eod_basis == "balance" else s.equity)
+        if rules.max_drawdown_eod_basis == "balance":
+            closes += out.day_balances.values()  # the balance at each day start
+        else:
+            for i, s in enumerate(ss[1:], start=1):
+                if day_of(rules, s.at) > max(day_of(rules, p.at) for p in ss[:i]):
+                    closes.append(s.equity)
         return max(capped(c - M) for c in closes)
 
+    def unjudged(day: int) -> bool:
+        """A fill of ``day`` was processed before the day's first sample."""
+        if day == day_of(rules, opened):
+            return False
+        for e in seen:
+            if isinstance(e, RSample) and day_of(rules, e.at) == day:
+                return False
+            if isinstance(e, RFill) and day_of(rules, e.filled_at) == day:
+                return True
+        return False
+
     def reference_of(day: int) -> tuple[Decimal, datetime] | None:
+        if day == day_of(rules, opened):
+            return start, opened
+        kind = rules.daily_loss_reference
+        b = out.day_balances[day]
+        if kind == "balance":
+            return b, day_start(rules, day)
+        if unjudged(day):
+            return None if kind == "equity" else (b, day_start(rules, day))
         for s in samples():
             if day_of(rules, s.at) == day:
-                kind = rules.daily_loss_reference
-                value = {
-                    "balance": s.balance,
-                    "equity": s.equity,
-                    "higher": max(s.balance, s.equity),
-                }[kind]
-                return value, s.at
+                return (s.equity if kind == "equity" else max(b, s.equity)), s.at
         return None
 
     def day_profits() -> dict[int, Decimal]:
@@ -187,7 +224,7 @@ def reference(
 
     def basis_profit() -> Decimal:
         s = samples()[-1]
-        return (s.equity if rules.profit_target_basis == "equity" else s.balance) - start
+        return (s.equity if rules.profit_target_basis == "equity" else balance()) - start
 
     def violated() -> bool:
         sh = share()
@@ -241,6 +278,7 @@ def reference(
         if isinstance(e, RFill):
             if e.filled_at < opened:
                 continue
+            cross(e.filled_at)
             time_passes(e.filled_at)
             seen.append(e)
             if not decided() and e.side == "BUY" and pos_limit is not None:
@@ -252,6 +290,7 @@ def reference(
             if not decided():
                 try_pass(e.filled_at)
         else:
+            cross(e.at)
             time_passes(e.at)
             seen.append(e)
             fl = floor()
@@ -279,6 +318,7 @@ def reference(
                 if not broken:
                     try_pass(e.at)
         out.floors.append(floor())
+    cross(now)
     time_passes(now)
     t = max(now, clock())
     today = day_of(rules, t)
@@ -319,6 +359,10 @@ def reference(
         "trading_days": qualifying(),
         "share": share(),
         "day_reference": None if ref is None else ref[0],
+        "unjudged": ["daily_loss"]
+        if daily is not None and rules.daily_loss_reference != "balance" and unjudged(today)
+        else [],
+        "balance": balance(),
         "floors": out.floors,
     }
 
@@ -338,4 +382,6 @@ def summarise(verdict: Any) -> dict[str, Any]:
         "trading_days": verdict.metrics.trading_days,
         "share": verdict.metrics.best_day_share_pct,
         "day_reference": verdict.metrics.day_reference,
+        "unjudged": list(verdict.unjudged),
+        "balance": verdict.metrics.balance,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -137,13 +138,15 @@ def test_an_eod_trailing_floor_moves_only_at_day_starts_from_the_closing_balance
     # Intraday highs do not move it...
     sample(ev, utc(2026, 3, 27, 18), "10600", balance="10400")
     assert ev.verdict(utc(2026, 3, 27, 18)).metrics.loss_floor == D(9000)
-    # ...the next day's first sample closes the day at its balance: 10,300 - 1,000.
+    # ...the day closes at its balance at midnight (10,400: no fill since the sample),
+    # not at the next day's first sample: 10,400 - 1,000.
     sample(ev, utc(2026, 3, 28, 0, 5), "10350", balance="10300")
-    assert ev.verdict(utc(2026, 3, 28, 0, 5)).metrics.loss_floor == D(9300)
-    # A lower close later does not lower it.
-    sample(ev, utc(2026, 3, 29, 0, 5), "10100", balance="10100")
-    assert ev.verdict(utc(2026, 3, 29, 1)).metrics.loss_floor == D(9300)
-    sample(ev, utc(2026, 3, 29, 12), "9300.00", balance="10100")
+    assert ev.verdict(utc(2026, 3, 28, 0, 5)).metrics.loss_floor == D(9400)
+    # A lower close later (10,300 - 200 realised) does not lower it.
+    ev.add_fill(trade(utc(2026, 3, 28, 9), pnl="-200", side="SELL"))
+    assert ev.verdict(utc(2026, 3, 29, 1)).metrics.loss_floor == D(9400)
+    assert ev.verdict(utc(2026, 3, 29, 1)).metrics.balance == D(10100)
+    sample(ev, utc(2026, 3, 29, 12), "9400.00", balance="10100")
     assert rules_of(ev.verdict(utc(2026, 3, 29, 12))) == ["max_loss"]
 
 
@@ -165,9 +168,11 @@ def test_an_eod_trailing_floor_on_equity_with_a_lock() -> None:
 
 def test_daily_loss_in_prague_across_the_dst_change() -> None:
     ev = make(daily_loss_pct=5, day_time_zone="Europe/Prague")
-    # 23:30 CET on the 28th: the 28th's first sample takes its reference (balance 10,000).
-    sample(ev, utc(2026, 3, 28, 22, 30), "9600", balance="10000")
-    # 00:10 CET on the 29th (23:10Z): a new Prague day; reference = this balance, 9,900.
+    # 23:30 CET on the 28th: the 28th's reference is its start balance, 10,000.
+    sample(ev, utc(2026, 3, 28, 22, 30), "9600", balance="9900")
+    assert ev.verdict(utc(2026, 3, 28, 22, 30)).metrics.day_reference == START
+    # 00:10 CET on the 29th (23:10Z): a new Prague day; reference = the balance at
+    # its start (23:00Z), 9,900.
     sample(ev, utc(2026, 3, 28, 23, 10), "9500", balance="9900")
     v = ev.verdict(utc(2026, 3, 28, 23, 10))
     assert (v.metrics.day_start, v.metrics.next_day_start) == (
@@ -175,6 +180,7 @@ def test_daily_loss_in_prague_across_the_dst_change() -> None:
         utc(2026, 3, 29, 22),  # a 23-hour day
     )
     assert (v.metrics.day_reference, v.metrics.day_loss) == (D(9900), D(400))
+    assert v.metrics.day_reference_at == utc(2026, 3, 28, 23)
     assert v.headroom["daily_loss"] == D(100)
     # 23:30 CEST on the 29th (21:30Z) is still the 29th: 9,900 - 9,400 = 500, the limit.
     sample(ev, utc(2026, 3, 29, 21, 30), "9400", balance="9900")
@@ -193,22 +199,28 @@ def test_the_first_days_reference_is_the_starting_balance() -> None:
 
 @pytest.mark.parametrize(
     ("reference", "expected"),
-    [("balance", D(9800)), ("equity", D(10100)), ("higher", D(10100))],
+    [("balance", D(10000)), ("equity", D(10100)), ("higher", D(10100))],
 )
 def test_daily_loss_reference_kinds(reference: str, expected: Decimal) -> None:
+    # balance: at the day start (10,000: no fill yet); equity: the day's first sample.
     ev = make(daily_loss_pct=5, daily_loss_reference=reference)
     sample(ev, utc(2026, 3, 28, 0, 1), "10100", balance="9800")
     sample(ev, utc(2026, 3, 28, 9), "9650", balance="9800")
     v = ev.verdict(utc(2026, 3, 28, 9))
     assert v.metrics.day_reference == expected
-    # 10,100 - 9,650 = 450 < 500 either way; 9,800 - 9,650 = 150.
+    # 10,100 - 9,650 = 450 < 500; 10,000 - 9,650 = 350.
     assert v.status == "in_progress"
     sample(ev, utc(2026, 3, 28, 10), str(expected - 500))
     assert rules_of(ev.verdict(utc(2026, 3, 28, 10))) == ["daily_loss"]
 
 
 def test_a_daily_loss_pause_holds_until_the_next_day_start_and_does_not_fail() -> None:
-    ev = make(daily_loss_pct=3, daily_loss_action="pause", day_time_zone="Europe/Prague")
+    ev = make(
+        daily_loss_pct=3,
+        daily_loss_action="pause",
+        day_time_zone="Europe/Prague",
+        daily_loss_reference="equity",
+    )
     sample(ev, utc(2026, 3, 28, 10), "9700")  # the 28th's first sample: reference 9,700
     v = ev.verdict(utc(2026, 3, 28, 10))
     assert v.paused_until is None
@@ -486,7 +498,12 @@ def test_the_state_is_compact_json_and_restores_the_marks_and_references() -> No
 
 
 def test_headroom_and_the_next_day_start_for_a_scheduler() -> None:
-    ev = make(max_drawdown_pct=10, daily_loss_pct=3, day_time_zone="Europe/Prague")
+    ev = make(
+        max_drawdown_pct=10,
+        daily_loss_pct=3,
+        day_time_zone="Europe/Prague",
+        daily_loss_reference="equity",
+    )
     assert ev.nearest_headroom == D(300)  # min(1,000 max loss, 300 daily)
     assert ev.next_day_start == utc(2026, 3, 27, 23)
     sample(ev, utc(2026, 3, 28, 0), "9200")  # the 28th: reference 9,200
@@ -512,7 +529,8 @@ def test_samples_from_account_states_and_equity_points() -> None:
         updated_at=utc(2026, 6, 4, 14, 10),
     )
     s = sample_of(state)
-    assert (s.at, s.balance, s.equity) == (utc(2026, 6, 4, 14, 10), D("9875.12"), D("10142.42"))
+    # The balance is the prop-firm balance: cash 9,875.12 + 100 x 0.41 at cost.
+    assert (s.at, s.balance, s.equity) == (utc(2026, 6, 4, 14, 10), D("9916.12"), D("10142.42"))
     assert s.positions == (
         PositionCost(market_id="0xabc", outcome="Yes", quantity=D(100), cost=D("41.00")),
     )
@@ -523,7 +541,10 @@ def test_samples_from_account_states_and_equity_points() -> None:
         total_value=D(9500),
         pnl=D(-500),
     )
-    assert sample_of(point) == Sample(at=utc(2026, 6, 4, 14), balance=D(9000), equity=D(9500))
+    # Positions held: the point has no cost basis, so no balance (tracked from fills).
+    assert sample_of(point) == Sample(at=utc(2026, 6, 4, 14), balance=None, equity=D(9500))
+    flat = msgspec.structs.replace(point, position_value=D(0), total_value=D(9000))
+    assert sample_of(flat) == Sample(at=utc(2026, 6, 4, 14), balance=D(9000), equity=D(9000))
     with pytest.raises(InvalidArgumentError, match="updated_at"):
         sample_of(msgspec.structs.replace(state, updated_at=None))
     v = evaluate(
@@ -549,6 +570,7 @@ class RawFill(msgspec.Struct, frozen=True):
     price: Any = D("0.5")
     quantity: Any = D(10)
     realized_pnl: Any = None
+    fee: Any = None
 
 
 BAD_AMOUNTS = [
@@ -569,18 +591,19 @@ BAD_FILLS = (
     [{"price": v} for v in [*BAD_AMOUNTS, D("-0.01")]]
     + [{"quantity": v} for v in [*BAD_AMOUNTS, D(0), D(-1000)]]
     + [{"realized_pnl": v} for v in BAD_AMOUNTS if v is not None]
+    + [{"fee": v} for v in BAD_AMOUNTS if v is not None]
     + [{"side": v} for v in ["buy", "HOLD", None]]
     + [{"market_id": 5}, {"outcome": None}, {"filled_at": datetime(2026, 3, 28, 1)}]
 )
 BAD_SAMPLES = (
-    [{"balance": v} for v in BAD_AMOUNTS]
+    [{"balance": v} for v in BAD_AMOUNTS if v is not None]
     + [{"equity": v} for v in BAD_AMOUNTS]
     + [{"positions": [PositionCost(market_id="m", outcome="Yes", quantity=D(-5), cost=D(1))]}]
     + [{"positions": [PositionCost(market_id="m", outcome="Yes", quantity=D(5), cost=D("NaN"))]}]
     + [
         {
             "positions": [
-                OpenPosition(market_id="m", outcome="No", quantity=D(5), avg_entry_price=1.5)  # type: ignore[arg-type]
+                SimpleNamespace(market_id="m", outcome="No", quantity=D(5), avg_entry_price=1.5)
             ]
         }
     ]
@@ -661,6 +684,7 @@ PAUSE_RULES = {
     "daily_loss_pct": 3,
     "daily_loss_action": "pause",
     "day_time_zone": "Europe/Prague",
+    "daily_loss_reference": "equity",
 }
 
 

@@ -90,6 +90,7 @@ def events(draw: st.DrawFn) -> tuple[list[Any], datetime]:
         if draw(st.booleans()):
             order_id += 1
             pnl = draw(st.one_of(st.none(), st.integers(-30, 60).map(Decimal)))
+            fee = draw(st.sampled_from([None, Decimal(0), Decimal("0.5"), Decimal(3)]))
             out.append(
                 RFill(
                     filled_at=t,
@@ -100,6 +101,7 @@ def events(draw: st.DrawFn) -> tuple[list[Any], datetime]:
                     quantity=Decimal(draw(st.sampled_from([10, 40, 100, 200]))),
                     realized_pnl=pnl,
                     order_id=order_id,
+                    fee=fee,
                 )
             )
         else:
@@ -117,7 +119,10 @@ def events(draw: st.DrawFn) -> tuple[list[Any], datetime]:
                         strict=False,
                     )
                 )
-            out.append(RSample(t, balance, equity, positions))
+            # An equity point of an account holding positions gives no balance.
+            out.append(
+                RSample(t, None if draw(st.integers(0, 3)) == 0 else balance, equity, positions)
+            )
     now = t + timedelta(minutes=draw(st.sampled_from([0, 60, 1440, 4000])))
     return out, now
 
