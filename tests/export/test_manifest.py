@@ -126,8 +126,9 @@ def test_the_tracker_builds_the_next_watermark() -> None:
     tracker = Tracker(mark, None)
     keep, reached = tracker.page([trade(11, 6), trade(10, 6)])
     assert not reached
+    six = at(6).isoformat(timespec="microseconds")
     assert tracker.walk("c") == Walk(
-        cursor="c", top=at(6).isoformat(timespec="microseconds"), top_ids=[11, 10]
+        cursor="c", top=six, top_ids=[11, 10], floor=six, floor_ids=[10, 11]
     )
     keep, reached = tracker.page([trade(9, 5), trade(7, 5), trade(1, 1)])
     assert [t.trade_id for t in keep] == [9] and reached
