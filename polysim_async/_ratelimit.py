@@ -303,7 +303,7 @@ class RateLimiter:
                 "the call's deadline passed while the first request learned the key's tier"
             )
         if self._probing:
-            logger.debug("the first answer takes over %.1fs; going on at %r", PROBE_WAIT, self.limit)
+            logger.debug("first answer not back in %.1fs; going on at %r", PROBE_WAIT, self.limit)
             self._end_probe()
 
     def release(self) -> None:

@@ -294,7 +294,7 @@ class _Export:
 
     async def take(self, chunk: _Chunk) -> None:
         aid = chunk.account_id
-        if aid in self.unwritable:  # pragma: no cover - a race: queued before a part write failed it
+        if aid in self.unwritable:  # pragma: no cover - a race: queued before a write failed it
             return
         self.requests += 1
         pages = self.pages_open[aid] = self.pages_open.get(aid, 0) + 1
