@@ -25,9 +25,8 @@ from aiohttp import web
 import polysim_async as ps
 from polysim_async.export._manifest import Walk
 from polysim_async.export._marks import Tracker
-from polysim_async.models.partner import Trade
 
-from ._feed import Feed, at, feed_server
+from ._feed import Feed, at, feed_server, trade
 from ._fleet import by_trade, read_ndjson
 
 
@@ -195,22 +194,6 @@ async def test_a_page_going_back_above_the_previous_one_is_refused_keeping_what_
     assert isinstance(error, ps.PaginationError)
     assert "out of order" in str(error)
     assert by_trade(read_ndjson(tmp_path)).keys() == set(newest_first(feed, "A")[:2])
-
-
-def trade(trade_id: int, seconds: float) -> Trade:
-    wire = {
-        "trade_id": trade_id,
-        "order_id": trade_id,
-        "market_id": "m",
-        "side": "BUY",
-        "outcome": "Yes",
-        "price": "0.5",
-        "quantity": "1",
-        "notional": "0.5",
-        "fee": "0",
-        "filled_at": at(seconds).isoformat(),
-    }
-    return msgspec.convert(wire, Trade)
 
 
 def test_the_tracker_drops_only_repeats_at_the_floor_and_keeps_ties() -> None:
