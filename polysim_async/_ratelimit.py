@@ -24,7 +24,8 @@ limits the server advertises in ``X-RateLimit-Limit-Per-Second`` and
 ``X-RateLimit-Limit`` (the latest plausible values, between the lowest
 documented tier and the highest documented limit for the key's kind), and a
 trader key's first request goes alone, as a probe, because its tier is unknown
-until the first answer.
+until the first answer; the others wait for that answer at most ``PROBE_WAIT``
+(1 s), then go ahead under the conservative trader fallback limits.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from ._limits import header_float, pause_from_headers
 
 logger = logging.getLogger("polysim_async")
 
-__all__ = ["TRADER_FALLBACK_LIMIT", "KeyKind", "RateLimiter", "advertised_limits"]
+__all__ = [
+    "PROBE_WAIT",
+    "TRADER_FALLBACK_LIMIT",
+    "KeyKind",
+    "RateLimiter",
+    "advertised_limits",
+]
 
 #: What a key looks like: ``ps_live_``/``ps_test_`` keys are trader keys (API.md §2.2);
 #: anything else is taken for a tenant key, whose format is not documented.
@@ -62,6 +69,10 @@ TRADER_FALLBACK_LIMIT = RateLimit(per_second=10, per_minute=600)
 #: A sleeping caller re-checks its turn at least this often, so a budget that
 #: loosens (the probe's answer, a recovered advertisement) is used soon.
 _RECHECK = 1.0
+#: A trader key's first request (the probe) holds the others at most this long (on
+#: the client's clock): past it they go ahead under :data:`TRADER_FALLBACK_LIMIT`,
+#: so a slow first call (a large CSV export) does not hold a heartbeat behind it.
+PROBE_WAIT = 1.0
 #: A request in flight longer than this (past any sane timeout) is taken as answered
 #: then: a caller of ``acquire`` that never calls ``release`` cannot hold a slot forever.
 _MAX_FLIGHT = 60.0
@@ -107,8 +118,9 @@ class RateLimiter:
         clock: where time is read and sleeps happen.
         adaptive: follow the limits the server advertises (``rate_limit="auto"``).
         kind: the key's kind, for the documented ceiling of advertised limits.
-        probe: hold every request but the first until the first answer (a
-            trader key under ``"auto"``, whose tier is unknown).
+        probe: hold every request but the first until the first answer, or
+            :data:`PROBE_WAIT` seconds after the first request started (a trader
+            key under ``"auto"``, whose tier is unknown).
     """
 
     def __init__(
@@ -134,6 +146,7 @@ class RateLimiter:
         # A probe in flight: the others wait for its answer (then this is None).
         self._probe: asyncio.Future[None] | None = None
         self._probing = probe
+        self._probe_started = -math.inf
         #: Total seconds callers spent waiting for the budget, for applications to read.
         self.waited = 0.0
 
@@ -143,7 +156,8 @@ class RateLimiter:
 
         A tenant key starts at the partner budget (50/s, 3,000/min); a trader
         key sends one probe request first, then follows its tier's headers, or
-        :data:`TRADER_FALLBACK_LIMIT` if the answer advertises none.
+        :data:`TRADER_FALLBACK_LIMIT` if the answer advertises none (or while the
+        probe's answer takes longer than :data:`PROBE_WAIT`).
         """
         if kind == "trader":
             return cls(TRADER_FALLBACK_LIMIT, clock=clock, adaptive=True, kind=kind, probe=True)
@@ -264,26 +278,33 @@ class RateLimiter:
         bisect.insort(self._flying, now)
         if self._probing and self._probe is None:
             self._probe = asyncio.get_running_loop().create_future()
+            self._probe_started = now
 
     async def _await_probe(self, deadline: float | None) -> None:
-        """Wait while a trader key's first request finds out its tier."""
+        """Wait while a trader key's first request finds out its tier, at most until
+        :data:`PROBE_WAIT` after it started (then the probe is over for everyone:
+        calls go ahead under the fallback limits, and its answer still adapts them)."""
         probe = self._probe
         if probe is None or probe.done():
             return
         waited = self._clock.now()
-        if deadline is None:
-            await asyncio.shield(probe)
-        else:
-            timer = asyncio.ensure_future(self._clock.sleep(max(0.0, deadline - waited)))
-            try:
-                await asyncio.wait({probe, timer}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                timer.cancel()
-            if not probe.done():
-                raise DeadlineExceededError(
-                    "the call's deadline passed while the first request learned the key's tier"
-                )
+        give_up = self._probe_started + PROBE_WAIT
+        until = give_up if deadline is None else min(give_up, deadline)
+        timer = asyncio.ensure_future(self._clock.sleep(max(0.0, until - waited)))
+        try:
+            await asyncio.wait({probe, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
         self.waited += self._clock.now() - waited
+        if probe.done():
+            return
+        if until < give_up:
+            raise DeadlineExceededError(
+                "the call's deadline passed while the first request learned the key's tier"
+            )
+        if self._probing:
+            logger.debug("first answer not back in %.1fs; going on at %r", PROBE_WAIT, self.limit)
+            self._end_probe()
 
     def release(self) -> None:
         """The answer of a request started by :meth:`acquire` came back (or it failed).

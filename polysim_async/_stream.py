@@ -72,8 +72,8 @@ class StreamStats(SocketStats):
         duplicates: frames or rows dropped because their fill was already queued.
         late: fills queued out of order because they became visible late.
         stale: unseen fills older than the remembered keys, dropped with a warning.
-        unreadable: frames that could not be read (counted and skipped; each
-            fill-shaped one triggers a REST check).
+        unreadable: frames that could not be read (counted and skipped; a REST
+            check follows once the frames already received are read, one per burst).
         reconciles: REST checks made while connected.
     """
 
@@ -159,6 +159,8 @@ class FillStream(Generic[E]):
         self._pending: set[Watermark] = set()
         # The first heal after a start without ``since`` is announced only if it finds fills.
         self._fresh_start = since is None
+        # An unreadable frame makes one REST check due (see ``_on_frame``).
+        self._check_soon = False
         self._queue: asyncio.Queue[Fill | StreamGap | _End] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._finished = False
@@ -388,6 +390,7 @@ class FillStream(Generic[E]):
     async def _session(self, ws: WebSocket, reason: str, offline_since: float) -> Drop:
         """Heal what the previous connection missed, then read live frames."""
         fresh, self._fresh_start = self._fresh_start, False
+        self._check_soon = False  # the heal below covers every frame before it
         await self._heal(reason, offline_since, announce=not fresh)
         return await pump(
             ws,
@@ -396,26 +399,33 @@ class FillStream(Generic[E]):
             on_frame=self._on_frame,
             every=self._policy.reconcile_interval,
             duty=self._reconcile,
+            soon=lambda: self._check_soon,
         )
 
     async def _reconcile(self) -> None:
-        """The periodic REST check, catching fills that never reached the socket."""
+        """A REST check while connected, catching fills that never reached the socket:
+        every ``reconcile_interval``, and once after a burst of unreadable frames."""
+        reason = "unreadable frame" if self._check_soon else "reconcile"
+        self._check_soon = False
         self.stats.reconciles += 1
         try:
-            await self._heal("reconcile", self._clock.now(), announce=False)
+            await self._heal(reason, self._clock.now(), announce=False)
         except Exception as exc:
             escalate(self._supervisor.process, exc)
             # The socket is healthy: keep it, and check REST again next interval.
-            logger.warning("periodic REST check failed (%s); will retry", exc)
+            logger.warning("REST check (%s) failed (%s); will retry", reason, exc)
 
     async def _on_frame(self, data: str | bytes) -> None:
         try:
             frame = decode_frame(data)
         except FrameError as exc:
-            # Counted and skipped; the socket stays. REST has every fill, so check it.
+            # Counted and skipped; the socket stays. REST has every fill, so one
+            # check is made once the frames already received are read: a burst
+            # of unreadable frames costs one check, not one each.
             self.stats.unreadable += 1
-            logger.warning("unreadable executions frame (%s); checking REST", exc)
-            await self._heal("unreadable frame", self._clock.now(), announce=False)
+            if not self._check_soon:
+                logger.warning("unreadable executions frame (%s); checking REST", exc)
+            self._check_soon = True
             return
         if isinstance(frame, Fill):
             await self._offer(frame, live=True)

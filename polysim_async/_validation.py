@@ -22,6 +22,7 @@ __all__ = [
     "page_limit",
     "path_id",
     "to_money",
+    "wallet_number",
     "wallet_param",
 ]
 
@@ -138,14 +139,27 @@ def path_id(name: str, value: object) -> str:
     return quote(text, safe="")
 
 
+def wallet_number(wallet_id: int) -> int:
+    """Validate a wallet's id: a positive integer, as ``/v1/me/wallets`` numbers them.
+
+    The one check of every ``wallet_id`` the client sends (a path segment or a
+    query scope), so a value is refused the same way everywhere.
+
+    Raises:
+        InvalidArgumentError: not an integer, or below 1.
+    """
+    return check_int("wallet_id", wallet_id, low=1)
+
+
 def wallet_param(wallet_id: int | str | None) -> str | None:
-    """Validate a ``wallet_id`` scope: ``"all"``, ``"api"`` (any case) or a wallet integer."""
+    """Validate a ``wallet_id`` scope: ``"all"``, ``"api"`` (any case) or a wallet's id
+    (see :func:`wallet_number`)."""
     if wallet_id is None:
         return None
     if isinstance(wallet_id, str) and wallet_id.strip().lower() in ("all", "api"):
         return wallet_id.strip().lower()
     if isinstance(wallet_id, int) and not isinstance(wallet_id, bool):
-        return str(check_int("wallet_id", wallet_id, low=0))
+        return str(wallet_number(wallet_id))
     raise InvalidArgumentError(f'wallet_id must be "all", "api" or an integer, got {wallet_id!r}')
 
 

@@ -321,14 +321,19 @@ async def pump(
     send: Callable[[str], Awaitable[None]] | None = None,
     every: float | None = None,
     duty: Callable[[], Awaitable[None]] | None = None,
+    soon: Callable[[], bool] | None = None,
 ) -> Drop:
     """Read frames until the socket ends, pinging when idle.
 
     Args:
         on_frame: called with every frame, in order, before the next is read.
         send: how to send the ping (``ws.send`` unless the stream serialises its sends).
-        every: seconds between calls of ``duty`` (``None``: never).
+        every: seconds between calls of ``duty`` (``None``: never periodically).
         duty: a periodic task run between frames (the executions stream's REST check).
+        soon: asked before each read; while it returns true, ``duty`` also runs
+            as soon as no frame is waiting (the frames already received are read
+            first, so a burst of triggers costs one run). ``duty`` must make it
+            return false, or it runs at every quiet moment.
 
     Returns:
         How the socket ended: closed by the server (its code and reason), broken,
@@ -347,9 +352,16 @@ async def pump(
         deadline = answer_due if answer_due is not None else ping_due
         if next_due is not None:
             deadline = min(deadline, next_due)
+        urgent = duty is not None and soon is not None and soon()
         try:
-            data = await ws.receive(max(0.0, deadline - now))
+            # When the duty is urgent, only a frame already waiting is read first.
+            data = await ws.receive(0.0 if urgent else max(0.0, deadline - now))
         except ReadTimeoutError:
+            if urgent and duty is not None:
+                await duty()
+                if next_due is not None:
+                    next_due = clock.now() + (every or 0.0)
+                continue
             now = clock.now()
             if answer_due is not None and now >= answer_due:
                 return Drop(None, "no frame within ping_timeout after a ping")

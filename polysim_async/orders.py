@@ -21,6 +21,7 @@ from ._validation import (
     page_limit,
     path_id,
     to_money,
+    wallet_number,
     wallet_param,
 )
 from .models.common import Side
@@ -261,7 +262,7 @@ class OrdersAPI:
                 raise InvalidArgumentError(f'source must be "pending" or "filled", got {source!r}')
             params["source"] = source
         if wallet_id is not None:
-            params["wallet_id"] = str(check_int("wallet_id", wallet_id, low=0))
+            params["wallet_id"] = str(wallet_number(wallet_id))
         return await self._r.request(OrderRow, "GET", f"/v1/orders/{oid}", params=params)
 
     def list_pages(

@@ -9,7 +9,7 @@ import msgspec
 
 from ._offsets import walk_listing
 from ._requester import Requester
-from ._validation import check_enum, check_int, check_str
+from ._validation import check_enum, check_int, check_str, wallet_number
 from .models.wallets import Wallet, WalletKind
 
 __all__ = ["WalletsAPI"]
@@ -31,7 +31,7 @@ _LIST_WIRE: Any = list[Wallet] | _WalletsEnvelope
 
 
 def _wallet_path(wallet_id: int, suffix: str = "") -> str:
-    return f"/v1/me/wallets/{check_int('wallet_id', wallet_id, low=1)}{suffix}"
+    return f"/v1/me/wallets/{wallet_number(wallet_id)}{suffix}"
 
 
 class WalletsAPI:

@@ -71,6 +71,10 @@ class Walk(msgspec.Struct, frozen=True):
     top: str
     #: Trade ids exported by this walk at exactly ``top``.
     top_ids: list[int]
+    #: ``filled_at`` of the last row read (``None`` in manifests written before it was kept).
+    floor: str | None = None
+    #: Trade ids read at exactly ``floor``: a repeat of one on the next page is dropped.
+    floor_ids: list[int] = msgspec.field(default_factory=list)
 
 
 class AccountRecord(msgspec.Struct, omit_defaults=True):

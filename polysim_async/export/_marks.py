@@ -19,6 +19,14 @@ the instant did not move. A walk that found an empty feed keeps the old mark.
 What this does not cover, by the API's contract: a fill that appears *older*
 than fills already in the feed (a backdated fill) is not picked up by an
 incremental run.
+
+A server that breaks its keyset pagination is caught where it is cheap: a walk
+remembers its *floor* (the instant of the last row it read, and the trade ids
+read at it, also across a resume). A row of a later page at the floor with one
+of those ids is a repeat and is dropped; a row *above* the floor means the
+pages are out of order, and the walk stops with :class:`PaginationError` (what
+it read before stays exported). Rows within one page are taken as the server
+ordered them.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from .._errors import PaginationError
 from ..models.partner import Trade
 from ._manifest import Mark, Walk
 from ._schema import iso_utc
@@ -77,7 +86,7 @@ class Tracker:
         walk: an unfinished walk to continue (``None``: start at the top).
     """
 
-    __slots__ = ("_at", "_mark", "_seen", "_top", "_top_ids")
+    __slots__ = ("_at", "_floor", "_floor_ids", "_mark", "_seen", "_top", "_top_ids", "repeated")
 
     def __init__(self, mark: Mark | None, walk: Walk | None) -> None:
         self._mark = mark
@@ -85,9 +94,19 @@ class Tracker:
         self._seen = frozenset(() if mark is None else mark.trade_ids)
         self._top = None if walk is None else parse_instant(walk.top)
         self._top_ids: list[int] = [] if walk is None else list(walk.top_ids)
+        floor = None if walk is None else walk.floor
+        self._floor = None if floor is None else parse_instant(floor)
+        self._floor_ids: set[int] = set() if walk is None else set(walk.floor_ids)
+        #: Rows dropped because an earlier page of this walk held them already.
+        self.repeated = 0
 
     def page(self, trades: Sequence[Trade]) -> tuple[Sequence[Trade], bool]:
-        """Filter the walk's next page; see :func:`select`."""
+        """Filter the walk's next page; see :func:`select`.
+
+        Raises:
+            PaginationError: the page holds a row newer than the previous page's last.
+        """
+        trades = self._unseen(trades)
         if self._top is None and trades:
             self._top = trades[0].filled_at
         keep, reached = select(trades, self._at, self._seen)
@@ -99,10 +118,47 @@ class Tracker:
                 self._top_ids.append(trade.trade_id)
         return keep, reached
 
+    def _unseen(self, trades: Sequence[Trade]) -> Sequence[Trade]:
+        """The page without the rows the walk read already, and the floor moved below it."""
+        floor = self._floor
+        if floor is not None and trades and trades[0].filled_at >= floor:
+            fresh: list[Trade] = []
+            for i, trade in enumerate(trades):
+                when = trade.filled_at
+                if when < floor:
+                    fresh.extend(trades[i:])
+                    break
+                if when > floor:
+                    raise PaginationError(
+                        f"the server's pages are out of order: trade {trade.trade_id} "
+                        f"({_instant(when)}) follows rows at {_instant(floor)}; stopping the walk"
+                    )
+                if trade.trade_id in self._floor_ids:
+                    self.repeated += 1
+                else:
+                    fresh.append(trade)
+            trades = fresh
+        if trades:
+            last = trades[-1].filled_at
+            if last != floor:
+                self._floor, self._floor_ids = last, set()
+            for trade in reversed(trades):
+                if trade.filled_at != last:
+                    break
+                self._floor_ids.add(trade.trade_id)
+        return trades
+
     def walk(self, cursor: str) -> Walk:
         """The unfinished walk to record, continuing at ``cursor``."""
         assert self._top is not None, "a walk with a next page has seen a row"
-        return Walk(cursor=cursor, top=_instant(self._top), top_ids=list(self._top_ids))
+        floor = self._floor
+        return Walk(
+            cursor=cursor,
+            top=_instant(self._top),
+            top_ids=list(self._top_ids),
+            floor=None if floor is None else _instant(floor),
+            floor_ids=sorted(self._floor_ids),
+        )
 
     def finished(self) -> Mark | None:
         """The watermark once the walk is over."""

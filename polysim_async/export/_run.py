@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ if TYPE_CHECKING:  # partner.py imports this module to delegate to it
 __all__ = ["COMMIT_INTERVAL", "DEFAULT_PART_ROWS", "ProgressCallback", "run_export"]
 
 M = TypeVar("M")
+
+logger = logging.getLogger("polysim_async")
 
 #: Rows per part unless told otherwise: about 20 MB of Arrow data in memory, a few MB on disk.
 DEFAULT_PART_ROWS = 100_000
@@ -159,6 +162,10 @@ class _Export:
         self.pending_rows = 0
         self.commit_task: asyncio.Task[None] | None = None
         self.failures: dict[str, PolySimError] = {}
+        # Accounts a part write found unwritable rows of: their chunks still
+        # buffered sit past the bad rows, so they are dropped. (A fetch failure
+        # comes after every chunk of its account: those are written.)
+        self.unwritable: set[str] = set()
         self.pages_open: dict[str, int] = {}
         self.pages_of_done = 0
         self.requests = 0
@@ -220,9 +227,17 @@ class _Export:
             )
             try:
                 async for page in pages:
-                    if account_id in self.failures:
+                    if account_id in self.unwritable:
                         return  # a part write found an unwritable value of this account
+                    repeated = tracker.repeated
                     keep, reached = tracker.page(page.data)
+                    if tracker.repeated > repeated:
+                        logger.warning(
+                            "account %r: the server repeated %d fill(s) of an earlier page; "
+                            "dropped (exported once)",
+                            account_id,
+                            tracker.repeated - repeated,
+                        )
                     data = self.fmt.convert(account_id, keep) if keep else None
                     cursor = page.next_cursor
                     if reached or not cursor:
@@ -233,7 +248,8 @@ class _Export:
                     yield _Chunk(account_id, data, len(keep), walk, None, False, False)
             except PolySimError as exc:
                 # Reported as a chunk so the consumer counts it as it happens; the
-                # account's pages before it stay valid and are written.
+                # account's pages before it stay valid and are written with their
+                # cursor, so the next run resumes after them.
                 yield _Chunk(account_id, None, 0, None, None, False, True, error=exc)
                 return
             finally:
@@ -269,7 +285,8 @@ class _Export:
         self.report()
 
     def fail(self, account_id: str, error: PolySimError) -> None:
-        """Record a failed account: its later pages are dropped, its walk stops."""
+        """Record a failed account. Its chunks taken before the failure are still
+        committed (see :meth:`commit`); nothing follows a fetch failure."""
         self.failures.setdefault(account_id, error)
         self.pages_of_done += self.pages_open.pop(account_id, 0)
         self.done.discard(account_id)
@@ -277,7 +294,7 @@ class _Export:
 
     async def take(self, chunk: _Chunk) -> None:
         aid = chunk.account_id
-        if aid in self.failures:  # pragma: no cover - a race: queued before a part write failed it
+        if aid in self.unwritable:  # pragma: no cover - a race: queued before a write failed it
             return
         self.requests += 1
         pages = self.pages_open[aid] = self.pages_open.get(aid, 0) + 1
@@ -328,13 +345,14 @@ class _Export:
     async def commit(self, batch: list[_Chunk]) -> None:
         """Write the batch's part (if it has rows), then record it in the manifest.
 
-        Accounts that failed meanwhile are left out (their manifest position
-        stays where their last written page left it); so are accounts whose
-        rows the format finds unwritable, which fail here.
+        An account whose fetch failed meanwhile keeps its chunks (all from before
+        the failure): they are written and its position moves past them. Accounts
+        whose rows the format finds unwritable fail here and are left out (their
+        position stays where their last written page left it).
         """
         manifest = self.manifest
         number = manifest.next_part
-        batch = [c for c in batch if c.account_id not in self.failures]
+        batch = [c for c in batch if c.account_id not in self.unwritable]
         while rows := sum(c.rows for c in batch):
             name = part_name(number, self.fmt.extension)
             data = [c.data for c in batch if c.rows]
@@ -345,8 +363,9 @@ class _Export:
                 )
             except UnwritableRows as exc:
                 for aid, error in exc.errors.items():
+                    self.unwritable.add(aid)
                     self.fail(aid, error)
-                batch = [c for c in batch if c.account_id not in self.failures]
+                batch = [c for c in batch if c.account_id not in self.unwritable]
                 continue
             manifest.next_part = number + 1
             manifest.parts.append(PartRecord(name=name, rows=rows))

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
+from polysim_async.models.partner import Trade
 from tests._helpers import base_of, serve
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -28,6 +30,23 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+def trade(trade_id: int, seconds: float) -> Trade:
+    """One decoded feed row (for the pure tracker tests), ``filled_at`` = ``at(seconds)``."""
+    wire = {
+        "trade_id": trade_id,
+        "order_id": trade_id,
+        "market_id": "0x1",
+        "side": "BUY",
+        "outcome": "Yes",
+        "price": "0.5",
+        "quantity": "1",
+        "notional": "0.5",
+        "fee": "0",
+        "filled_at": at(seconds).isoformat(),
+    }
+    return msgspec.convert(wire, type=Trade)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from polysim_async.export._manifest import (
 )
 from polysim_async.export._marks import Tracker
 
-from ._feed import Feed, at, feed_server
+from ._feed import Feed, at, feed_server, trade
 from ._fleet import by_trade, read_csv
 
 M = TypeVar("M")
@@ -99,23 +99,6 @@ def instant(second: int) -> str:
 
 
 def test_the_tracker_builds_the_next_watermark() -> None:
-    import polysim_async as ps
-
-    def trade(tid: int, second: int) -> ps.Trade:
-        wire = {
-            "trade_id": tid,
-            "order_id": tid,
-            "market_id": "0x1",
-            "side": "BUY",
-            "outcome": "Yes",
-            "price": "0.5",
-            "quantity": "1",
-            "notional": "0.5",
-            "fee": "0",
-            "filled_at": at(second).isoformat(),
-        }
-        return msgspec.convert(wire, type=ps.Trade)
-
     mark = Mark(filled_at=instant(5), trade_ids=[7])
     tracker = Tracker(mark, None)
     keep, reached = tracker.page([trade(9, 5), trade(7, 5), trade(8, 5), trade(3, 4)])
@@ -126,8 +109,9 @@ def test_the_tracker_builds_the_next_watermark() -> None:
     tracker = Tracker(mark, None)
     keep, reached = tracker.page([trade(11, 6), trade(10, 6)])
     assert not reached
+    six = at(6).isoformat(timespec="microseconds")
     assert tracker.walk("c") == Walk(
-        cursor="c", top=at(6).isoformat(timespec="microseconds"), top_ids=[11, 10]
+        cursor="c", top=six, top_ids=[11, 10], floor=six, floor_ids=[10, 11]
     )
     keep, reached = tracker.page([trade(9, 5), trade(7, 5), trade(1, 1)])
     assert [t.trade_id for t in keep] == [9] and reached
