@@ -138,6 +138,8 @@ def test_no_stdout_at_all_is_a_closed_stdout(monkeypatch: pytest.MonkeyPatch) ->
     assert out.closed and out.format == "json"
     with pytest.raises(OutputClosed):
         out.line("x")
+    monkeypatch.setattr("sys.stderr", None)  # and ``2>&-``: messages are lost, not an error
+    Output(io.StringIO(), None).message("lost")
 
 
 def _summary(**changes: object) -> ExportSummary:
