@@ -803,7 +803,8 @@ def main(
     Returns:
         The exit code (see ``polysim --help``). Nothing is raised and no
         traceback is printed unless ``--debug`` is given; a KeyboardInterrupt
-        while parsing is exit code 130.
+        (Ctrl-C) while parsing or while the command's code is imported, before
+        the command's own signal handling starts, is exit code 130.
     """
     err = stderr or sys.stderr
     try:
@@ -818,16 +819,19 @@ def main(
                 f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)",
                 EXIT_USAGE,
             )
+        # Imported only now (aiohttp, asyncio: half a second), so --help stays light.
+        from polysim_async.cli._main import run
+
+        return run(args, list(sys.argv[1:] if argv is None else argv), stdout=stdout, stderr=stderr)
     except CommandError as exc:
         err.write(_one_line(str(exc)) + "\n")
         err.flush()
         return exc.code
-    except KeyboardInterrupt:
-        err.write("polysim: interrupted\n")
+    except KeyboardInterrupt:  # before run() installs its handlers, or after they are gone
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # no stderr (2>&-)
+            err.write("polysim: interrupted\n")
+            err.flush()
         return EXIT_INTERRUPTED
-    from polysim_async.cli._main import run
-
-    return run(args, list(sys.argv[1:] if argv is None else argv), stdout=stdout, stderr=stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

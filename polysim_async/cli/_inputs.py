@@ -29,14 +29,19 @@ _object_decoder = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)
 
 
 def _read(name: str, path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":
+            return sys.stdin.read()
         with open(path, encoding="utf-8") as file:
             return file.read()
     except OSError as exc:
         raise CommandError(
             f"{name}: cannot read {path}: {exc.strerror or exc}", EXIT_USAGE
+        ) from None
+    except UnicodeDecodeError as exc:
+        where = "standard input" if path == "-" else path
+        raise CommandError(
+            f"{name}: {where} is not UTF-8 text (byte {exc.start}: {exc.reason})", EXIT_USAGE
         ) from None
 
 

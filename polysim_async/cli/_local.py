@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import os
 import random
@@ -29,7 +30,7 @@ from ..models.account import EquityPoint
 from ..models.partner import AccountState, Trade
 from ..rules import RuleSet, evaluate, sample_of
 from ._main import Context, Interrupted
-from ._output import Output
+from ._output import Output, OutputClosed
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
@@ -306,17 +307,19 @@ async def _serve(args: argparse.Namespace, out: Output) -> int:
         url = connect_url(args.host, port)
         out.message(f"PolySimulator sandbox listening on {sandbox.url} (seed {args.seed});")
         out.message("Ctrl-C stops it. Use one block per shell:")
-        out.line("# as the partner backend (tenant key)")
-        out.line(f"export POLYSIM_BASE_URL={url}")
-        out.line(f"export POLYSIM_TENANT_KEY={sandbox.tenant_key}")
-        out.line("# as the trader (personal key); the client prefers a tenant key, so unset it")
-        out.line(f"export POLYSIM_BASE_URL={url}")
-        out.line(f"export POLYSIM_API_KEY={sandbox.api_key}")
-        out.line("unset POLYSIM_TENANT_KEY")
+        # The server is the product: with stdout closed (``>&-``) it serves all the same.
+        with contextlib.suppress(OutputClosed):
+            out.line("# as the partner backend (tenant key)")
+            out.line(f"export POLYSIM_BASE_URL={url}")
+            out.line(f"export POLYSIM_TENANT_KEY={sandbox.tenant_key}")
+            out.line("# as the trader (personal key); the client prefers a tenant key, so unset it")
+            out.line(f"export POLYSIM_BASE_URL={url}")
+            out.line(f"export POLYSIM_API_KEY={sandbox.api_key}")
+            out.line("unset POLYSIM_TENANT_KEY")
         if not is_loopback_host(urlsplit(url).hostname or ""):
             out.message(
                 f"note: {url} is plain http to a non-loopback host: pass allow_insecure=True"
-                " to the client"
+                " to the client (--allow-insecure to polysim)"
             )
         out.message(f"markets: {', '.join(sandbox.market_ids)}")
         out.message(f"control API: {url}/_sandbox/ (lists every route)")

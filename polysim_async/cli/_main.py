@@ -9,6 +9,12 @@ Ctrl-C and SIGTERM cancel the running command at its next ``await``, so its
 ``finally`` blocks run (a checkpoint is saved, a progress line is cleared, the
 export finishes the part it is writing); the command then exits 130 with a
 one-line resume hint where resuming makes sense. A second Ctrl-C stops at once.
+
+A closed stdout (its reader went away: ``| head``; or none: ``>&-``) stops the
+command at the first line it cannot write (:class:`~._output.OutputClosed`),
+quietly, with the exit code so far (0 when nothing failed), like a command
+killed by SIGPIPE but without the 141. A file the command cannot write (a full
+disk, ``ulimit -f``) is exit 1, naming the file, with the resume hint.
 """
 
 from __future__ import annotations
@@ -44,15 +50,25 @@ from .._errors import (
     AuthenticationError,
     ConnectError,
     FanOutError,
+    InvalidArgumentError,
     PaginationError,
     PermissionDeniedError,
     PolySimError,
     UsageError,
 )
 from ..export import ExportError
-from ._output import Output
+from ._output import Output, OutputClosed
 
-__all__ = ["Context", "Interrupted", "Role", "ServerClock", "exit_code", "run"]
+__all__ = [
+    "SECRET_OPTIONS",
+    "Context",
+    "Interrupted",
+    "Role",
+    "ServerClock",
+    "exit_code",
+    "masked_argv",
+    "run",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -123,6 +139,41 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+#: Options whose value is a secret: never echoed (resume hints show ``***``).
+SECRET_OPTIONS = frozenset({"--api-key"})
+_MASK = "***"
+
+
+def masked_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the value of every :data:`SECRET_OPTIONS` option replaced by ``***``.
+
+    Both spellings are masked: ``--api-key KEY`` and ``--api-key=KEY``, and
+    the abbreviations argparse accepts (``--api-k KEY``). Nothing after
+    ``--`` is an option.
+    """
+    masked: list[str] = []
+    hide_next = False
+    options_end = False
+    for arg in argv:
+        if hide_next:
+            masked.append(_MASK)
+            hide_next = False
+            continue
+        if arg == "--":
+            options_end = True
+        name, eq, _value = arg.partition("=")
+        secret = len(name) >= 4 and any(s.startswith(name) for s in SECRET_OPTIONS)
+        if secret and not options_end:
+            if eq:
+                masked.append(f"{name}={_MASK}")
+            else:
+                masked.append(arg)
+                hide_next = True
+            continue
+        masked.append(arg)
+    return masked
+
+
 _GRAVITY = (EXIT_AUTH, EXIT_API_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED, EXIT_OK)
 
 
@@ -133,7 +184,10 @@ class Context:
         args: the parsed arguments.
         out: stdout/stderr and the data format.
         name: the command as typed (``"accounts get"``), for messages.
-        resume_hint: said after "interrupted" (set it when resuming makes sense).
+        resume_hint: said after "interrupted" or a failed write (set it when
+            resuming makes sense).
+        writing: the file or directory the command writes, named when a write
+            fails without saying which file.
         code: the exit code so far: failures reported with :meth:`fail` raise it.
     """
 
@@ -143,12 +197,17 @@ class Context:
         self.out = out
         self.name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
         self.resume_hint: str | None = None
+        self.writing: str | None = None
         self.code = EXIT_OK
 
     @property
     def command_line(self) -> str:
-        """The command as typed, ready to paste again (``polysim ...``)."""
-        return shlex.join(["polysim", *self.argv])
+        """The command as typed, ready to paste again (``polysim ...``), secrets masked.
+
+        The value of ``--api-key`` reads ``'***'`` (see :func:`masked_argv`):
+        a hint lands in logs and terminals' scrollback, a key must not.
+        """
+        return shlex.join(["polysim", *masked_argv(self.argv)])
 
     def client(self, role: Role, **options: Any) -> Client:
         """A client with ``role``'s key: ``--api-key``, else the role's variable.
@@ -163,13 +222,17 @@ class Context:
                 f"polysim {self.name}: needs {_KEY_NAMES[role]}: pass --api-key or set {variable}",
                 EXIT_USAGE,
             )
-        return Client(
-            key,
-            self.args.base_url,
-            max_retries=self.args.retries,
-            allow_insecure=self.args.allow_insecure,
-            **options,
-        )
+        try:
+            return Client(
+                key,
+                self.args.base_url,
+                max_retries=self.args.retries,
+                allow_insecure=self.args.allow_insecure,
+                **options,
+            )
+        except InvalidArgumentError as exc:  # the client's words are for Python callers
+            text = str(exc).replace("pass allow_insecure=True", "pass --allow-insecure")
+            raise CommandError(f"polysim {self.name}: {text}", EXIT_USAGE) from None
 
     def describe(self, exc: BaseException) -> str:
         """One line for a failure (the client's own hint says when a key is of the other kind)."""
@@ -309,6 +372,8 @@ def run(
         # Every message names the command: "polysim accounts create: --rules: ...".
         out.message(text if text.startswith("polysim") else f"polysim {ctx.name}: {text}")
         return exc.code
+    except OutputClosed:  # the reader went away: stop quietly (see the module docstring)
+        return ctx.code
     except (Interrupted, KeyboardInterrupt):
         hint = f"; {ctx.resume_hint}" if ctx.resume_hint else ""
         out.message(f"polysim {ctx.name}: interrupted{hint}")
@@ -318,12 +383,16 @@ def run(
             traceback.print_exc(file=out.stderr)
         out.message(f"polysim {ctx.name}: {ctx.describe(exc)}")
         return exit_code(exc)
-    except OSError as exc:  # a file the command was told to read or write
+    except OSError as exc:  # writing failed (inputs that cannot be read are usage errors)
         if debug:
             traceback.print_exc(file=out.stderr)
-        where = f": {exc.filename}" if exc.filename else ""
-        out.message(_one_line(f"polysim {ctx.name}: {exc.strerror or exc}{where}"))
-        return EXIT_USAGE
+        path = exc.filename or ctx.writing
+        where = f" {path}" if path else ""
+        hint = f"; {ctx.resume_hint}" if ctx.resume_hint else ""
+        out.message(
+            _one_line(f"polysim {ctx.name}: cannot write{where}: {exc.strerror or exc}{hint}")
+        )
+        return EXIT_API_ERROR
     except Exception as exc:
         if debug:
             traceback.print_exc(file=out.stderr)

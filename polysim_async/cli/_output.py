@@ -8,7 +8,9 @@
   terminal that understands cursor control (not ``TERM=dumb``), redrawn in place,
   and always leaves the terminal clean: the cursor shown and no partial line.
 * Colour only on a terminal, never with ``NO_COLOR`` set (https://no-color.org).
-* A closed stdout (``polysim ... | head``) is not an error: later data is dropped.
+* A closed stdout (``polysim ... | head``, or none at all: ``>&-``) is not an
+  error: the first line that cannot be written raises :class:`OutputClosed`,
+  which stops the command (exit code so far, 0 when all went well; no message).
 
 No progress library: a status line is a few escape codes, and both candidates
 (tqdm, rich) cost about 90 ms of import and count their own unit for the ETA,
@@ -34,6 +36,7 @@ __all__ = [
     "Feed",
     "Format",
     "Output",
+    "OutputClosed",
     "Painted",
     "StatusLine",
     "cell",
@@ -176,6 +179,16 @@ class StatusLine:
             self.enabled = False
 
 
+class OutputClosed(Exception):
+    """Stdout is closed (its reader went away, or there is none): the command must stop.
+
+    Raised by :meth:`Output.line` instead of dropping the line, so a stream
+    (``executions tail``, ``watch``) or a long listing stops at once and
+    acknowledges nothing it could not write. :func:`polysim_async.cli._main.run`
+    ends the command quietly with the exit code so far.
+    """
+
+
 class Output:
     """The stdout and stderr of one command run, and the data format it asked for."""
 
@@ -188,12 +201,14 @@ class Output:
     ) -> None:
         self._stdout = stdout
         self._stderr = stderr
-        self.closed = False
+        #: stdout cannot take data any more (a broken pipe, or no stdout at all).
+        self.closed = self.stdout is None
         self.format: Format = format or ("table" if _isatty(self.stdout) else "json")
         self.status = StatusLine(self.stderr, enabled=is_terminal(self.stderr))
 
     @property
     def stdout(self) -> TextIO:
+        # sys.stdout is None when the process was started without one (``>&-``).
         return self._stdout or sys.stdout
 
     @property
@@ -202,9 +217,17 @@ class Output:
 
     # -- plain lines ---------------------------------------------------------------------
     def line(self, text: str = "") -> None:
-        """Write one line of data to stdout (clearing the status line around it)."""
+        """Write one line of data to stdout and flush it (clearing the status line around it).
+
+        Returns only once the line reached stdout (the pipe or file), so a
+        caller may then acknowledge what the line reports.
+
+        Raises:
+            OutputClosed: stdout is closed (a broken pipe, or none at all); the
+                line was not written, and no later line will be.
+        """
         if self.closed:
-            return
+            raise OutputClosed
         stream = self.stdout
         self.status.suspend()
         try:
@@ -213,18 +236,20 @@ class Output:
         except BrokenPipeError:
             self.closed = True
             if stream is sys.stdout:
-                # Keep the interpreter's own flush at exit from failing on the closed pipe.
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-        self.status.resume()
+                _point_at_devnull(stream)
+            raise OutputClosed from None
+        finally:
+            self.status.resume()
 
     def message(self, text: str) -> None:
-        """Write one line to stderr (clearing the status line around it)."""
+        """Write one line to stderr (clearing the status line around it); lost if it is closed."""
         self.status.suspend()
         stream = self.stderr
-        stream.write(text + "\n")
-        stream.flush()
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # no stderr (2>&-), or its reader went away
+            pass
         self.status.resume()
 
     # -- data ----------------------------------------------------------------------------
@@ -314,6 +339,9 @@ class Feed:
     def __init__(
         self, out: Output, line: Callable[[Any], str], data: Callable[[Any], object] = lambda x: x
     ) -> None:
+        """Raises :class:`OutputClosed` at once when stdout is already closed (nothing to feed)."""
+        if out.closed:
+            raise OutputClosed
         self._out = out
         self._line = line
         self._data = data
@@ -321,7 +349,11 @@ class Feed:
         self.count = 0
 
     def write(self, item: Any) -> None:
-        """Write one item."""
+        """Write one item (its line flushed when this returns).
+
+        Raises:
+            OutputClosed: stdout is closed; the item was not written.
+        """
         self.count += 1
         fmt = self._out.format
         if fmt == "table":
@@ -334,10 +366,21 @@ class Feed:
             self._opened = True
 
     def close(self) -> None:
-        """End the JSON array (``[]`` when nothing came)."""
-        if self._out.format == "json":
+        """End the JSON array (``[]`` when nothing came); nothing when stdout is closed."""
+        if self._out.format == "json" and not self._out.closed:
             self._out.line("]" if self._opened else "[]")
             self._opened = False
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    """Keep the interpreter's own flush at exit from failing on a closed pipe."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a real file
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _wire_name(value: object, field: str) -> str:

@@ -73,8 +73,11 @@ async def executions_tail(ctx: Context) -> int:
 
     The checkpoint is written after every fill printed (atomically) and once
     more, fsynced, on the way out, whatever the way out is. A fill is printed
-    before the checkpoint that includes it is written, and nothing is awaited
-    between the two, so cancellation (Ctrl-C) falls before or after both.
+    (its line written and flushed) before the checkpoint that includes it is
+    written, and nothing is awaited between the two, so cancellation (Ctrl-C)
+    falls before or after both. When stdout closes (``| head``), the tail stops
+    at the first fill it cannot print, and the saved checkpoint stops before
+    that fill: the next run with the same ``--since`` prints it.
     """
     path = None if ctx.args.since is None else Path(ctx.args.since)
     if path is not None and not path.parent.is_dir():
@@ -91,18 +94,22 @@ async def executions_tail(ctx: Context) -> int:
     status = ctx.out.status
     async with ctx.client("trader") as client:
         stream = client.executions.stream(since=since)
+        # The checkpoint of the fills printed so far: never past one that was not.
+        printed = since
         try:
             async with stream as fills:
+                printed = stream.checkpoint
                 status.update("tailing executions · 0 fills")
                 async for fill in fills:
                     status.set(f"tailing executions · {feed.count + 1} fills")  # drawn below it
-                    feed.write(fill)
-                    if path is not None and stream.checkpoint is not None:
-                        _save_checkpoint(path, stream.checkpoint, durable=False)
+                    feed.write(fill)  # raises OutputClosed, unprinted, when stdout has closed
+                    printed = stream.checkpoint
+                    if path is not None and printed is not None:
+                        _save_checkpoint(path, printed, durable=False)
         finally:
             feed.close()
-            if path is not None and stream.checkpoint is not None:
-                _save_checkpoint(path, stream.checkpoint, durable=True)
+            if path is not None and printed is not None:
+                _save_checkpoint(path, printed, durable=True)
     return ctx.code
 
 

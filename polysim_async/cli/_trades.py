@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from polysim_async_cli import EXIT_USAGE, CommandError
 
 from .._errors import NotFoundError, PolySimError
 from ..export import DEFAULT_PART_ROWS, ExportError, ExportProgress, ExportSummary
@@ -115,6 +119,13 @@ async def trades_export(ctx: Context) -> int:
     args = ctx.args
     ids = account_ids(ctx)  # none: still run, so the summary (and --json) says so
     ctx.resume_hint = f"to resume, run the same command again: {ctx.command_line}"
+    ctx.writing = str(args.out)
+    try:  # a directory that cannot be used is a usage error; a write that fails later is not
+        await asyncio.to_thread(Path(args.out).mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(
+            f"--out: cannot use {args.out}: {exc.strerror or exc}", EXIT_USAGE
+        ) from None
     status = ctx.out.status
 
     finished = -1

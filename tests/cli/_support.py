@@ -240,18 +240,24 @@ def polysim(*argv: str, env: dict[str, str], stdin: str | None = None) -> Result
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def polysim_here(*argv: str, env: dict[str, str], stdin: str | None = None) -> Result:
+def polysim_here(*argv: str, env: dict[str, str], stdin: str | bytes | None = None) -> Result:
     """Run ``polysim argv`` in this process (for checks that need no process boundary:
-    importing the client once keeps them fast)."""
+    importing the client once keeps them fast). ``stdin`` as bytes is decoded as UTF-8,
+    as a real stdin is."""
     import io
     from unittest import mock
 
     import polysim_async_cli
 
     out, err = io.StringIO(), io.StringIO()
+    given = (
+        io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+        if isinstance(stdin, bytes)
+        else io.StringIO(stdin or "")
+    )
     with (
         mock.patch.dict(os.environ, env, clear=True),
-        mock.patch("sys.stdin", io.StringIO(stdin or "")),
+        mock.patch("sys.stdin", given),
     ):
         code = polysim_async_cli.main(list(argv), stdout=out, stderr=err)
     return Result(code, out.getvalue(), err.getvalue())

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import polysim_async as ps
-from polysim_async.cli._main import Context
+from polysim_async.cli._main import Context, masked_argv
 from polysim_async.cli._output import Output
 from polysim_async_cli import build_parser
 
@@ -95,3 +95,42 @@ async def test_each_stops_at_once_when_every_account_would_fail_the_same_way(
     # Nothing starts after the failure (the fourth never does), and what hung was cancelled.
     assert "first" in started and "later" not in started
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["trades", "export", "a", "--out", "d", "--api-key", "pt_secret"], "--api-key '***'"),
+        (["trades", "export", "a", "--out", "d", "--api-key=pt_secret"], "'--api-key=***'"),
+        (
+            ["trades", "export", "a", "--out", "d", "--api-k", "pt_secret"],
+            "--api-k '***'",
+        ),  # a prefix
+        (["executions", "tail", "--since", "x", "--api-key", "ps_live_secret"], "'***'"),
+    ],
+)
+def test_echoed_command_lines_never_show_the_key(argv: list[str], shown: str) -> None:
+    args = build_parser().parse_args(argv)
+    ctx = Context(args, argv, Output(io.StringIO(), io.StringIO()))
+    assert "secret" not in ctx.command_line
+    assert shown in ctx.command_line
+    assert ctx.command_line.startswith(f"polysim {argv[0]} {argv[1]}")
+
+
+def test_only_secret_options_are_masked() -> None:
+    # argparse takes "--ap" for --api-key; after "--" nothing is an option.
+    assert masked_argv(["get", "--ap", "k", "--", "--api-key", "ID"]) == [
+        "get",
+        "--ap",
+        "***",
+        "--",
+        "--api-key",
+        "ID",
+    ]
+    assert masked_argv(["--base-url", "http://h", "--api-key", "k", "ID"]) == [
+        "--base-url",
+        "http://h",
+        "--api-key",
+        "***",
+        "ID",
+    ]

@@ -247,8 +247,8 @@ def test_the_printed_url_is_one_the_client_accepts(host: str, url: str) -> None:
         ps.Client("k", url)  # accepted: loopback over plain http
 
 
-async def _served_lines(*argv: str) -> tuple[list[str], str]:
-    out, err = io.StringIO(), io.StringIO()
+async def _served_lines(*argv: str, out: io.StringIO | None = None) -> tuple[list[str], str]:
+    out, err = out or io.StringIO(), io.StringIO()
     args = cli.build_parser().parse_args(["sandbox", "--port", "0", *argv])
     task = asyncio.create_task(_local._serve(args, Output(out, err)))
     for _ in range(400):
@@ -303,3 +303,12 @@ async def test_sandbox_prints_one_block_per_role_that_works_even_pasted_together
 async def test_sandbox_serves_until_cancelled() -> None:
     lines, _ = await _served_lines()
     assert lines[1].startswith("export POLYSIM_BASE_URL=http://127.0.0.1:")
+
+
+async def test_sandbox_serves_on_with_its_stdout_closed() -> None:
+    class Gone(io.StringIO):  # `polysim sandbox | head -1`, or `>&-`
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    _, err = await _served_lines(out=Gone())  # still serving when cancelled: no OutputClosed
+    assert "control API" in err

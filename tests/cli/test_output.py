@@ -12,7 +12,7 @@ import pytest
 
 import polysim_async as ps
 from polysim_async.cli._main import Context, exit_code
-from polysim_async.cli._output import Feed, Output, Painted, StatusLine, cell
+from polysim_async.cli._output import Feed, Output, OutputClosed, Painted, StatusLine, cell
 from polysim_async.cli._trades import progress_text, summary_text
 from polysim_async.export import ExportError, ExportProgress, ExportSummary
 from polysim_async_cli import build_parser
@@ -113,15 +113,33 @@ def test_data_lines_clear_and_redraw_the_status_line(monkeypatch: pytest.MonkeyP
     )
 
 
-def test_a_closed_stdout_is_not_an_error() -> None:
+def test_a_closed_stdout_stops_the_writer_instead_of_dropping_lines() -> None:
     class Closed(io.StringIO):
         def write(self, text: str) -> int:
             raise BrokenPipeError
 
-    out = Output(Closed(), io.StringIO(), format="jsonl")
-    out.jsonl({"a": 1})
-    assert out.closed
-    out.jsonl({"a": 2})  # dropped quietly
+    err = io.StringIO()
+    out = Output(Closed(), err, format="json")
+    feed = Feed(out, str)
+    with pytest.raises(OutputClosed):  # the caller learns the line was not written
+        feed.write({"a": 1})
+    assert out.closed and feed.count == 1
+    with pytest.raises(OutputClosed):  # and every later one, never dropped silently
+        out.jsonl({"a": 2})
+    feed.close()  # in ``finally``: no "]" for a reader that is gone, and no error
+    with pytest.raises(OutputClosed):  # a feed on a closed stdout does not start
+        Feed(out, str)
+    assert err.getvalue() == ""
+
+
+def test_no_stdout_at_all_is_a_closed_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdout", None)  # started with ``>&-``
+    out = Output(None, io.StringIO())
+    assert out.closed and out.format == "json"
+    with pytest.raises(OutputClosed):
+        out.line("x")
+    monkeypatch.setattr("sys.stderr", None)  # and ``2>&-``: messages are lost, not an error
+    Output(io.StringIO(), None).message("lost")
 
 
 def _summary(**changes: object) -> ExportSummary:

@@ -150,3 +150,29 @@ def test_usage_errors_of_a_command_name_it() -> None:
     )
     assert code == cli.EXIT_USAGE and out == ""
     assert err.startswith("polysim accounts create: --rules: day_time_zone 'Europe/Pargue'"), err
+
+
+_CTRL_C_WHILE_IMPORTING = """
+import importlib.abc, os, signal, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "polysim_async.cli._main":  # the command's code, before its signal handlers
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+import polysim_async_cli
+sys.exit(polysim_async_cli.main(["trades", "list", "abc"]))
+"""
+
+
+def test_ctrl_c_while_the_command_is_imported_is_130_without_a_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (130, "polysim: interrupted\n", "")

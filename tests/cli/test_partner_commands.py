@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 from ._support import ThreadSandbox, polysim, polysim_all, polysim_here
 
@@ -217,11 +218,15 @@ def test_network_failure_is_exit_1_and_debug_shows_the_traceback(sandbox: Thread
     assert loud.err.splitlines()[-1] == quiet.err.splitlines()[-1]
 
 
-def test_bad_input_is_refused_before_anything_is_sent(sandbox: ThreadSandbox) -> None:
+def test_bad_input_is_refused_before_anything_is_sent(
+    sandbox: ThreadSandbox, tmp_path: Path
+) -> None:
     env = sandbox.env()
     probe = sandbox.probe("/v1/partner/*")
+    binary = tmp_path / "binary"
+    binary.write_bytes(bytes(range(128, 256)))
     results = [
-        polysim_here(*argv, env=env)
+        polysim_here(*argv, env=env, stdin=b"\xff\xfe")
         for argv in (
             ["accounts", "update", UNKNOWN],
             ["accounts", "update", UNKNOWN, "--rules", "[1]"],
@@ -229,6 +234,9 @@ def test_bad_input_is_refused_before_anything_is_sent(sandbox: ThreadSandbox) ->
             ["accounts", "update", UNKNOWN, "--rules-file", "/nonexistent/rules.json"],
             ["accounts", "get"],
             ["traders", "register", "x", "y@example.com", "--metadata", "{"],
+            ["accounts", "get", "--accounts-file", str(binary)],
+            ["accounts", "update", UNKNOWN, "--rules-file", str(binary)],
+            ["accounts", "get", "--accounts-file", "-"],  # stdin, not UTF-8 either
         )
     ]
     needles = [
@@ -238,6 +246,9 @@ def test_bad_input_is_refused_before_anything_is_sent(sandbox: ThreadSandbox) ->
         "--rules-file: cannot read /nonexistent/rules.json",
         "no account: give ACCOUNT_ID arguments or --accounts-file FILE",
         "--metadata: not a JSON object",
+        f"--accounts-file: {binary} is not UTF-8 text (byte 0: invalid start byte)",
+        f"--rules-file: {binary} is not UTF-8 text",
+        "--accounts-file: standard input is not UTF-8 text",
     ]
     for result, needle in zip(results, needles, strict=True):
         assert result.code == 2, result
@@ -280,7 +291,9 @@ def test_retries_and_plain_http_are_the_clients_options(sandbox: ThreadSandbox) 
     insecure = polysim_here(
         "accounts", "get", account, "--base-url", "http://api.example.invalid", env=env
     )
-    assert insecure.code == 2 and "plain http" in insecure.one_error_line()
+    line = insecure.one_error_line()
+    assert insecure.code == 2 and "plain http" in line
+    assert line.endswith("or pass --allow-insecure")  # the CLI's flag, not the library's
 
 
 def _round_trip(sandbox: ThreadSandbox, account: str, buy: str, sell: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from polysim_async.cli._plot import BASELINE_COLOR, LINE_COLOR
 
-from ._support import Running, ThreadSandbox, polysim, polysim_all, polysim_here
+from ._support import PATIENCE, Running, ThreadSandbox, command, polysim, polysim_all, polysim_here
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,44 @@ def test_tail_prints_each_fill_exactly_once_across_interruptions(
     seen = [json.loads(line)["order_id"] for line in first + second]
     assert len(seen) == len(set(seen)) == 6
     assert seen == sorted(seen)  # in order, across the two runs
+
+
+def test_tail_stops_when_its_reader_goes_and_the_next_run_prints_what_it_missed(
+    sandbox: ThreadSandbox, tmp_path: Path
+) -> None:
+    """``polysim executions tail --since FILE | head -1``: the reader goes after one line."""
+    checkpoint = tmp_path / "tail.json"
+    probe = sandbox.probe("/v1/account/history")
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        command("executions", "tail", "--since", str(checkpoint), "--jsonl"),
+        env=sandbox.env(role="trader"),
+        stdin=subprocess.DEVNULL,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as reader:
+            probe.wait_for(1)
+            sandbox.trade()
+            taken = json.loads(reader.readline())
+        unread = sandbox.trade()  # its line meets the closed pipe: the tail stops, unacknowledged
+        code = process.wait(PATIENCE)
+        assert process.stderr is not None
+        err = process.stderr.read()
+    finally:
+        process.kill()
+        process.wait(PATIENCE)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert (code, err) == (0, "")  # like head's other writers: quietly, no traceback
+    assert len(json.loads(checkpoint.read_text())["delivered"]) == 1
+    missed, code, _ = _tail(sandbox, checkpoint, 0, printed=1)
+    assert code == 130
+    assert [json.loads(line)["order_id"] for line in missed] == [unread["order_id"]]
+    assert taken["order_id"] != unread["order_id"]
 
 
 def test_tail_needs_a_trader_key_and_a_valid_checkpoint(

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import msgspec
 import pytest
 
+import polysim_async_cli
 from polysim_async._shard import shard_of
 
-from ._support import Running, ThreadSandbox, polysim, polysim_all, polysim_here
+from ._support import (
+    PATIENCE,
+    Result,
+    Running,
+    ThreadSandbox,
+    command,
+    polysim,
+    polysim_all,
+    polysim_here,
+)
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +288,70 @@ def test_an_unusable_directory_is_one_line_and_exit_2(
         tail.one_error_line() == "polysim executions tail: --since: no directory"
         f" {tmp_path / 'nowhere'} to keep tail.json in"
     )
+
+
+def _run_with_stdout(argv: list[str], env: dict[str, str], stdout: Any) -> tuple[int, str]:
+    """``polysim argv`` in this process with ``stdout`` (broken, or None) and no ``sys.stdout``."""
+    err = io.StringIO()
+    with mock.patch.dict(os.environ, env, clear=True), mock.patch("sys.stdout", None):
+        code = polysim_async_cli.main(argv, stdout=stdout, stderr=err)
+    return code, err.getvalue()
+
+
+def test_a_listing_stops_fetching_when_its_reader_goes(
+    sandbox: ThreadSandbox, fleet: list[str]
+) -> None:
+    """``polysim trades list ID --all --jsonl | head -1``: 1,200 fills are 3 pages."""
+
+    class Gone(io.StringIO):  # the reader has closed the pipe
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    probe = sandbox.probe(f"/v1/partner/accounts/{fleet[0]}/trades")
+    code, err = _run_with_stdout(
+        ["trades", "list", fleet[0], "--all", "--jsonl"], sandbox.env(), Gone()
+    )
+    assert (code, err) == (0, "")
+    assert probe.count <= 2  # the first page, and at most the one prefetched beside it
+
+
+def test_no_stdout_at_all_is_a_closed_stdout(sandbox: ThreadSandbox, tmp_path: Path) -> None:
+    """``polysim ... >&-``: the work is done, the data has nowhere to go, nothing failed."""
+    out, account = tmp_path / "export", sandbox.account(fills=30)
+    exported = _run_with_stdout(
+        ["trades", "export", account, "--out", str(out), "--format", "csv", "--json"],
+        sandbox.env(),
+        None,
+    )
+    assert exported[0] == 0
+    assert exported[1].startswith("exported 30 fills of 1/1 accounts")
+    rows = sum(len(list(csv.reader(io.StringIO(p.read_text())))) - 1 for p in out.rglob("*.csv"))
+    assert rows == 30
+    listed = _run_with_stdout(["trades", "list", account, "--limit", "1"], sandbox.env(), None)
+    assert listed == (0, "")
+
+
+def test_a_failed_write_is_exit_1_naming_the_directory_with_the_hint_and_no_key(
+    sandbox: ThreadSandbox, fleet: list[str], tmp_path: Path
+) -> None:
+    """A disk that refuses the part (``ulimit -f 1``: EFBIG, as ENOSPC would)."""
+    out = tmp_path / "export"
+    env = {k: v for k, v in sandbox.env().items() if k != "POLYSIM_TENANT_KEY"}
+    argv = [fleet[1], "--out", str(out), "--format", "csv", "--api-key", sandbox.tenant_key]
+    done = subprocess.run(
+        ["bash", "-c", 'ulimit -f 1 && exec "$@"', "bash", *command("trades", "export", *argv)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    line = Result(done.returncode, done.stdout, done.stderr).one_error_line()
+    assert line.startswith(f"polysim trades export: cannot write {out}")
+    assert "File too large" in line
+    assert line.endswith(
+        f"to resume, run the same command again: polysim trades export {fleet[1]} --out {out}"
+        " --format csv --api-key '***'"
+    )
+    assert sandbox.tenant_key not in done.stderr
