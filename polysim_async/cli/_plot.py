@@ -21,6 +21,16 @@ LINE_COLOR = "#1f77b4"
 BASELINE_COLOR = "#808080"
 
 
+def check_available() -> None:
+    """Fail before any request when matplotlib is missing.
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed; the message names
+            the ``plot`` extra.
+    """
+    require("matplotlib.figure", "plot", feature="polysim equity --plot")
+
+
 def plot_equity(points: Sequence[EquityPoint], baseline: Decimal | None, path: Path) -> None:
     """Write the chart of ``points`` (oldest first) to ``path`` as a PNG (1000x500 pixels).
 

@@ -117,12 +117,16 @@ async def equity(ctx: Context) -> int:
     """``polysim equity [--days N] [--wallet all|api|ID] [--plot FILE]``."""
     args = ctx.args
     wallet: int | str | None = int(args.wallet) if (args.wallet or "").isdigit() else args.wallet
+    if args.plot is not None:
+        from ._plot import check_available  # matplotlib is imported there, only now
+
+        check_available()  # a missing extra is said before anything is fetched
     async with ctx.client("trader") as client:
         points: list[EquityPoint] = await client.account.equity(days=args.days, wallet_id=wallet)
         if args.plot is None:
             ctx.out.records(points, EQUITY_COLUMNS)
             return ctx.code
-        from ._plot import plot_equity  # matplotlib is imported there, only now
+        from ._plot import plot_equity
 
         baseline = (await client.account.balance()).starting_balance
     if not points:
