@@ -65,8 +65,13 @@ DEFAULT_QUEUE_SIZE = 1000
 
 def backoff(base: float, cap: float, attempt: int, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: ``base * 2**attempt`` up to ``cap``, then
-    a wait drawn between half and all of that step. Shared by every repeat loop."""
-    ceiling = min(cap, base * (2.0**attempt))
+    a wait drawn between half and all of that step. Shared by every repeat loop.
+
+    Any number of attempts is fine: the exponent stops growing long before a
+    float would overflow (a loop retrying a draining 409 for hours reaches
+    thousands of attempts).
+    """
+    ceiling = min(cap, base * (2.0 ** min(attempt, 64)))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -178,3 +178,17 @@ def test_mask_key_reveals_at_most_four_characters() -> None:
     assert SECRET[4:8] not in masked
     assert mask_key("short") == "…"
     assert mask_key(None) == "None"
+
+
+@pytest.mark.parametrize("attempt", [0, 5, 1_025, 100_000])
+def test_backoff_never_overflows_and_stays_within_its_cap(attempt: int) -> None:
+    # A close retried through a 409 drain for hours reaches thousands of attempts:
+    # 2.0**1025 alone overflows a float.
+    import random
+
+    from polysim_async._config import backoff
+
+    wait = backoff(1.0, 60.0, attempt, random.Random(attempt))
+    assert 0 < wait <= 60.0
+    if attempt >= 6:
+        assert wait >= 30.0  # half the cap at least, once the cap is reached
