@@ -131,8 +131,9 @@ class RedisRateLimit:
     to a replica that missed the last turns) has forgotten the turns of the
     last window. So when the budget's keys are missing, the first turn starts
     no earlier than :func:`cold_start_wait` after the server came up (1.05 s
-    for the default budget, 60.05 s for a budget with only ``per_minute``). A
-    budget first used on a server that has been up longer starts at once (on
+    for the default budget, 60.05 s for a budget with only ``per_minute``),
+    or up to 1 s later, as Redis counts its uptime in whole seconds. A budget
+    first used on a server that has been up a second longer than that starts at once (on
     Redis Cluster, whose node uptime is not asked, it waits the span once). If
     the server's clock steps back, turns stored on the old time line are
     dropped and the first turn waits the same span from now, instead of

@@ -23,7 +23,10 @@ __all__ = ["ACQUIRE", "PAUSE"]
 # persistence, a failover) or the budget is new, so the turns of the last
 # window may be forgotten, and the first start is no earlier than the cold-start
 # wait after the server came up (ARGV[9], its uptime, asked for by replying
-# status 2 when it is ''). Ahead: the server's clock stepped back (or a replica
+# status 2 when it is ''). INFO's uptime is a difference of whole seconds of the
+# wall clock, up to 1 s more than the server has really been up (a server started
+# at 10.9 s reports 1 s at 11.1 s): the server came up no later than uptime - 1
+# seconds ago, and that is the bound used. Ahead: the server's clock stepped back (or a replica
 # with a clock behind took over), so the stored starts lie on another time line,
 # and the first start is no earlier than the cold-start wait from now. Either
 # way starts stored ahead of now are dropped, so they cannot stall the budget
@@ -44,7 +47,7 @@ local seen = redis.call('GET', KEYS[4])
 local cold_from, stepped = nil, false
 if not seen then
   if ARGV[9] == '' then return {2, 0, 0} end
-  cold_from = now - tonumber(ARGV[9]) * 1000000
+  cold_from = now - math.max(0, tonumber(ARGV[9]) - 1) * 1000000
 else
   seen = tonumber(seen)
   if not seen then return redis.error_reply('ERR ' .. KEYS[4] .. ' is not a number') end

@@ -175,11 +175,11 @@ async def test_sqlite_failure_is_a_library_error(tmp_path: Path) -> None:
 
 async def test_redis_store_unavailable_and_closed() -> None:
     store = ps.RedisCheckpointStore(f"redis://127.0.0.1:{free_port()}/0", timeout=1)
-    with pytest.raises(ps.StoreUnavailableError, match="Redis is unavailable"):
-        await store.put("k", 1)
-    with pytest.raises(ps.StoreUnavailableError):
-        await store.get("k", int)
-    await store.aclose()
+    async with store:
+        with pytest.raises(ps.StoreUnavailableError, match="Redis is unavailable"):
+            await store.put("k", 1)
+        with pytest.raises(ps.StoreUnavailableError):
+            await store.get("k", int)
     with pytest.raises(ps.ClientClosedError):
         await store.acquire_lease("a", owner="w", ttl=1)
 
@@ -250,41 +250,41 @@ async def test_fencing_tokens_keep_growing_when_redis_loses_its_memory(
     own_redis: RedisServer, name: str
 ) -> None:
     """A restart without persistence must not hand the old token out again."""
-    old_worker = ps.RedisCheckpointStore(own_redis.url, namespace=name)
-    new_worker = ps.RedisCheckpointStore(own_redis.url, namespace=name)
-    old = await old_worker.acquire_lease("account:1", owner="old", ttl=30)
-    assert old is not None
-    await old_worker.put("watch:account:1", {"count": 100}, lease=old)
-    own_redis.stop()
-    own_redis.restart()  # empty memory: no lease, no counter, no value
-    new = None
-    for _ in range(100):  # until the new worker's connection is re-established
-        try:
-            new = await new_worker.acquire_lease("account:1", owner="new", ttl=30)
-            break
-        except ps.StoreUnavailableError:
-            await asyncio.sleep(0.05)
-    assert new is not None and new.token > old.token
-    await new_worker.put("watch:account:1", {"count": 500}, lease=new)
-    # The old worker (paused through the restart) can neither write, delete, renew nor
-    # release the new owner's lease.
-    for _ in range(100):
-        try:
-            with pytest.raises(ps.LeaseLostError):
-                await old_worker.put("watch:account:1", {"count": 100}, lease=old)
-            break
-        except ps.StoreUnavailableError:
-            await asyncio.sleep(0.05)
-    with pytest.raises(ps.LeaseLostError):
-        await old_worker.delete("watch:account:1", lease=old)
-    with pytest.raises(ps.LeaseLostError):
-        await old_worker.renew_lease(old)
-    await old_worker.release_lease(old)
-    assert await old_worker.acquire_lease("account:1", owner="third", ttl=30) is None
-    assert await new_worker.get("watch:account:1", dict) == {"count": 500}
-    await new_worker.renew_lease(new)
-    for store in (old_worker, new_worker):
-        await store.aclose()
+    async with (
+        ps.RedisCheckpointStore(own_redis.url, namespace=name) as old_worker,
+        ps.RedisCheckpointStore(own_redis.url, namespace=name) as new_worker,
+    ):
+        old = await old_worker.acquire_lease("account:1", owner="old", ttl=30)
+        assert old is not None
+        await old_worker.put("watch:account:1", {"count": 100}, lease=old)
+        own_redis.stop()
+        own_redis.restart()  # empty memory: no lease, no counter, no value
+        new = None
+        for _ in range(100):  # until the new worker's connection is re-established
+            try:
+                new = await new_worker.acquire_lease("account:1", owner="new", ttl=30)
+                break
+            except ps.StoreUnavailableError:
+                await asyncio.sleep(0.05)
+        assert new is not None and new.token > old.token
+        await new_worker.put("watch:account:1", {"count": 500}, lease=new)
+        # The old worker (paused through the restart) can neither write, delete, renew nor
+        # release the new owner's lease.
+        for _ in range(100):
+            try:
+                with pytest.raises(ps.LeaseLostError):
+                    await old_worker.put("watch:account:1", {"count": 100}, lease=old)
+                break
+            except ps.StoreUnavailableError:
+                await asyncio.sleep(0.05)
+        with pytest.raises(ps.LeaseLostError):
+            await old_worker.delete("watch:account:1", lease=old)
+        with pytest.raises(ps.LeaseLostError):
+            await old_worker.renew_lease(old)
+        await old_worker.release_lease(old)
+        assert await old_worker.acquire_lease("account:1", owner="third", ttl=30) is None
+        assert await new_worker.get("watch:account:1", dict) == {"count": 500}
+        await new_worker.renew_lease(new)
 
 
 async def test_keys_of_the_wrong_kind_are_a_coordination_error_not_an_outage(

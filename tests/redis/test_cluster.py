@@ -43,21 +43,26 @@ def cluster_node() -> Iterator[RedisServer]:
 
 async def test_limiter_runs_on_a_cluster(cluster_node: RedisServer, name: str) -> None:
     clock = ManualClock()
-    limit = ps.RedisRateLimit(
-        cluster_node.url, name=name, per_second=2, cluster=True, on_unavailable="raise", clock=clock
-    )
-    for _ in range(5):
-        await limit.acquire()
-    assert clock.t - 1000.0 >= 2.0  # 5 turns at 2/s: two full windows waited
-    limit.pause(30)
-    assert limit._publisher is not None
-    await limit._publisher
-    other = ps.RedisRateLimit(cluster_node.url, name=name, cluster=True, clock=clock)
-    with pytest.raises(ps.DeadlineExceededError):
-        await other.acquire(deadline=clock.now() + 5)
-    assert limit.stats.shared == 5
-    for each in (limit, other):
-        await each.aclose()
+    async with (
+        ps.RedisRateLimit(
+            cluster_node.url,
+            name=name,
+            per_second=2,
+            cluster=True,
+            on_unavailable="raise",
+            clock=clock,
+        ) as limit,
+        ps.RedisRateLimit(cluster_node.url, name=name, cluster=True, clock=clock) as other,
+    ):
+        for _ in range(5):
+            await limit.acquire()
+        assert clock.t - 1000.0 >= 2.0  # 5 turns at 2/s: two full windows waited
+        limit.pause(30)
+        assert limit._publisher is not None
+        await limit._publisher
+        with pytest.raises(ps.DeadlineExceededError):
+            await other.acquire(deadline=clock.now() + 5)
+        assert limit.stats.shared == 5
 
 
 async def test_store_runs_on_a_cluster(cluster_node: RedisServer, name: str) -> None:

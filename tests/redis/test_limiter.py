@@ -151,34 +151,37 @@ async def test_minute_window_and_deadlines_take_no_slot(
 ) -> None:
     clock = ManualClock()
     await warm(redis_server.url, name)
-    limits = [
-        ps.RedisRateLimit(redis_server.url, name=name, per_second=None, per_minute=10, clock=clock)
-        for _ in range(2)
-    ]
-    outcomes = await asyncio.gather(
-        *(limits[i % 2].acquire(deadline=clock.now() + 5) for i in range(16)),
-        return_exceptions=True,
-    )
-    granted = [o for o in outcomes if o is None]
-    refused = [o for o in outcomes if isinstance(o, ps.DeadlineExceededError)]
-    assert (len(granted), len(refused)) == (10, 6)
-    assert clock.t == 1000.0  # refused at once: nobody slept
-    assert len(await scores(redis_server.url, keys(name)[1])) == 10
-    # Without a deadline the 11th turn is a minute after the first.
-    await limits[0].acquire()
-    assert clock.t - 1000.0 >= 59.0
-    for limit in limits:
-        await limit.aclose()
+    async with (
+        ps.RedisRateLimit(
+            redis_server.url, name=name, per_second=None, per_minute=10, clock=clock
+        ) as one,
+        ps.RedisRateLimit(
+            redis_server.url, name=name, per_second=None, per_minute=10, clock=clock
+        ) as two,
+    ):
+        limits = [one, two]
+        outcomes = await asyncio.gather(
+            *(limits[i % 2].acquire(deadline=clock.now() + 5) for i in range(16)),
+            return_exceptions=True,
+        )
+        granted = [o for o in outcomes if o is None]
+        refused = [o for o in outcomes if isinstance(o, ps.DeadlineExceededError)]
+        assert (len(granted), len(refused)) == (10, 6)
+        assert clock.t == 1000.0  # refused at once: nobody slept
+        assert len(await scores(redis_server.url, keys(name)[1])) == 10
+        # Without a deadline the 11th turn is a minute after the first.
+        await one.acquire()
+        assert clock.t - 1000.0 >= 59.0
 
 
 async def test_memory_is_bounded_and_keys_expire(redis_server: RedisServer, name: str) -> None:
     clock = ManualClock()
     await warm(redis_server.url, name)
-    limit = ps.RedisRateLimit(
+    async with ps.RedisRateLimit(
         redis_server.url, name=name, per_second=3, per_minute=5, margin=0, clock=clock
-    )
-    for _ in range(12):
-        await limit.acquire()
+    ) as limit:
+        for _ in range(12):
+            await limit.acquire()
     second, minute, _ = keys(name)
     async with redis_asyncio.Redis.from_url(redis_server.url) as r:
         assert await r.zcard(second) == 3
@@ -186,7 +189,6 @@ async def test_memory_is_bounded_and_keys_expire(redis_server: RedisServer, name
         for key in (second, minute):
             # A minute after the last turn, which lies up to two minutes ahead here.
             assert 0 < await r.pttl(key) <= 62_000 + 120_000
-    await limit.aclose()
 
 
 def _retry_after(limit: ps.RedisRateLimit) -> None:
@@ -203,18 +205,19 @@ async def test_a_pause_seen_by_one_process_holds_every_process(
     redis_server: RedisServer, name: str, signal: Callable[[ps.RedisRateLimit], None]
 ) -> None:
     clock = ManualClock()
-    first = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
-    second = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
-    await first.acquire()
-    signal(first)
-    assert first._publisher is not None
-    await first._publisher  # written to Redis in the background
-    with pytest.raises(ps.DeadlineExceededError):
-        await second.acquire(deadline=clock.now() + 5)
-    await second.acquire()
-    assert clock.t - 1000.0 >= 25  # waited out the shared pause
-    for limit in (first, second):
-        await limit.aclose()
+    await warm(redis_server.url, name)
+    async with (
+        ps.RedisRateLimit(redis_server.url, name=name, clock=clock) as first,
+        ps.RedisRateLimit(redis_server.url, name=name, clock=clock) as second,
+    ):
+        await first.acquire()
+        signal(first)
+        assert first._publisher is not None
+        await first._publisher  # written to Redis in the background
+        with pytest.raises(ps.DeadlineExceededError):
+            await second.acquire(deadline=clock.now() + 5)
+        await second.acquire()
+        assert clock.t - 1000.0 >= 25  # waited out the shared pause
 
 
 class OversleepingClock(ManualClock):
@@ -228,35 +231,35 @@ async def test_a_caller_that_wakes_late_takes_one_fresh_turn(
     redis_server: RedisServer, name: str
 ) -> None:
     clock = OversleepingClock()
-    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=1, clock=clock)
-    await limit.acquire()  # immediate: nobody slept, so not late
-    await limit.acquire()  # waits ~1.05 s, wakes 0.2 s late: retakes once, then goes
-    assert (limit.stats.shared, limit.stats.late) == (3, 1)
+    await warm(redis_server.url, name)  # so the first turn is immediate on a young server
+    async with ps.RedisRateLimit(redis_server.url, name=name, per_second=1, clock=clock) as limit:
+        await limit.acquire()  # immediate: nobody slept, so not late
+        await limit.acquire()  # waits ~1.05 s, wakes 0.2 s late: retakes once, then goes
+        assert (limit.stats.shared, limit.stats.late) == (3, 1)
     assert len(await scores(redis_server.url, keys(name)[1])) == 3
-    await limit.aclose()
-    exact = ps.RedisRateLimit(
+    await warm(redis_server.url, f"{name}-0")
+    async with ps.RedisRateLimit(
         redis_server.url, name=f"{name}-0", per_second=1, margin=0, clock=clock
-    )
-    await exact.acquire()
-    await exact.acquire()
-    assert exact.stats.late == 0  # margin=0 asks for exact pacing: no retakes
-    await exact.aclose()
+    ) as exact:
+        await exact.acquire()
+        await exact.acquire()
+        assert exact.stats.late == 0  # margin=0 asks for exact pacing: no retakes
 
 
 async def test_own_pause_holds_this_process_before_it_reaches_redis(
     redis_server: RedisServer, name: str
 ) -> None:
     clock = ManualClock()
-    limit = ps.RedisRateLimit(redis_server.url, name=name, clock=clock)
-    await limit.acquire()
-    limit.pause(20)
-    with pytest.raises(ps.DeadlineExceededError):
-        await limit.acquire(deadline=clock.now() + 10)
-    await limit.aclose()
+    async with ps.RedisRateLimit(redis_server.url, name=name, clock=clock) as limit:
+        await limit.acquire()
+        limit.pause(20)
+        with pytest.raises(ps.DeadlineExceededError):
+            await limit.acquire(deadline=clock.now() + 10)
 
 
 async def test_client_uses_and_closes_the_limiter(redis_server: RedisServer, name: str) -> None:
     budget = BudgetServer(per_second=50, per_minute=3000)
+    await warm(redis_server.url, name)  # real clock: no cold-start second to wait out
     async with serve(budget.routes) as server:
         limit = ps.RedisRateLimit(redis_server.url, name=name)
         async with ps.Client("tk_live_x", base_url=base_of(server), rate_limit=limit) as client:
@@ -284,30 +287,30 @@ async def test_unreachable_redis_falls_back_to_local_and_warns_once(
         retry_interval=5,
         clock=clock,
     )
-    with caplog.at_level(logging.INFO, logger="polysim_async"):
-        for _ in range(7):
+    async with limit:
+        with caplog.at_level(logging.INFO, logger="polysim_async"):
+            for _ in range(7):
+                await limit.acquire()
+            # The local share is 10 / 4 = 2 per second: 7 turns need 3 more seconds.
+            assert clock.t - 1000.0 >= 3.14
+            assert (limit.stats.local, limit.stats.shared, limit.stats.outages) == (7, 0, 1)
+            assert not limit.available
+            clock.t += 5  # time to try Redis again: still down, still one warning
             await limit.acquire()
-        # The local share is 10 / 4 = 2 per second: 7 turns need 3 more seconds.
-        assert clock.t - 1000.0 >= 3.14
-        assert (limit.stats.local, limit.stats.shared, limit.stats.outages) == (7, 0, 1)
-        assert not limit.available
-        clock.t += 5  # time to try Redis again: still down, still one warning
-        await limit.acquire()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "pacing this process alone" in warnings[0].getMessage()
     assert limit.stats.outages == 1
-    await limit.aclose()
 
 
 async def test_unreachable_redis_raises_when_asked_to() -> None:
     limit = ps.RedisRateLimit(
         f"redis://127.0.0.1:{free_port()}/0", name="down", on_unavailable="raise"
     )
-    with pytest.raises(ps.StoreUnavailableError, match="Redis is unavailable") as info:
-        await limit.acquire()
+    async with limit:
+        with pytest.raises(ps.StoreUnavailableError, match="Redis is unavailable") as info:
+            await limit.acquire()
     assert isinstance(info.value, ps.CoordinationError)
-    await limit.aclose()
 
 
 async def _call_until(client: ps.Client, done: Any, limit: int = 5000) -> int:
@@ -391,7 +394,7 @@ async def test_a_limiter_on_another_clock_is_refused(redis_server: RedisServer, 
     with pytest.raises(ps.InvalidArgumentError, match="client's clock"):
         ps.Client("tk_x", "https://api.test", rate_limit=limit)
     shared = ps.RedisRateLimit(redis_server.url, name=name, clock=ps.SYSTEM_CLOCK)
-    async with ps.Client("tk_x", "https://api.test", rate_limit=shared) as client:
+    async with shared, ps.Client("tk_x", "https://api.test", rate_limit=shared) as client:
         assert client.clock is ps.SYSTEM_CLOCK  # the same clock: accepted
 
 
@@ -421,46 +424,69 @@ async def test_a_restart_that_loses_the_windows_does_not_spend_the_budget_twice(
 ) -> None:
     """Turns before and after a restart without persistence keep to one budget together."""
     clock = ManualClock()
-    limit = ps.RedisRateLimit(
-        own_redis.url, name=name, per_second=5, per_minute=None, on_unavailable="raise", clock=clock
-    )
     second = keys(name)[0]
     await warm(own_redis.url, name)
-    for _ in range(5):
-        await limit.acquire()
-    before = await scores(own_redis.url, second)
-    own_redis.stop()
-    own_redis.restart()  # empty memory: the five turns just taken are forgotten
-    await _until_reachable(limit)
-    for _ in range(4):
-        await limit.acquire()
+    async with ps.RedisRateLimit(
+        own_redis.url, name=name, per_second=5, per_minute=None, on_unavailable="raise", clock=clock
+    ) as limit:
+        for _ in range(5):
+            await limit.acquire()
+        before = await scores(own_redis.url, second)
+        own_redis.stop()
+        own_redis.restart()  # empty memory: the five turns just taken are forgotten
+        await _until_reachable(limit)
+        for _ in range(4):
+            await limit.acquire()
     turns = before + await scores(own_redis.url, second)
     assert len(turns) == 10
-    # Any 6 consecutive turns span at least the window (1 s + the 0.05 s margin).
+    # Any 6 consecutive turns span at least the window (1 s + the 0.05 s margin), however
+    # long the restart took and wherever it fell within a second of the server's clock.
     assert all(later - first >= 1.05 * US for first, later in zip(turns, turns[5:], strict=False))
-    await limit.aclose()
+
+
+@pytest.mark.parametrize(("uptime", "wait"), [(0, 1.05), (1, 1.05), (2, 0.05), (3, 0.0)])
+async def test_the_cold_start_counts_the_uptime_as_whole_seconds(
+    redis_server: RedisServer, name: str, monkeypatch: pytest.MonkeyPatch, uptime: int, wait: float
+) -> None:
+    """INFO's uptime is whole seconds of the wall clock: "1" may mean up for 0.01 s.
+
+    A server started at 10.99 s reports 1 s of uptime at 11.01 s; counting it as
+    a full second let the first turn start 1 s early, inside the forgotten window.
+    """
+    clock = ManualClock()
+    async with ps.RedisRateLimit(
+        redis_server.url, name=name, per_second=5, per_minute=None, clock=clock
+    ) as limit:
+
+        async def reported(deadline: float | None) -> int:
+            return uptime
+
+        monkeypatch.setattr(limit, "_uptime", reported)
+        await limit.acquire()
+    assert clock.t - 1000.0 == pytest.approx(wait, abs=0.001)
 
 
 async def test_the_round_trip_to_a_frozen_redis_is_cut_off_at_the_deadline(
     own_redis: RedisServer, name: str
 ) -> None:
     clock = ManualClock()
-    limit = ps.RedisRateLimit(own_redis.url, name=name, timeout=30, clock=clock)
-    await limit.acquire()  # connected
-    assert own_redis._process is not None
-    os.kill(own_redis._process.pid, signal.SIGSTOP)  # a server that accepts and never answers
-    try:
-        with pytest.raises(ps.DeadlineExceededError, match=r"did not answer within the 0\.200s"):
-            await limit.acquire(deadline=clock.now() + 0.2)
-    finally:
-        os.kill(own_redis._process.pid, signal.SIGCONT)
-    # Not an outage: the limiter did not fall back to local pacing.
-    assert limit.available and limit.stats.local == 0
-    # The cut-off reply does not linger on the connection: later turns read their own.
-    for _ in range(3):
-        await limit.acquire()
-    assert (limit.stats.shared, limit.stats.local) == (4, 0)
-    await limit.aclose()
+    async with ps.RedisRateLimit(own_redis.url, name=name, timeout=30, clock=clock) as limit:
+        await limit.acquire()  # connected
+        assert own_redis._process is not None
+        os.kill(own_redis._process.pid, signal.SIGSTOP)  # accepts and never answers
+        try:
+            with pytest.raises(
+                ps.DeadlineExceededError, match=r"did not answer within the 0\.200s"
+            ):
+                await limit.acquire(deadline=clock.now() + 0.2)
+        finally:
+            os.kill(own_redis._process.pid, signal.SIGCONT)
+        # Not an outage: the limiter did not fall back to local pacing.
+        assert limit.available and limit.stats.local == 0
+        # The cut-off reply does not linger on the connection: later turns read their own.
+        for _ in range(3):
+            await limit.acquire()
+        assert (limit.stats.shared, limit.stats.local) == (4, 0)
 
 
 @pytest.mark.parametrize("mode", ["local", "raise"])
@@ -472,12 +498,12 @@ async def test_a_corrupt_key_is_a_coordination_error_in_every_mode(
     async with redis_asyncio.Redis.from_url(redis_server.url) as r:
         await r.set(key, corrupt)
     limit = ps.RedisRateLimit(redis_server.url, name=name, on_unavailable=mode, clock=ManualClock())
-    with pytest.raises(ps.CoordinationError, match=f"refused.*{key}") as got:
-        await limit.acquire()
+    async with limit:
+        with pytest.raises(ps.CoordinationError, match=f"refused.*{key}") as got:
+            await limit.acquire()
     assert not isinstance(got.value, ps.StoreUnavailableError)
     # No silent fallback to pacing this process alone.
     assert limit.available and (limit.stats.local, limit.stats.outages) == (0, 0)
-    await limit.aclose()
 
 
 async def test_turns_from_a_clock_that_stepped_back_do_not_stall_the_budget(
@@ -492,9 +518,8 @@ async def test_turns_from_a_clock_that_stepped_back_do_not_stall_the_budget(
         await r.set(pause, ahead)
         await r.set(f"polysim:rl:{{{name}}}:t", ahead)
     clock = ManualClock()
-    limit = ps.RedisRateLimit(redis_server.url, name=name, per_second=50, clock=clock)
-    await limit.acquire(deadline=clock.now() + 5)
+    async with ps.RedisRateLimit(redis_server.url, name=name, per_second=50, clock=clock) as limit:
+        await limit.acquire(deadline=clock.now() + 5)
     # One cold-start wait (1.05 s), not the 20 s step.
     assert clock.t - 1000.0 <= 1.05 + 0.01
     assert all(score < ahead for score in await scores(redis_server.url, second))
-    await limit.aclose()

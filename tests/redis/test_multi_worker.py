@@ -56,7 +56,12 @@ async def test_multi_worker_example_keeps_the_shared_budget(redis_server: RedisS
     requests, span = int(found[1]), float(found[2])
     # Every fill once across the two shards (each account is in exactly one).
     assert int(found[5]) == 6 * 150 == sum(int(w[3]) for w in workers)
-    assert requests == sum(int(w[1]) for w in workers) >= 6 * 16
+    # The aggregate is the sum of what each worker counted. Each account's 150 fills take
+    # at least 15 pages of 10 (the walk may end on the 15th page, or ask a 16th, empty
+    # one); the watch's polls come on top, as many as the machine's speed allows (none
+    # on a slow one).
+    assert requests == sum(int(w[1]) for w in workers)
+    assert requests >= 6 * 15
     # Together within the tenant's budget: at most 50 in any second (so 50 per
     # started second of the run) and 3,000 a minute, whatever the machine's speed.
     assert requests <= 50 * (span + 1)

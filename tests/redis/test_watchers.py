@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,7 +139,14 @@ async def test_a_killed_watchers_accounts_are_taken_over_and_every_fill_delivere
 
     first, second = handed(logs[0]), handed(logs[1])
     assert set(first) | set(second) == truth
-    assert len(first) == len(set(first)) and len(second) == len(set(second))
+    # Each watcher hands a fill over once, except the fill in hand when a starved process
+    # lost its own lease (at least once, as documented; logged as not acknowledged).
+    for i, log in enumerate((first, second)):
+        unacked = Counter(
+            re.findall(r"fill of (\S+) not acknowledged", (tmp_path / f"w{i}.err").read_text())
+        )
+        again = Counter(log) - Counter(set(log))
+        assert all(n <= unacked[account] for (account, _), n in again.items()), again
     # The only fill both handed over is the one the killed watcher had in hand.
     assert set(first) & set(second) <= {second[-1]}
     # The survivor took the dead watcher's accounts over.
