@@ -143,6 +143,16 @@ class LeaseKeeper:
             raise LeaseLostError(f"{self.owner} does not hold the lease on {name!r}")
         return lease
 
+    def drop_expired(self) -> None:
+        """Drop every lease that ran out locally now, calling ``on_lost`` for each.
+
+        The renewal task would notice only when it next runs; a caller about to
+        act on a lease (after its process was paused past ``ttl``) calls this first.
+        """
+        for name, lease in list(self._leases.items()):
+            if not self.held(name):
+                self._lose(name, lease)
+
     async def acquire(self, name: str) -> Lease | None:
         """Take the lease on ``name`` and keep it renewed; ``None`` while another worker holds it.
 

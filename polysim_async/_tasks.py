@@ -8,10 +8,12 @@ the cancellation of the task that cleans up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, TypeVar
 
-__all__ = ["aclose_iterator", "cancel_and_wait", "consume_outcome", "wake"]
+__all__ = ["aclose_iterator", "cancel_and_wait", "consume_outcome", "wait_within", "wake"]
+
+T = TypeVar("T")
 
 
 def consume_outcome(task: asyncio.Future[Any]) -> None:
@@ -36,6 +38,34 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
         await asyncio.wait(pending)
     for task in tasks:
         consume_outcome(task)
+
+
+async def wait_within(awaitable: Awaitable[T], timeout: float, what: str) -> T:
+    """Await ``awaitable`` (run as its own task) for at most ``timeout`` seconds of loop time.
+
+    Unlike ``asyncio.wait_for`` before Python 3.12, this never swallows the
+    caller's cancellation when the call finishes in the same loop step: the
+    call is cancelled and awaited, and the ``CancelledError`` propagates.
+
+    Returns:
+        What ``awaitable`` returned (also when it finished as the time ran out).
+
+    Raises:
+        TimeoutError: (the builtin, an ``OSError``) ``awaitable`` did not finish
+            in time; it was cancelled and awaited first. The message names ``what``.
+        Whatever ``awaitable`` raised.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait((task,), timeout=timeout)
+    finally:  # the caller was cancelled, or the time ran out
+        if task.done():
+            consume_outcome(task)
+        else:
+            await cancel_and_wait([task])
+    if task.cancelled():
+        raise TimeoutError(f"{what} did not answer within {timeout:.3f}s")
+    return task.result()
 
 
 async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:

@@ -350,6 +350,8 @@ class TradeWatch:
                 if item.error is not None:
                     raise item.error
                 raise StopAsyncIteration
+            if self._claims is not None:
+                self._claims.keeper.drop_expired()  # paused past the ttl: lost, not yet noticed
             if item.gen == item.account.gen:
                 break
             self.stats.discarded += 1  # its account changed hands since it was queued

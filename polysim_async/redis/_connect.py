@@ -63,7 +63,10 @@ def connect(url: str, *, cluster: bool, timeout: float, feature: str) -> Any:
     """A ``redis.asyncio.Redis`` (or ``RedisCluster``) for ``url`` that fails fast.
 
     No connection is opened until the first command. redis-py's own retries are
-    turned off: the caller decides what an unreachable server means.
+    turned off: the caller decides what an unreachable server means. Only the
+    connect is timed here: redis-py times every command with ``asyncio.wait_for``,
+    which before Python 3.12 can swallow a cancellation, so callers bound each
+    call themselves with :func:`~polysim_async._tasks.wait_within`.
     """
     redis_asyncio = load(feature)
     backoff = require("redis.backoff", "redis", feature=feature)
@@ -71,7 +74,7 @@ def connect(url: str, *, cluster: bool, timeout: float, feature: str) -> Any:
     kind = redis_asyncio.RedisCluster if cluster else redis_asyncio.Redis
     return kind.from_url(
         url,
-        socket_timeout=timeout,
+        socket_timeout=None,
         socket_connect_timeout=timeout,
         retry=retry.Retry(backoff.NoBackoff(), 0),
     )

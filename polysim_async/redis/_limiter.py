@@ -31,6 +31,7 @@ from .._errors import (
 )
 from .._limits import pause_from_headers
 from .._ratelimit import RateLimiter
+from .._tasks import wait_within
 from . import _lua
 from ._connect import connect, refusal, unavailable_errors
 
@@ -423,10 +424,10 @@ class RedisRateLimit:
         left = None if deadline is None else max(0.0, deadline - self._clock.now())
         try:
             if left is None or left >= self.timeout:
-                return await script(keys=keys, args=args)
+                return await wait_within(script(keys=keys, args=args), self.timeout, "Redis")
             try:
-                return await asyncio.wait_for(script(keys=keys, args=args), left)
-            except asyncio.TimeoutError:  # not an OSError on Python 3.10
+                return await wait_within(script(keys=keys, args=args), left, "Redis")
+            except TimeoutError:
                 raise DeadlineExceededError(
                     f"Redis did not answer within the {left:.3f}s left before the call's deadline"
                 ) from None

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from .._checkpoints import Lease, check_lease_args, decode_checkpoint, encode_checkpoint
 from .._config import check_positive
 from .._errors import ClientClosedError, InvalidArgumentError, LeaseLostError, StoreUnavailableError
+from .._tasks import wait_within
 from ._connect import connect, refusal, unavailable_errors
 
 __all__ = ["RedisCheckpointStore"]
@@ -89,6 +90,9 @@ class RedisCheckpointStore:
         timeout: seconds to wait for Redis to connect or answer.
         cluster: ``url`` names a node of a Redis Cluster (redis-py's ``RedisCluster``).
 
+    Cancellation: a call cancelled while Redis answers raises ``CancelledError``
+    (never swallowed, also on Python 3.10/3.11); the command may or may not have run.
+
     Every method raises :class:`~polysim_async.CoordinationError` (not
     :class:`~polysim_async.StoreUnavailableError`) when Redis refuses a
     command because one of the store's keys holds a value it did not write.
@@ -136,8 +140,8 @@ class RedisCheckpointStore:
 
     async def _call(self, names: list[str], fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await fn(*args, **kwargs)
-        except self._errors as exc:
+            return await wait_within(fn(*args, **kwargs), self.timeout, "Redis")
+        except self._errors as exc:  # a timeout too: TimeoutError is an OSError
             refused = refusal(exc, self, names)
             if refused is not None:
                 raise refused from exc
