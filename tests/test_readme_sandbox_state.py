@@ -15,9 +15,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 async def test_the_state_row_of_the_control_table_lists_the_real_fields() -> None:
     row = next(line for line in README.read_text().splitlines() if "`GET /_sandbox/state`" in line)
     documented = set(re.findall(r'"(\w+)"', row))
-    async with Sandbox(seed=7) as sb, aiohttp.ClientSession() as http:
-        async with http.get(f"{sb.url}/_sandbox/state") as answer:
-            body = await answer.json()
+    async with (
+        Sandbox(seed=7) as sb,
+        aiohttp.ClientSession() as http,
+        http.get(f"{sb.url}/_sandbox/state") as answer,
+    ):
+        body = await answer.json()
     assert documented == set(body)
     # The Python-only attributes exist on the Sandbox object.
     assert sb.market_id == body["market_ids"][0]

@@ -180,7 +180,9 @@ def tmp_name(final: str) -> str:
 _OURS = re.compile(r"\.?part-\d{8}\.(?:parquet|csv|ndjson)(?:\.tmp)?")
 
 
-def tidy_directory(out_dir: Path, manifest: Manifest | None, *, key: str | None = None) -> list[str]:
+def tidy_directory(
+    out_dir: Path, manifest: Manifest | None, *, key: str | None = None
+) -> list[str]:
     """Remove what a killed export left in ``out_dir``; return the names removed.
 
     ``key``: the manifest's key in a checkpoint store (``None``: it is

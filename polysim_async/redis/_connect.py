@@ -33,7 +33,7 @@ def unavailable_errors() -> tuple[type[BaseException], ...]:
 def refusal(
     exc: BaseException, owner: object, keys: list[str], *, answered: bool = False
 ) -> CoordinationError | None:
-    """The error to raise when ``exc`` means "Redis refused" rather than "Redis is down", else ``None``.
+    """The error to raise when ``exc`` means "Redis refused", not "Redis is down"; else ``None``.
 
     Retrying or falling back to local pacing would hide a refusal, so each is a
     :class:`~polysim_async.CoordinationError` saying what to fix:

@@ -137,8 +137,11 @@ def test_refusals_are_told_apart() -> None:
     assert other is not None and "delete" not in str(other)
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
 async def test_the_acl_the_readme_documents_is_enough(redis_server: RedisServer, name: str) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = README.read_text()
     line = next(x for x in readme.splitlines() if x.startswith("ACL SETUSER polysim "))
     rules = [r for r in line.split()[3:] if not r.startswith(">")]
     async with redis_asyncio.Redis.from_url(redis_server.url) as raw:
