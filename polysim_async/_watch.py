@@ -26,8 +26,10 @@ holds its lease (:mod:`._claims` decides which), and a fill is *acknowledged*
 when the consumer asks for the next item (or leaves the ``async with``
 normally): its watermark is then saved, fenced by the lease, before anything
 else is handed over. A watcher that takes an account over starts after the
-last acknowledged fill. Fills queued for an account whose lease was lost are
-dropped (its new holder delivers them).
+last acknowledged fill; one that takes back an account it polled before and
+finds nothing saved (the store lost its data) goes on from the watermark it
+holds in memory, never from the account's newest fill. Fills queued for an
+account whose lease was lost are dropped (its new holder delivers them).
 """
 
 from __future__ import annotations
