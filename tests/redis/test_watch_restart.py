@@ -43,13 +43,13 @@ async def test_a_watch_resumes_from_its_own_watermark_when_redis_comes_back_empt
             await until(lambda: w.owned == {"a", "b"}, "both accounts claimed")
             await until(lambda: w.stats.polls >= 4, "the starting points read")
             before = feed.add("a", 2) + feed.add("b", 1)
-            got = await collect(w, 3)
+            got = await collect(w, 3, timeout=60)
             own_redis.stop()
             own_redis.restart()  # empty: no lease, no watermark
             during = feed.add("a", 2) + feed.add("b", 2)
             await until(lambda: w.stats.claimed >= 4, "the accounts claimed again")
             after = feed.add("b", 1)
-            rest = await collect(w, 5)
+            rest = await collect(w, 5, timeout=60)
         saved = {aid: await store.get(f"{KEY}:account:{aid}", ps.Watermark) for aid in "ab"}
     assert w.stats.lost >= 2
     assert sorted(ids(got)) == sorted(before)
