@@ -35,13 +35,17 @@ from ._errors import (
 from ._tasks import cancel_and_wait
 from ._validation import check_str
 
-__all__ = ["DEFAULT_LEASE_TTL", "LeaseKeeper", "check_store", "default_owner"]
+__all__ = ["DEFAULT_LEASE_TTL", "MIN_LEASE_TTL", "LeaseKeeper", "check_store", "default_owner"]
 
 logger = logging.getLogger("polysim_async")
 
 #: Seconds a lease lasts after each grant or renewal unless told otherwise: a
 #: dead worker's work is taken over this long after its last renewal.
 DEFAULT_LEASE_TTL = 30.0
+#: The shortest lease a :class:`LeaseKeeper` (and so a watch, stream, export or
+#: monitor) takes: below it a round trip to the store or a busy event loop is a
+#: noticeable part of the lease, and leases change hands without any worker dying.
+MIN_LEASE_TTL = 1.0
 #: Leases renewed at once (a round trip each).
 _RENEW_CONCURRENCY = 16
 
@@ -94,7 +98,8 @@ class LeaseKeeper:
         on_lost: called with the name of each lease lost.
 
     Raises:
-        InvalidArgumentError: a bad ``ttl`` or ``owner``.
+        InvalidArgumentError: a bad ``owner``, or a ``ttl`` below
+            :data:`MIN_LEASE_TTL` (1 s) or above a day.
     """
 
     def __init__(
@@ -108,6 +113,11 @@ class LeaseKeeper:
     ) -> None:
         self.owner = default_owner() if owner is None else owner
         check_lease_args("-", self.owner, ttl)
+        if ttl < MIN_LEASE_TTL:
+            raise InvalidArgumentError(
+                f"lease_ttl must be at least {MIN_LEASE_TTL:g} s, got {ttl!r}: a shorter lease"
+                " changes hands on every slow round trip (see 'Choosing lease_ttl' in the README)"
+            )
         self.store = store
         self.ttl = float(ttl)
         self._clock = clock

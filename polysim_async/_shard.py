@@ -8,7 +8,7 @@ Python's per-process ``hash``), so it is the same on every machine and run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ._errors import InvalidArgumentError
 
@@ -21,17 +21,22 @@ Shard = tuple[int, int]
 def check_shard(shard: object) -> Shard:
     """Validate a ``shard=(i, n)`` argument and return it as a tuple.
 
+    Any two-item sequence of integers is accepted (``[0, 2]`` from a JSON or
+    YAML configuration too).
+
     Raises:
-        InvalidArgumentError: not a pair of integers with ``0 <= i < n``.
+        InvalidArgumentError: not two integers with ``0 <= i < n``.
     """
     if (
-        not isinstance(shard, tuple)
+        not isinstance(shard, Sequence)
+        or isinstance(shard, (str, bytes))
         or len(shard) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
         or not 0 <= shard[0] < shard[1]
     ):
         raise InvalidArgumentError(
-            f"shard must be (index, count) with 0 <= index < count, got {shard!r}"
+            "shard must be two integers (index, count) with 0 <= index < count,"
+            f" such as (0, 2) or [0, 2]; got {shard!r}"
         )
     return (shard[0], shard[1])
 

@@ -26,8 +26,10 @@ holds its lease (:mod:`._claims` decides which), and a fill is *acknowledged*
 when the consumer asks for the next item (or leaves the ``async with``
 normally): its watermark is then saved, fenced by the lease, before anything
 else is handed over. A watcher that takes an account over starts after the
-last acknowledged fill. Fills queued for an account whose lease was lost are
-dropped (its new holder delivers them).
+last acknowledged fill; one that takes back an account it polled before and
+finds nothing saved (the store lost its data) goes on from the watermark it
+holds in memory, never from the account's newest fill. Fills queued for an
+account whose lease was lost are dropped (its new holder delivers them).
 """
 
 from __future__ import annotations
@@ -486,17 +488,35 @@ class TradeWatch:
         return delay
 
     async def _load(self, acc: _Account) -> None:
-        """Start from the account's saved watermark (after taking its lease)."""
+        """Start from the account's saved watermark (after taking its lease).
+
+        With nothing saved, a watermark this watcher holds in memory for the
+        account (it polled it before) wins over ``since`` and over "newest".
+        """
         assert self._claims is not None
         gen = acc.gen
         saved = await self._claims.load(acc.id)
-        if gen == acc.gen:
-            await self._end_walk(acc)
-            acc.found, acc.last_new = [], 0
-            acc.mark = saved if saved is not None else self._since.get(acc.id, _UNSET)
-            if not isinstance(acc.mark, _Unset):
-                self._delivered[acc.id] = acc.mark
-            acc.load = False
+        if gen != acc.gen:
+            return
+        await self._end_walk(acc)
+        acc.found, acc.last_new = [], 0
+        held = self._delivered.get(acc.id)
+        if saved is None and held is not None:
+            # Polled here before and nothing saved now (a store restarted empty, or
+            # its keys were deleted): go on after the newest fill handed over,
+            # never from the account's newest fill, and save that first.
+            await self._claims.save(acc.id, held)
+            if gen != acc.gen:
+                return
+            logger.warning(
+                "watch: nothing saved for account %s; resuming from this watcher's watermark",
+                acc.id,
+            )
+            saved = held
+        acc.mark = saved if saved is not None else self._since.get(acc.id, _UNSET)
+        if not isinstance(acc.mark, _Unset):
+            self._delivered[acc.id] = acc.mark
+        acc.load = False
 
     async def _page(self, acc: _Account, first_page_size: int) -> TradePage | None:
         """The next page of this poll's walk (opened if needed), or ``None`` at its end."""

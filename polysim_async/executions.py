@@ -118,7 +118,7 @@ class ExecutionsAPI:
                 fill a crashed process had in hand is delivered again by the next
                 owner (at least once: make its handling idempotent).
             key: the stream's name in ``store`` (required with it).
-            lease_ttl: seconds the lease lasts; renewed every third of it while
+            lease_ttl: seconds the lease lasts (at least 1); renewed every third of it while
                 the stream runs, released when it ends. A dead owner's stream is
                 taken over this long after its last renewal.
 

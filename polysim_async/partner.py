@@ -512,8 +512,8 @@ class PartnerAccounts:
                 only says where accounts with nothing saved start.
             key: the watch's name in ``store`` (required with it); watchers
                 sharing accounts use the same key.
-            lease_ttl: seconds an account's lease lasts; renewed every third of
-                it while the watch runs, released when it ends.
+            lease_ttl: seconds an account's lease lasts (at least 1); renewed
+                every third of it while the watch runs, released when it ends.
 
         Returns:
             The watch: an async iterator and async context manager with
@@ -765,7 +765,7 @@ class PartnerAccounts:
                 successor's manifest. The part files stay in ``out_dir``: a run on
                 another machine needs the same directory (shared storage).
             key: the export's name in ``store`` (required with it).
-            lease_ttl: seconds the lease lasts; renewed every third of it.
+            lease_ttl: seconds the lease lasts (at least 1); renewed every third of it.
 
         Returns:
             An :class:`ExportSummary` of what this call wrote.

@@ -135,6 +135,9 @@ async def test_misuse_is_refused() -> None:
     await k.aclose()  # idempotent
     with pytest.raises(ps.InvalidArgumentError):
         ps.LeaseKeeper(store, ttl=0)
+    with pytest.raises(ps.InvalidArgumentError, match="lease_ttl must be at least 1 s"):
+        ps.LeaseKeeper(store, ttl=0.05)
+    assert ps.LeaseKeeper(store, ttl=1).ttl == 1.0  # the minimum itself is fine
     with pytest.raises(ps.InvalidArgumentError):
         ps.LeaseKeeper(store, owner="")
     assert ps.LeaseKeeper(store).owner != ps.LeaseKeeper(store).owner  # restarts tell apart

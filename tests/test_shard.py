@@ -29,10 +29,18 @@ def test_the_hash_is_stable_across_processes() -> None:
     assert int(out.stdout) == shard_of("acc-0042", 7)
 
 
-@pytest.mark.parametrize("bad", [(1, 1), (-1, 2), (0, 0), (True, 2), [0, 2], (0, 2, 1), "0/2"])
+@pytest.mark.parametrize(
+    "bad", [(1, 1), (-1, 2), (0, 0), (True, 2), [0, 2.0], (0, 2, 1), "0/2", "01", b"01"]
+)
 def test_bad_shards_are_refused(bad: object) -> None:
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match=r"two integers \(index, count\)"):
         check_shard(bad)
+
+
+def test_a_shard_from_json_configuration_is_accepted() -> None:
+    """``[0, 2]`` is what a JSON or YAML file gives for ``(0, 2)``."""
+    assert check_shard([1, 2]) == (1, 2)
+    assert select_shard(IDS, [1, 2]) == select_shard(IDS, (1, 2))  # type: ignore[arg-type]
 
 
 def test_a_missing_extra_is_named() -> None:

@@ -91,6 +91,7 @@ async def test_a_standby_waits_for_the_lease_and_takes_over_from_the_last_acknow
         ({"store": MemoryStore(ps.SYSTEM_CLOCK)}, "key="),
         ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": ""}, "key"),
         ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": "k", "lease_ttl": -1}, "ttl"),
+        ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": "k", "lease_ttl": 0.5}, "at least 1 s"),
     ],
 )
 def test_bad_store_options_are_refused_at_once(kwargs: dict[str, Any], message: str) -> None:

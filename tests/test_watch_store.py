@@ -213,6 +213,8 @@ async def test_without_a_store_shard_selects_the_accounts() -> None:
         ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": ""}, "key"),
         ({"shard": (2, 2)}, "shard"),
         ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": "k", "lease_ttl": 0}, "ttl"),
+        # Below a second a lease changes hands on every slow round trip.
+        ({"store": MemoryStore(ps.SYSTEM_CLOCK), "key": "k", "lease_ttl": 0.05}, "at least 1 s"),
     ],
 )
 def test_bad_options_are_refused_at_once(kwargs: dict[str, Any], message: str) -> None:

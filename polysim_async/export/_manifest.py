@@ -108,6 +108,9 @@ class Manifest(msgspec.Struct):
     next_part: int = 1
     parts: list[PartRecord] = msgspec.field(default_factory=list)
     accounts: dict[str, AccountRecord] = msgspec.field(default_factory=dict)
+    #: With a checkpoint store (``key=``): the directory the parts were written
+    #: to, for the message when the same key is used with another directory.
+    out_dir: str | None = None
 
 
 class ManifestStore(Protocol):
@@ -177,8 +180,14 @@ def tmp_name(final: str) -> str:
 _OURS = re.compile(r"\.?part-\d{8}\.(?:parquet|csv|ndjson)(?:\.tmp)?")
 
 
-def tidy_directory(out_dir: Path, manifest: Manifest | None) -> list[str]:
+def tidy_directory(
+    out_dir: Path, manifest: Manifest | None, *, key: str | None = None
+) -> list[str]:
     """Remove what a killed export left in ``out_dir``; return the names removed.
+
+    ``key``: the manifest's key in a checkpoint store (``None``: it is
+    ``out_dir/_manifest.json``); the error then names the key, the directory
+    the manifest was written for and the remedy, ``store.delete(key)``.
 
     Leftovers are temporary files (``.part-*.tmp``, ``_manifest.json.tmp``) and
     part files the manifest does not list. Files of any other name are never
@@ -191,6 +200,12 @@ def tidy_directory(out_dir: Path, manifest: Manifest | None) -> list[str]:
     names = set(os.listdir(out_dir))
     ours = {n for n in names if _OURS.fullmatch(n)}
     if manifest is None:
+        if ours and key is not None:
+            raise ExportDirectoryError(
+                f"{out_dir} holds export part files but the store key {key!r} holds no"
+                " manifest (a new key for this directory, or a store that lost its data):"
+                " use an empty out_dir, or remove the part files"
+            )
         if ours:
             raise ExportDirectoryError(
                 f"{out_dir} holds export part files but no {MANIFEST_NAME}; "
@@ -200,6 +215,13 @@ def tidy_directory(out_dir: Path, manifest: Manifest | None) -> list[str]:
     else:
         listed = {p.name for p in manifest.parts}
         missing = sorted(listed - names)
+        if missing and key is not None:
+            written = f"written to {manifest.out_dir}" if manifest.out_dir else "written elsewhere"
+            raise ExportDirectoryError(
+                f"the export manifest under the store key {key!r} lists {len(missing)} part(s)"
+                f" {written}, not in {out_dir} (first: {missing[0]}). Continue it with that"
+                f" out_dir, or start this key afresh: await store.delete({key!r})"
+            )
         if missing:
             raise ExportDirectoryError(
                 f"{out_dir}: {len(missing)} part(s) listed in {MANIFEST_NAME} are missing "
@@ -218,6 +240,9 @@ def tidy_directory(out_dir: Path, manifest: Manifest | None) -> list[str]:
 class DirectoryLock:
     """An exclusive advisory lock on ``out_dir`` (``_export.lock``), held while an export runs.
 
+    The file exists only while an export runs (or after one was killed: then
+    it is taken over by the next run and removed again).
+
     The operating system drops it when the process dies (``kill -9`` included),
     so a crash never leaves the directory locked. Where ``fcntl`` does not exist
     (Windows) it locks nothing.
@@ -232,16 +257,25 @@ class DirectoryLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        file = open(self._path, "ab")  # held open (and locked) until __exit__
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            file = open(self._path, "ab")  # held open (and locked) until __exit__
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                raise ExportDirectoryError(
+                    f"another export is writing to {self._path.parent}; wait for it to finish"
+                ) from None
+            # The holder before us removes the file as it leaves: a lock on a file no
+            # longer at the path locks nothing, so open the path again.
+            try:
+                same = os.stat(self._path).st_ino == os.fstat(file.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._file = file
+                return self
             file.close()
-            raise ExportDirectoryError(
-                f"another export is writing to {self._path.parent}; wait for it to finish"
-            ) from None
-        self._file = file
-        return self
 
     def __exit__(
         self,
@@ -250,5 +284,9 @@ class DirectoryLock:
         tb: TracebackType | None,
     ) -> None:
         if self._file is not None:
+            # Removed while still locked (see __enter__), so the directory keeps
+            # only the export's own files; a killed run leaves it, harmlessly.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
             self._file.close()  # closing the file releases the lock
             self._file = None

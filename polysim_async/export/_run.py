@@ -151,6 +151,7 @@ class _Export:
         self.progress = progress
         self.store = store
         self.key = str(out_dir / MANIFEST_NAME) if key is None else key
+        self.keyed = key  # the manifest's key in a checkpoint store, if it is kept there
         self.now = now
         self.budget = budget
         self.commit_interval = commit_interval
@@ -200,8 +201,10 @@ class _Export:
                     "to continue it, or another directory"
                 )
             self.manifest = found
-        await asyncio.to_thread(tidy_directory, self.out_dir, found)
+        await asyncio.to_thread(tidy_directory, self.out_dir, found, key=self.keyed)
         if found is None:
+            if self.keyed is not None:
+                self.manifest.out_dir = str(self.out_dir.resolve())
             # Recorded before any part exists, so a part file without it is never ours.
             await self.store.put(self.key, self.manifest)
         for aid in self.ids:

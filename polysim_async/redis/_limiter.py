@@ -140,15 +140,19 @@ class RedisRateLimit:
     dropped and the first turn waits the same span from now, instead of
     waiting out the step. A key of the budget holding a value this library
     did not write raises :class:`~polysim_async.CoordinationError` naming it,
-    in both modes.
+    in both modes; so do refused credentials, a missing ACL permission and a
+    host name that does not resolve before Redis ever answered (configuration
+    errors, not outages: falling back would pace every process alone).
 
     Args:
         url: a redis-py URL (``redis://host:6379/0``, ``rediss://...``, ``unix://...``).
         name: the budget's name; every limiter with the same name shares it.
         per_second, per_minute, margin: the budget, as in :class:`~polysim_async.RateLimit`.
         on_unavailable: ``"local"`` or ``"raise"``, see above.
-        expected_workers: how many processes share the budget; divides it in
-            the local fallback.
+        expected_workers: how many processes share the budget (default 1);
+            only the local fallback uses it, pacing each process at
+            ``per_second / expected_workers``. Left at 1, every process falls
+            back to the whole budget while Redis is down.
         retry_interval: seconds between attempts to reach Redis again after
             it failed (``"local"`` only).
         timeout: seconds to wait for Redis to connect or answer before it
@@ -233,6 +237,7 @@ class RedisRateLimit:
         self._acquire_script: Any = None
         self._pause_script: Any = None
         self._closed = False
+        self._answered = False  # Redis answered once: a name that stops resolving is an outage
         # Local clock time until which turns must not start: our own 429 pauses, and
         # shared ones learnt from any reply, so sleeping waiters honour them on waking.
         self._paused_until = 0.0
@@ -300,8 +305,12 @@ class RedisRateLimit:
                 when Redis has not answered by ``deadline``: the round trip is
                 cut off there (a turn may then have been taken, unused).
             StoreUnavailableError: Redis did not answer and ``on_unavailable="raise"``.
-            CoordinationError: Redis refused the script: a key of this budget
-                holds a value this library did not write (named in the message).
+            CoordinationError: Redis refused, in both ``on_unavailable`` modes: the
+                credentials (a wrong or missing password), a permission (an ACL
+                without EVALSHA), a host name that never resolved, or a key of
+                this budget holding a value this library did not write (each
+                named in the message). Never a fallback: these are configuration
+                errors, and every process would otherwise pace itself alone.
             ClientClosedError: the limiter was closed.
 
         Cancellation while waiting propagates; a turn already reserved stays
@@ -424,20 +433,24 @@ class RedisRateLimit:
         left = None if deadline is None else max(0.0, deadline - self._clock.now())
         try:
             if left is None or left >= self.timeout:
-                return await wait_within(script(keys=keys, args=args), self.timeout, "Redis")
-            try:
-                return await wait_within(script(keys=keys, args=args), left, "Redis")
-            except TimeoutError:
-                raise DeadlineExceededError(
-                    f"Redis did not answer within the {left:.3f}s left before the call's deadline"
-                ) from None
+                result = await wait_within(script(keys=keys, args=args), self.timeout, "Redis")
+            else:
+                try:
+                    result = await wait_within(script(keys=keys, args=args), left, "Redis")
+                except TimeoutError:
+                    raise DeadlineExceededError(
+                        f"Redis did not answer within the {left:.3f}s left before the call's"
+                        " deadline"
+                    ) from None
         except DeadlineExceededError:
             raise
         except self._errors as exc:
-            refused = refusal(exc, self, keys)
+            refused = refusal(exc, self, keys, answered=self._answered)
             if refused is not None:
                 raise refused from exc
             raise _Unavailable() from exc
+        self._answered = True
+        return result
 
     async def _uptime(self, deadline: float | None) -> int:
         """Seconds the Redis server has been up (0, the cautious answer, if it won't say)."""

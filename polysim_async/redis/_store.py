@@ -122,6 +122,7 @@ class RedisCheckpointStore:
         self._redis: Any = None
         self._scripts: dict[str, Any] = {}
         self._closed = False
+        self._answered = False  # Redis answered once: a name that stops resolving is an outage
 
     def __repr__(self) -> str:
         return f"RedisCheckpointStore(namespace={self.namespace!r})"
@@ -140,14 +141,16 @@ class RedisCheckpointStore:
 
     async def _call(self, names: list[str], fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await wait_within(fn(*args, **kwargs), self.timeout, "Redis")
+            result = await wait_within(fn(*args, **kwargs), self.timeout, "Redis")
         except self._errors as exc:  # a timeout too: TimeoutError is an OSError
-            refused = refusal(exc, self, names)
+            refused = refusal(exc, self, names, answered=self._answered)
             if refused is not None:
                 raise refused from exc
             raise StoreUnavailableError(
                 f"Redis is unavailable for {self!r}: {exc.__class__.__name__}: {exc}"
             ) from exc
+        self._answered = True
+        return result
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         redis = self._connection()

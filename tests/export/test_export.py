@@ -328,7 +328,6 @@ async def test_leftovers_of_a_killed_run_are_removed_and_other_files_kept(tmp_pa
     assert summary.parts == ("part-00000002.csv",)
     assert sorted(os.listdir(tmp_path)) == [
         "README.txt",
-        "_export.lock",
         "_manifest.json",
         "part-00000001.csv",
         "part-00000002.csv",

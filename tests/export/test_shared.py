@@ -66,6 +66,31 @@ async def test_the_manifest_lives_in_the_store_under_a_lease(tmp_path: Path) -> 
     assert by_trade(read_csv(out)) == {t.trade_id: wire_row(aid, t) for aid, t in truth}
 
 
+async def test_a_key_used_with_another_directory_names_the_key_the_directory_and_the_remedy(
+    tmp_path: Path,
+) -> None:
+    store = ps.SQLiteCheckpointStore(tmp_path / "checkpoints.db")
+    first, second = tmp_path / "machine-a", tmp_path / "machine-b"
+    async with store, fleet(FILLS[:2], clock=ps.SYSTEM_CLOCK) as f:
+        accounts = f.client.partner.accounts
+        await accounts.export(f.ids, first, format="csv", store=store, key="nightly")
+        # Nothing but the export's own files is left behind: no lock file after the run.
+        assert sorted(p.name for p in first.iterdir()) == ["part-00000001.csv"]
+        with pytest.raises(ExportDirectoryError) as got:
+            await accounts.export(f.ids, second, format="csv", store=store, key="nightly")
+        message = str(got.value)
+        assert "'nightly'" in message and str(first.resolve()) in message
+        assert str(second) in message and "await store.delete('nightly')" in message
+        assert "_manifest.json" not in message and "empty directory" not in message
+        assert list(second.iterdir()) == []
+        # The remedy works: the key starts afresh in the other directory.
+        await store.delete("nightly")
+        summary = await accounts.export(f.ids, second, format="csv", store=store, key="nightly")
+        truth = await f.truth()
+    assert summary.fills == len(truth)
+    assert by_trade(read_csv(second)) == {t.trade_id: wire_row(aid, t) for aid, t in truth}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -73,6 +98,7 @@ async def test_the_manifest_lives_in_the_store_under_a_lease(tmp_path: Path) -> 
         ({"store": "store", "key": "x"}, "CheckpointStore"),
         ({"store": ps.SQLiteCheckpointStore(":memory:")}, "key="),
         ({"shard": (0, 0)}, "shard"),
+        ({"store": ps.SQLiteCheckpointStore(":memory:"), "key": "k", "lease_ttl": 0.05}, "1 s"),
     ],
 )
 async def test_bad_options_are_refused_before_anything_is_touched(
