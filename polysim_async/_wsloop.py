@@ -294,12 +294,14 @@ class Supervisor:
         timer = asyncio.ensure_future(self._clock.sleep(self._policy.open_timeout))
         try:
             await asyncio.wait({handshake, timer}, return_when=asyncio.FIRST_COMPLETED)
+            # Still inside the ``try``: a cancellation while the timer winds down
+            # must close a socket that has already opened.
+            await cancel_and_wait([timer])
         except BaseException:
             # Cancelled (the stream is closing): a socket that opened meanwhile is closed.
             await _discard(handshake)
             await cancel_and_wait([timer])
             raise
-        await cancel_and_wait([timer])
         if not handshake.done():
             await _discard(handshake)
             raise ConnectTimeoutError("the WebSocket handshake timed out")

@@ -24,6 +24,7 @@ import pytest
 
 import polysim_async as ps
 from polysim_async._pricestream import spread
+from polysim_async._wsloop import socket_count
 from polysim_async.models.executions import FrameError
 from polysim_async.models.prices import decode_price_frame
 
@@ -707,3 +708,38 @@ async def test_sandbox_no_aiohttp_error_is_chained_when_the_server_is_gone() -> 
         seen.append(error)
         error = error.__cause__ or error.__context__
     assert not [e for e in seen if isinstance(e, aiohttp.ClientError)], seen
+
+
+class _SlowTimerClock(LoopClock):
+    """A clock whose cancelled sleeps take a while to end (``release`` lets them go)."""
+
+    def __init__(self) -> None:
+        self.winding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.sleep(max(0.0, seconds))
+        except asyncio.CancelledError:
+            self.winding.set()
+            await self.release.wait()
+            raise
+
+
+@virtual
+async def test_cancelled_right_after_the_handshake_the_socket_is_closed() -> None:
+    # The handshake's timer is still winding down when the stream is cancelled:
+    # the socket that already opened must be closed, and no connection counted.
+    clock = _SlowTimerClock()
+    async with running(clock=clock) as (feed, client):
+        stream = client.prices.stream(["0xa"], policy=FAST)
+        entering = asyncio.ensure_future(stream.__aenter__())
+        await until(clock.winding.is_set)
+        assert len(feed.sockets) == 1 and not feed.sockets[0].closed
+        entering.cancel()
+        await asyncio.sleep(0)
+        clock.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await entering
+        assert feed.open_sockets == [] and stream.connections == 0
+        assert socket_count(client._requester).held == 0
