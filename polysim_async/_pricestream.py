@@ -12,7 +12,10 @@ Every subscribe or unsubscribe frame is answered, in order, by one
 ``subscribed`` frame (or an ``error`` frame, a refusal), so the lane keeps the
 frames it sent in a queue and pairs each answer with the oldest. A caller of
 :meth:`PriceStream.subscribe` waits for its answer; one whose connection drops
-first waits for the answer to the next connection's subscription.
+first waits for the answer to the next connection's subscription. A frame left
+unanswered for ``policy.open_timeout`` (checked every half of it) drops the
+connection as a failed one (toward ``max_failures``), and the next connection
+subscribes again.
 
 Buffering ("latest price wins"): the stream keeps, per market, only the newest
 tick not yet read, and hands markets out in the order their unread ticks first
@@ -35,6 +38,7 @@ from types import TracebackType
 from typing import Literal
 
 from ._codec import encode
+from ._clock import Clock
 from ._config import StreamPolicy
 from ._errors import (
     ClientClosedError,
@@ -134,6 +138,7 @@ class _Command:
     action: Literal["subscribe", "unsubscribe"]
     markets: list[str]
     waiters: list[asyncio.Future[None]]
+    sent_at: float = 0.0  # the clock's time it was sent
 
 
 def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
@@ -151,6 +156,7 @@ class _Lane:
 
     number: int
     supervisor: Supervisor
+    clock: Clock
     markets: dict[str, None] = field(default_factory=dict)
     ws: WebSocket | None = None
     sent: deque[_Command] = field(default_factory=deque)
@@ -181,6 +187,7 @@ class _Lane:
         async with self.lock:
             ws = self.ws
             if ws is not None:
+                cmd.sent_at = self.clock.now()
                 self.sent.append(cmd)
                 text = encode(PriceCommand(action=cmd.action, markets=cmd.markets)).decode()
                 try:
@@ -272,7 +279,9 @@ class PriceStream:
 
         Transient failures meanwhile are retried as the policy says, so this
         may wait through an outage (bound it with ``asyncio.timeout`` or
-        ``policy.max_failures``).
+        ``policy.max_failures``). A connection whose subscription is not
+        acknowledged within ``policy.open_timeout``, or that goes silent after
+        a ping, counts as a failed connection however long it stayed open.
 
         Raises:
             ClientClosedError: the stream was entered before.
@@ -369,7 +378,10 @@ class PriceStream:
         from ``GET /v1/keys/tiers`` and the key's tier, once per client, and
         counting the connections of this client's other streams). Markets
         already subscribed are left as they are. If a connection drops before
-        its answer, this waits for the reconnection's subscription.
+        its answer, this waits for the reconnection's subscription; an answer
+        that does not come within ``policy.open_timeout`` drops the connection
+        (a failed one, toward ``max_failures``) and the reconnection subscribes
+        again.
 
         Raises:
             InvalidArgumentError: a bare string or a bad id (nothing sent).
@@ -497,7 +509,7 @@ class PriceStream:
             stats=self.stats,
             rng=self._rng,
         )
-        lane = _Lane(self._numbered, supervisor)
+        lane = _Lane(self._numbered, supervisor, self._requester.clock)
         self._lanes.append(lane)
         self._sockets.held += 1
         return lane
@@ -556,10 +568,26 @@ class PriceStream:
                 policy=self._policy,
                 on_frame=functools.partial(self._on_frame, lane),
                 send=lane.send_text,
+                every=self._policy.open_timeout / 2,
+                duty=functools.partial(self._check_answered, lane),
             )
         finally:
             lane.ws = None
             lane.roll_over()
+
+    async def _check_answered(self, lane: _Lane) -> Drop | None:
+        """Drop the connection when its oldest frame went unanswered for ``open_timeout``.
+
+        A server that keeps the socket open (even answering pings) but never
+        acknowledges a subscription is not working: the drop counts as a failed
+        connection toward ``max_failures``, and the reconnection subscribes again.
+        """
+        if not lane.sent:
+            return None
+        oldest, limit = lane.sent[0], self._policy.open_timeout
+        if self._requester.clock.now() - oldest.sent_at < limit:
+            return None
+        return Drop(None, f"a {oldest.action} was not acknowledged within {limit:g} s", failed=True)
 
     async def _on_frame(self, lane: _Lane, data: str | bytes) -> None:
         try:

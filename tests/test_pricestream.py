@@ -63,6 +63,7 @@ class Feed:
         self.handshakes = 0
         self.reject_tokens = False
         self.answer_pings = True
+        self.unanswered = 0  # leave this many subscribe/unsubscribe frames unanswered
         self.pings = 0
         self.refuse: str | None = None  # answer the next subscribe with this error
         self.fail_handshakes: Exception | None = None  # raise this on every handshake
@@ -115,6 +116,9 @@ class Feed:
                 ws.send(json.dumps({"type": "pong", "ts": 1}))
             return
         held = self.subs[ws]
+        if self.unanswered:
+            self.unanswered -= 1
+            return
         if action == "subscribe":
             if self.refuse is not None:
                 ws.send(json.dumps({"type": "error", "message": self.refuse}))
@@ -510,6 +514,44 @@ async def test_max_failures_and_process_exception_end_the_stream() -> None:
             await feed.close_all(1011)
             with pytest.raises(ps.ConnectError):
                 await take(prices, 1)
+
+
+@virtual
+async def test_silent_or_unacknowledging_connections_are_failures_whatever_their_length() -> None:
+    policy = ps.StreamPolicy(
+        backoff_base=0.1,
+        backoff_max=0.1,
+        stable_after=1.0,
+        ping_interval=5.0,
+        ping_timeout=5.0,
+        open_timeout=5.0,
+        max_failures=1,
+        reconcile_interval=None,
+    )
+    # Never acknowledged (pings answered): entering gives up after open_timeout per connection.
+    feed = Feed()
+    feed.unanswered = 1000
+    async with running(feed) as (_, client):
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(ps.StreamClosedError, match="2 failed.*not acknowledged within 5 s"):
+            async with client.prices.stream(["0xa"], policy=policy):
+                pass
+        assert feed.handshakes == 2 and feed.pings >= 1 and feed.open_sockets == []
+        assert asyncio.get_running_loop().time() - start < 2 * 2 * policy.open_timeout
+    # Entered, then a later subscription goes unanswered: the connection is dropped
+    # and resubscribed; answered again, subscribe() returns.
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=policy) as prices:
+        feed.unanswered = 1
+        await prices.subscribe(["0xb"])
+        assert prices.stats.connects == 2
+        assert feed.subscribed() == [["0xa", "0xb"]]
+    # Acknowledged, then silent: each connection lasts ping_interval + ping_timeout
+    # (longer than stable_after) yet counts as failed, so max_failures ends the stream.
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=policy) as prices:
+        feed.answer_pings = False
+        with pytest.raises(ps.StreamClosedError, match="2 failed.*ping_timeout"):
+            await take(prices, 1, timeout=100)
+        assert prices.stats.connects == 2
 
 
 @virtual
