@@ -92,10 +92,21 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
     env = bot_env(sb.url, sb.api_key)
     checkpoint = tmp_path / "mm.json"
     args = ("--market", market, "--checkpoint", str(checkpoint), "--max-fills", "1")
+    # A quote an earlier run left on another market is swept at startup.
+    other = sb.market_ids[1]
+    await client.orders.place(
+        market_id=other, side="BUY", outcome="Yes", order_type="LIMIT", price="0.01",
+        quantity=5, time_in_force="GTC",
+    )  # fmt: skip
+    assert len(await resting(client, other)) == 1
     out: list[str] = []
     bot = await start_bot(env, *args)
     try:
         await line_with(bot, "quoting bid=0.48 ask=0.52", out)
+        # The checkpoint is saved before the first quote (a fill from here on survives a crash).
+        assert checkpoint.exists()
+        assert any("cancelled 1 order(s) left resting" in line for line in out)
+        assert await resting(client, other) == []
         # The ask is written as BUY No at 1 - 0.52.
         assert await resting(client, market) == [("No", Decimal("0.48")), ("Yes", Decimal("0.48"))]
         assert sb.heartbeats()[0]["client_label"] == "market-maker"
@@ -131,6 +142,23 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
             await bot.wait()
     assert " Yes @ " in second and second.split()[1] != first_fill
     assert sum("fill order=" in line for line in out) == 1
+    assert await resting(client, market) == []
+
+    # SIGTERM (like Ctrl-C) stops it cleanly: quotes cancelled, exit 0, no traceback.
+    bot = await start_bot(env, "--market", market, "--checkpoint", str(checkpoint))
+    out = []
+    try:
+        await line_with(bot, "quoting bid=", out)
+        assert len(await resting(client, market)) == 2
+        bot.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(bot.wait(), WAIT)
+        rest = (await bot.stdout.read()).decode()  # type: ignore[union-attr]
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    assert code == 0 and "Traceback" not in rest, rest
+    assert "stopped; no open orders left" in rest and "interrupted" in rest
     assert await resting(client, market) == []
 
 
