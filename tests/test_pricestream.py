@@ -219,6 +219,13 @@ def test_price_frames_decode_with_exact_prices_and_odd_frames_are_told_apart() -
         decode_price_frame('{"type":"price","buy":"0.5"}')  # no market_id
     with pytest.raises(FrameError):
         decode_price_frame("not json")
+    # emit_ts_ms outside 1970..9999 is refused at decode (emitted_at could not convert it).
+    for ms in (99999999999999999999, -(10**16), 10**15, -1):
+        with pytest.raises(FrameError, match="emit_ts_ms"):
+            decode_price_frame('{"type":"price","market_id":"0xa","emit_ts_ms":%d}' % ms)
+    last = decode_price_frame('{"type":"price","market_id":"0xa","emit_ts_ms":253402300799999}')
+    assert isinstance(last, ps.PriceTick) and last.emitted_at is not None
+    assert last.emitted_at.year == 9999
 
 
 # -- on the mock feed, virtual time ------------------------------------------------------
