@@ -5,7 +5,6 @@ API.md §4.2 and §4.5. Status-like fields the docs call unstable stay plain str
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -166,6 +165,5 @@ class WsToken(msgspec.Struct, kw_only=True, frozen=True):
 
     __str__ = __repr__
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
-        yield "token", "…"
-        yield "expires_in", self.expires_in
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("token", "…"), ("expires_in", self.expires_in)]
