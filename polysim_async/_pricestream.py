@@ -50,7 +50,7 @@ from ._errors import (
     readable,
 )
 from ._requester import Requester
-from ._tasks import cancel_and_wait
+from ._tasks import cancel_and_wait, consume_outcome
 from ._tiers import tier_book, ws_connection_limit
 from ._transport import WebSocket
 from ._validation import check_str
@@ -148,6 +148,14 @@ def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = 
                 waiter.set_result(None)
             else:
                 waiter.set_exception(error)
+
+
+def _answer() -> asyncio.Future[None]:
+    """A future for a server's answer; its error never goes unretrieved (a caller
+    that stopped waiting leaves it behind)."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiter.add_done_callback(consume_outcome)
+    return waiter
 
 
 @dataclass(eq=False)
@@ -257,6 +265,8 @@ class PriceStream:
         self._lane_of: dict[str, _Lane] = {}
         self._numbered = 0
         self._latest: dict[str, PriceTick] = {}
+        # The answer each market's subscription in flight waits for (later callers share it).
+        self._inflight: dict[str, asyncio.Future[None]] = {}
         self._ready = asyncio.Event()
         self._plan = asyncio.Lock()
         self._entered = False
@@ -377,7 +387,9 @@ class PriceStream:
         to new connections, within the tier's ``max_ws_connections`` (learned
         from ``GET /v1/keys/tiers`` and the key's tier, once per client, and
         counting the connections of this client's other streams). Markets
-        already subscribed are left as they are. If a connection drops before
+        already subscribed are left as they are; one whose subscription another
+        caller is still waiting for is waited for too (this returns only once
+        the server acknowledged it). If a connection drops before
         its answer, this waits for the reconnection's subscription; an answer
         that does not come within ``policy.open_timeout`` drops the connection
         (a failed one, toward ``max_failures``) and the reconnection subscribes
@@ -423,7 +435,7 @@ class PriceStream:
                 if not lane.markets:
                     await self._close_lane(lane)
                     continue
-                waiter = asyncio.get_running_loop().create_future()
+                waiter = _answer()
                 waiters.append(waiter)
                 await lane.command(_Command("unsubscribe", markets, [waiter]))
         await self._settle(waiters)
@@ -444,29 +456,38 @@ class PriceStream:
         """Place ``ids`` on connections and send their subscriptions; return the waiters."""
         async with self._plan:
             self._check_open()
-            new = [m for m in dict.fromkeys(ids) if m not in self._lane_of]
+            wanted = dict.fromkeys(ids)
+            new = [m for m in wanted if m not in self._lane_of]
+            # Markets another caller is subscribing: wait for the same answer.
+            waiters = list(
+                dict.fromkeys(
+                    waiter
+                    for m in wanted
+                    if (waiter := self._inflight.get(m)) is not None and not waiter.done()
+                )
+            )
             if not new:
-                return []
+                return waiters
             added, fresh = spread(
                 [len(lane.markets) for lane in self._lanes], len(new), MAX_PRICE_SUBSCRIPTIONS
             )
             if fresh:
                 await self._check_room(len(fresh), len(self._lane_of) + len(new))
                 self._check_open()
-            loop = asyncio.get_running_loop()
-            waiters: list[asyncio.Future[None]] = []
             queue = iter(new)
             for lane, count in zip(list(self._lanes), added, strict=True):
                 if count:
                     markets = [next(queue) for _ in range(count)]
                     self._assign(lane, markets)
-                    waiter = loop.create_future()
+                    waiter = self._answer_for(markets)
                     waiters.append(waiter)
                     await lane.command(_Command("subscribe", markets, [waiter]))
+            loop = asyncio.get_running_loop()
             for size in fresh:
                 lane = self._open_lane()
-                self._assign(lane, [next(queue) for _ in range(size)])
-                waiter = loop.create_future()
+                markets = [next(queue) for _ in range(size)]
+                self._assign(lane, markets)
+                waiter = self._answer_for(markets)
                 waiters.append(waiter)
                 lane.waiting.append(waiter)
                 lane.task = loop.create_task(self._run_lane(lane))
@@ -491,6 +512,20 @@ class PriceStream:
             needed=needed,
             available=max(0, limit - others),
         )
+
+    def _answer_for(self, markets: list[str]) -> asyncio.Future[None]:
+        """A future for the answer to subscribing ``markets``, shared by later callers."""
+        waiter = _answer()
+        for market_id in markets:
+            self._inflight[market_id] = waiter
+
+        def done(future: asyncio.Future[None]) -> None:
+            for market_id in markets:
+                if self._inflight.get(market_id) is future:
+                    del self._inflight[market_id]
+
+        waiter.add_done_callback(done)
+        return waiter
 
     def _assign(self, lane: _Lane, markets: list[str]) -> None:
         for market_id in markets:
@@ -522,15 +557,14 @@ class PriceStream:
             await cancel_and_wait([lane.task])
 
     async def _settle(self, waiters: list[asyncio.Future[None]]) -> None:
-        """Wait for every answer; raise the first failure (every one is retrieved)."""
+        """Wait for every answer; raise the first failure (every one is retrieved).
+
+        Cancellation stops this caller's wait only: another caller may wait for
+        the same answer.
+        """
         if not waiters:
             return
-        try:
-            await asyncio.wait(waiters)
-        except BaseException:
-            for waiter in waiters:
-                waiter.cancel()
-            raise
+        await asyncio.wait(waiters)
         errors = [waiter.exception() for waiter in waiters]
         for error in errors:
             if error is not None:

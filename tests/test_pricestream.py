@@ -64,6 +64,8 @@ class Feed:
         self.reject_tokens = False
         self.answer_pings = True
         self.unanswered = 0  # leave this many subscribe/unsubscribe frames unanswered
+        self.hold_answers = False  # keep answers in ``held`` until ``release()``
+        self.held: list[tuple[ps.MockWebSocket, str]] = []
         self.pings = 0
         self.refuse: str | None = None  # answer the next subscribe with this error
         self.fail_handshakes: Exception | None = None  # raise this on every handshake
@@ -132,7 +134,18 @@ class Feed:
         else:
             for m in markets:
                 held.pop(m, None)
-        ws.send(json.dumps({"type": "subscribed", "markets": list(held)}))
+        answer = json.dumps({"type": "subscribed", "markets": list(held)})
+        if self.hold_answers:
+            self.held.append((ws, answer))
+        else:
+            ws.send(answer)
+
+    def release(self) -> None:
+        """Send the answers held back, in order."""
+        self.hold_answers = False
+        for ws, answer in self.held:
+            ws.send(answer)
+        self.held = []
 
     async def tick(self, market_id: str, price: str) -> None:
         """Push a price frame to every connection subscribed to ``market_id``."""
@@ -382,6 +395,23 @@ async def test_subscribe_and_unsubscribe_while_running() -> None:
                 await prices.subscribe("0xabc")  # a bare string, not a list
         with pytest.raises(ps.ClientClosedError):
             await prices.subscribe(["0xq"])
+
+
+@virtual
+async def test_a_second_subscribe_of_a_market_in_flight_waits_for_the_same_answer() -> None:
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=FAST) as prices:
+        feed.hold_answers = True
+        first = asyncio.ensure_future(prices.subscribe(["0xq"]))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(prices.subscribe(["0xa", "0xq"]))
+        await asyncio.sleep(0.01)
+        assert len(feed.held) == 1 and not first.done() and not second.done()
+        first.cancel()  # the first caller gives up: the second still waits for the answer
+        await asyncio.sleep(0.01)
+        assert not second.done()
+        feed.release()
+        await second
+        assert feed.subscribed() == [["0xa", "0xq"]] and prices.markets == ["0xa", "0xq"]
 
 
 @virtual
