@@ -6,7 +6,9 @@ ids (the server's cap per connection). Each lane is kept connected by a
 :class:`~polysim_async._wsloop.Supervisor`, the code the executions stream
 uses: the same token reuse, handshake timeout, pings, backoff, 4001 handling
 and ``process_exception`` rule. The server forgets subscriptions with the
-connection, so every (re)connection starts by subscribing the lane's whole set.
+connection, so every (re)connection starts by subscribing the lane's whole set;
+after a reconnection's subscription is answered, the lane's REST prices
+(``POST /v1/prices/batch``) fill in the changes made while it was down.
 
 Every subscribe or unsubscribe frame is answered, in order, by one
 ``subscribed`` frame (or an ``error`` frame, a refusal), so the lane keeps the
@@ -41,12 +43,15 @@ from ._codec import encode
 from ._clock import Clock
 from ._config import StreamPolicy
 from ._errors import (
+    APIStatusError,
     ClientClosedError,
+    DecodeError,
     InvalidArgumentError,
     NetworkError,
     StreamClosedError,
     SubscriptionLimitError,
     SubscriptionRefusedError,
+    TransportError,
     readable,
 )
 from ._requester import Requester
@@ -56,6 +61,7 @@ from ._transport import WebSocket
 from ._validation import check_str
 from ._wsloop import Drop, SocketStats, Supervisor, TokenCache, pump, socket_count
 from .models.executions import FrameError
+from .models.markets import MarketPrice
 from .models.orders import WsToken
 from .models.prices import (
     MAX_PRICE_SUBSCRIPTIONS,
@@ -87,9 +93,12 @@ class PriceStreamStats(SocketStats):
         ignored: ticks of markets not (or no longer) subscribed.
         errors: ``error`` frames received (each is logged as a WARNING).
         unreadable: frames that could not be read (counted, logged, skipped).
+        healed: ticks made from ``POST /v1/prices/batch`` after a reconnection,
+            for markets whose price changed while the connection was down.
     """
 
     ticks: int = 0
+    healed: int = 0
     coalesced: int = 0
     ignored: int = 0
     errors: int = 0
@@ -139,6 +148,7 @@ class _Command:
     markets: list[str]
     waiters: list[asyncio.Future[None]]
     sent_at: float = 0.0  # the clock's time it was sent
+    heal: bool = False  # a reconnection's subscription: read REST prices once answered
 
 
 def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
@@ -172,6 +182,7 @@ class _Lane:
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
+    connected: bool = False  # a connection was opened before (the next one heals)
 
     async def send_text(self, text: str) -> None:
         """Send a frame on the current socket (one sender at a time).
@@ -247,6 +258,7 @@ class PriceStream:
         *,
         requester: Requester,
         mint: Callable[[], Awaitable[WsToken]],
+        fetch: Callable[[list[str]], Awaitable[list[MarketPrice]]],
         user_agent: str,
         markets: list[str],
         policy: StreamPolicy,
@@ -254,6 +266,7 @@ class PriceStream:
     ) -> None:
         self._requester = requester
         self._policy = policy
+        self._fetch = fetch
         self._rng = rng or random.Random()
         self._headers = {"User-Agent": user_agent}
         self._initial = markets
@@ -265,6 +278,7 @@ class PriceStream:
         self._lane_of: dict[str, _Lane] = {}
         self._numbered = 0
         self._latest: dict[str, PriceTick] = {}
+        self._seen: dict[str, PriceTick] = {}  # the last tick of each market, read or not
         # The answer each market's subscription in flight waits for (later callers share it).
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._ready = asyncio.Event()
@@ -331,6 +345,7 @@ class PriceStream:
         self._sockets.held -= len(lanes)
         self._lane_of.clear()
         self._latest.clear()
+        self._seen.clear()
         self._ready.set()
         closed = ClientClosedError("the price stream was closed")
         for lane in lanes:
@@ -428,6 +443,7 @@ class PriceStream:
             for market_id in dict.fromkeys(ids):
                 lane = self._lane_of.pop(market_id, None)
                 self._latest.pop(market_id, None)
+                self._seen.pop(market_id, None)
                 if lane is not None:
                     del lane.markets[market_id]
                     gone.setdefault(lane, []).append(market_id)
@@ -592,10 +608,12 @@ class PriceStream:
     async def _session(self, lane: _Lane, ws: WebSocket, reason: str, since: float) -> Drop:
         """Subscribe the lane's whole set, then read frames until the socket ends."""
         lane.ws = ws
+        heal, lane.connected = lane.connected, True
         try:
             if lane.markets:
                 waiters, lane.waiting = lane.waiting, []
-                await lane.command(_Command("subscribe", list(lane.markets), waiters))
+                cmd = _Command("subscribe", list(lane.markets), waiters, heal=heal)
+                await lane.command(cmd)
             return await pump(
                 ws,
                 clock=self._requester.clock,
@@ -634,7 +652,10 @@ class PriceStream:
             self._offer(frame)
         elif isinstance(frame, SubscribedFrame):
             if lane.sent:
-                _resolve(lane.sent.popleft().waiters)
+                answered = lane.sent.popleft()
+                _resolve(answered.waiters)
+                if answered.heal:
+                    await self._heal(answered.markets)
         elif isinstance(frame, PriceErrorFrame):
             self.stats.errors += 1
             message = readable(frame.message or "", 200)
@@ -657,13 +678,49 @@ class PriceStream:
                 current.cancel()
             raise refused
 
-    def _offer(self, tick: PriceTick) -> None:
+    async def _heal(self, markets: list[str]) -> None:
+        """After a reconnection's subscription is answered: offer a tick for every
+        market whose REST price differs from its last tick (or that had none).
+
+        Runs before the connection's next frame is read, so any tick the socket
+        brings afterwards (a newer price) replaces the one made here. A failed
+        read is logged and skipped (the next tick of each market still comes).
+        """
+        ids = [market_id for market_id in markets if market_id in self._lane_of]
+        if not ids:
+            return
+        try:
+            rows = await self._fetch(ids)
+        except (APIStatusError, DecodeError, TransportError) as exc:
+            logger.warning("cannot read prices missed while reconnecting (%s)", exc)
+            return
+        for row in rows:
+            key, seen = row.condition_id, self._seen.get(row.condition_id)
+            if row.buy is None and row.sell is None:
+                continue  # no price cached
+            if seen is not None and (seen.buy, seen.sell) == (row.buy, row.sell):
+                continue  # unchanged
+            tick = PriceTick(
+                market_id=key,
+                condition_id=key,
+                buy=row.buy,
+                sell=row.sell,
+                outcomes=row.outcomes,
+                source="rest",
+            )
+            if self._offer(tick, counted=False):
+                self.stats.healed += 1
+
+    def _offer(self, tick: PriceTick, *, counted: bool = True) -> bool:
+        """Queue ``tick`` for the consumer; return whether its market is subscribed."""
         key = tick.condition_id or tick.market_id
         if key not in self._lane_of:
-            self.stats.ignored += 1
-            return
-        self.stats.ticks += 1
+            self.stats.ignored += counted
+            return False
+        self.stats.ticks += counted
+        self._seen[key] = tick
         if key in self._latest:
             self.stats.coalesced += 1  # replacing a key keeps its place in line
         self._latest[key] = tick
         self._ready.set()
+        return True

@@ -65,6 +65,9 @@ class Feed:
         self.answer_pings = True
         self.unanswered = 0  # leave this many subscribe/unsubscribe frames unanswered
         self.hold_answers = False  # keep answers in ``held`` until ``release()``
+        self.prices: dict[str, str] = {}  # each market's current price (REST reads it)
+        self.serve_batch = True  # else POST /v1/prices/batch answers 404
+        self.batch_reads: list[list[str]] = []
         self.held: list[tuple[ps.MockWebSocket, str]] = []
         self.pings = 0
         self.refuse: str | None = None  # answer the next subscribe with this error
@@ -86,6 +89,16 @@ class Feed:
             token = f"tok{self.minted}"
             self.tokens.add(token)
             return ps.Response.from_json({"token": token, "expires_in": 60})
+        if request.path == "/v1/prices/batch" and self.serve_batch:
+            wanted = json.loads(request.body or b"{}")["market_ids"]
+            self.batch_reads.append(wanted)
+            rows = [
+                {"condition_id": m, "buy": p, "sell": str(Decimal(1) - Decimal(p))}
+                if (p := self.prices.get(m)) is not None
+                else {"condition_id": m}
+                for m in wanted
+            ]
+            return ps.Response.from_json(rows)
         if request.path == "/v1/keys/tiers":
             self.tier_lookups += 1
             return ps.Response.from_json(TIERS, headers={"x-ratelimit-tier": self.tier})
@@ -149,6 +162,7 @@ class Feed:
 
     async def tick(self, market_id: str, price: str) -> None:
         """Push a price frame to every connection subscribed to ``market_id``."""
+        self.prices[market_id] = price
         other = str(Decimal(1) - Decimal(price))
         frame = json.dumps(
             {"type": "price", "market_id": market_id, "condition_id": market_id,
@@ -395,6 +409,40 @@ async def test_subscribe_and_unsubscribe_while_running() -> None:
                 await prices.subscribe("0xabc")  # a bare string, not a list
         with pytest.raises(ps.ClientClosedError):
             await prices.subscribe(["0xq"])
+
+
+@virtual
+async def test_prices_changed_while_reconnecting_are_read_from_rest_once_resubscribed() -> None:
+    async with (
+        running() as (feed, client),
+        client.prices.stream(["0xa", "0xb", "0xc"], policy=FAST) as prices,
+    ):
+        await feed.tick("0xa", "0.60")
+        await feed.tick("0xc", "0.20")
+        assert [t.buy for t in await take(prices, 2)] == [Decimal("0.60"), Decimal("0.20")]
+        assert feed.batch_reads == []  # the first connection reads nothing
+        await feed.close_all()
+        # While it is down: 0xb gets its first price, 0xc moves, 0xa stays.
+        feed.prices.update({"0xb": "0.70", "0xc": "0.25"})
+        healed = await take(prices, 2)
+        assert [(t.market_id, t.buy, t.source) for t in healed] == [
+            ("0xb", Decimal("0.70"), "rest"),
+            ("0xc", Decimal("0.25"), "rest"),
+        ]
+        assert healed[0].sell == Decimal("0.30") and healed[0].emit_ts_ms is None
+        assert feed.batch_reads == [["0xa", "0xb", "0xc"]] and prices.stats.healed == 2
+        assert prices.stats.ticks == 2  # frames received; healed ticks are counted apart
+        # A tick the socket brings afterwards still wins.
+        await feed.tick("0xc", "0.26")
+        assert [t.buy for t in await take(prices, 1)] == [Decimal("0.26")]
+        # A REST read that fails is logged and skipped; the stream goes on.
+        feed.serve_batch = False
+        feed.prices["0xa"] = "0.65"
+        await feed.close_all()
+        await until(lambda: prices.stats.connects == 3 and feed.subscribed() != [])
+        await feed.tick("0xb", "0.71")
+        assert [(t.market_id, t.buy) for t in await take(prices, 1)] == [("0xb", Decimal("0.71"))]
+        assert prices.stats.healed == 2
 
 
 @virtual
