@@ -791,6 +791,22 @@ async def test_sandbox_drops_and_token_expiry_heal_with_resubscription() -> None
     assert any(e.wait == 0 for e in events) and any(e.wait > 0 for e in events)
 
 
+async def test_sandbox_a_price_change_while_reconnecting_is_delivered() -> None:
+    async with sandboxed() as (sb, client):
+        a, b = sb.market_ids[0], sb.market_ids[1]
+        async with client.prices.stream([a, b], policy=SANDBOX) as prices:
+            sb.ws_drop_after(1)
+            sb.set_price(a, "0.61")  # this frame is sent, then the socket drops
+            sb.set_price(b, "0.77")  # moves while the client is disconnected
+            got: dict[str, Decimal | None] = {}
+            while got.get(b) != Decimal("0.77"):
+                tick = (await take(prices, 1))[0]
+                got[tick.market_id] = tick.buy
+                if tick.market_id == a:
+                    sb.clear_faults()
+            assert prices.stats.healed >= 1
+
+
 async def test_sandbox_a_4002_cap_backs_off_until_the_other_connection_goes() -> None:
     from polysim_async.sandbox import Sandbox
 
