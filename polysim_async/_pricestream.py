@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from ._codec import encode
 from ._clock import Clock
+from ._codec import encode
 from ._config import StreamPolicy
 from ._errors import (
     APIStatusError,

@@ -232,7 +232,6 @@ class TestBatchSize:
         assert info.value.code == "BATCH_LIMIT_EXCEEDED"
         assert len(sent(mock, "/v1/orders/batch")) == 1
 
-
     @pytest.mark.parametrize(
         "body", ['[{"tier": "pro", "max_batch_size": "many"}]', '{"tiers": 5}', "<html>"]
     )

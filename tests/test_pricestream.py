@@ -249,7 +249,7 @@ def test_price_frames_decode_with_exact_prices_and_odd_frames_are_told_apart() -
     # emit_ts_ms outside 1970..9999 is refused at decode (emitted_at could not convert it).
     for ms in (99999999999999999999, -(10**16), 10**15, -1):
         with pytest.raises(FrameError, match="emit_ts_ms"):
-            decode_price_frame('{"type":"price","market_id":"0xa","emit_ts_ms":%d}' % ms)
+            decode_price_frame(f'{{"type":"price","market_id":"0xa","emit_ts_ms":{ms}}}')
     last = decode_price_frame('{"type":"price","market_id":"0xa","emit_ts_ms":253402300799999}')
     assert isinstance(last, ps.PriceTick) and last.emitted_at is not None
     assert last.emitted_at.year == 9999
@@ -618,7 +618,7 @@ async def test_silent_or_unacknowledging_connections_are_failures_whatever_their
     feed.unanswered = 1000
     async with running(feed) as (_, client):
         start = asyncio.get_running_loop().time()
-        with pytest.raises(ps.StreamClosedError, match="2 failed.*not acknowledged within 5 s"):
+        with pytest.raises(ps.StreamClosedError, match=r"2 failed.*not acknowledged within 5 s"):
             async with client.prices.stream(["0xa"], policy=policy):
                 pass
         assert feed.handshakes == 2 and feed.pings >= 1 and feed.open_sockets == []
@@ -634,7 +634,7 @@ async def test_silent_or_unacknowledging_connections_are_failures_whatever_their
     # (longer than stable_after) yet counts as failed, so max_failures ends the stream.
     async with running() as (feed, client), client.prices.stream(["0xa"], policy=policy) as prices:
         feed.answer_pings = False
-        with pytest.raises(ps.StreamClosedError, match="2 failed.*ping_timeout"):
+        with pytest.raises(ps.StreamClosedError, match=r"2 failed.*ping_timeout"):
             await take(prices, 1, timeout=100)
         assert prices.stats.connects == 2
 

@@ -499,7 +499,7 @@ async def test_a_server_gone_silent_counts_as_failed_connections_whatever_their_
     )
     async with running() as (ex, client), client.executions.stream(policy=policy) as fills:
         ex.answer_pings = False
-        with pytest.raises(ps.StreamClosedError, match="3 failed connections.*ping_timeout"):
+        with pytest.raises(ps.StreamClosedError, match=r"3 failed connections.*ping_timeout"):
             await take(fills, 1, timeout=100)
         assert ex.connects == 3
 
