@@ -39,6 +39,13 @@ async def start_bot(env: dict[str, str], *args: str) -> asyncio.subprocess.Proce
     )  # fmt: skip
 
 
+async def reap(bot: asyncio.subprocess.Process) -> None:
+    """Kill the bot if it is still running (a failed test leaves no process behind)."""
+    if bot.returncode is None:
+        bot.kill()
+        await bot.wait()
+
+
 async def line_with(proc: asyncio.subprocess.Process, text: str, seen: list[str]) -> str:
     """Read the bot's output until a line containing ``text`` (all lines kept in ``seen``)."""
     assert proc.stdout is not None
@@ -120,9 +127,7 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
         code = await asyncio.wait_for(bot.wait(), WAIT)
         rest = (await bot.stdout.read()).decode()  # type: ignore[union-attr]
     finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
+        await reap(bot)
     assert code == 0, "\n".join(out) + rest
     assert "stopped; no open orders left" in rest
     assert await resting(client, market) == []  # a clean exit takes its quotes down
@@ -137,9 +142,7 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
         second = await line_with(bot, "fill order=", out)
         assert await asyncio.wait_for(bot.wait(), WAIT) == 0
     finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
+        await reap(bot)
     assert " Yes @ " in second and second.split()[1] != first_fill
     assert sum("fill order=" in line for line in out) == 1
     assert await resting(client, market) == []
@@ -154,9 +157,7 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
         code = await asyncio.wait_for(bot.wait(), WAIT)
         rest = (await bot.stdout.read()).decode()  # type: ignore[union-attr]
     finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
+        await reap(bot)
     assert code == 0 and "Traceback" not in rest, rest
     assert "stopped; no open orders left" in rest and "interrupted" in rest
     assert await resting(client, market) == []
@@ -196,9 +197,7 @@ async def test_market_maker_killed_with_sigkill_leaves_no_open_orders(tmp_path: 
                 bot.send_signal(signal.SIGKILL)  # no finally, no goodbye: only the switch is left
                 await bot.wait()
             finally:
-                if bot.returncode is None:
-                    bot.kill()
-                    await bot.wait()
+                await reap(bot)
             assert len(await resting(client, market)) == 2  # still resting right after
 
             async def none_left() -> bool:
