@@ -656,6 +656,11 @@ class PriceStream:
                 _resolve(answered.waiters)
                 if answered.heal:
                     await self._heal(answered.markets)
+                    # The time spent reading REST was ours, not the server's: frames
+                    # still unanswered get their full ``open_timeout`` from now.
+                    now = self._requester.clock.now()
+                    for cmd in lane.sent:
+                        cmd.sent_at = max(cmd.sent_at, now)
         elif isinstance(frame, PriceErrorFrame):
             self.stats.errors += 1
             message = readable(frame.message or "", 200)
