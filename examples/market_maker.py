@@ -7,12 +7,19 @@ is selling Yes at ``p`` without holding any). When the mid moves by a tick or
 more, or one side fills, it re-quotes: one ``cancel_market`` call, then both
 orders in one ``place_many`` batch (one per call on a tier whose batch size is 1).
 
+At startup it cancels every resting order of the account (``cancel_all``: quotes
+a previous run left, on this market or another), so it assumes the account is
+its own. A fill re-quotes only when it fills one of the current quotes (fills of
+orders already replaced change nothing).
+
 Fills are handled exactly once, across disconnects and restarts: the execution
-stream heals gaps from REST, and the bot saves the stream's checkpoint after
-each fill it handled (see fill_listener.py). The dead-man's switch
+stream heals gaps from REST, and the bot saves the stream's checkpoint as soon
+as the stream is entered (before the first quote) and after each fill it
+handled (see fill_listener.py). The dead-man's switch
 (``client.orders.keepalive``) beats every half ``--heartbeat`` seconds: if the
 bot dies (even with SIGKILL), the beats stop and the server cancels every
-pending order of the account. On a clean exit the bot cancels its orders itself.
+pending order of the account. On a clean exit (``--max-fills`` reached, Ctrl-C
+or SIGTERM) the bot cancels its orders itself and exits without a traceback.
 
 It holds two WebSockets (prices and fills), so it needs a tier that allows two
 (pro and up). Needs POLYSIM_API_KEY (your ``ps_live_`` trader key) and POLYSIM_BASE_URL unless
@@ -27,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -42,7 +51,6 @@ from polysim_async import (
     FillStream,
     KeepAlive,
     PriceStream,
-    RateLimit,
     StreamCheckpoint,
 )
 
@@ -59,6 +67,7 @@ class Book:
     no: str
     mid: Decimal
     quoted: Decimal | None = None  # the mid the resting orders were placed around
+    resting: set[int] = field(default_factory=set)  # the ids of the current quotes
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -107,7 +116,9 @@ async def quote(client: Client, book: Book, half: Decimal, size: Decimal, batch:
     """Replace the resting orders with a fresh bid and ask around ``book.mid``."""
     mid = book.mid
     bid, ask = quotes(mid, half)
-    # Cancel first: a fill between the two calls is still reported by the fill stream.
+    # Cancel first: a fill between the two calls is still reported by the fill stream,
+    # and (no longer a current quote) does not ask for another re-quote.
+    book.resting = set()
     await client.orders.cancel_market(market_id=book.market_id)
     entries = [
         {"market_id": book.market_id, "side": "BUY", "outcome": book.yes, "quantity": size,
@@ -119,6 +130,7 @@ async def quote(client: Client, book: Book, half: Decimal, size: Decimal, batch:
         result = await client.orders.place_many(entries[i : i + batch])
         for order in result.rejected:
             print(f"order refused: {order.error} {order.error_message}", flush=True)
+        book.resting |= {order.order_id for order in result.accepted}
     book.quoted = mid
     print(f"quoting bid={bid} ask={ask} (mid {mid})", flush=True)
 
@@ -145,7 +157,7 @@ async def follow_prices(prices: PriceStream, book: Book) -> None:
 async def handle_fills(
     fills: FillStream[Fill], book: Book, path: Path, max_fills: int | None
 ) -> None:
-    """Handle each fill once, save the checkpoint, and re-quote the side that filled."""
+    """Handle each fill once, save the checkpoint, and re-quote if a current quote filled."""
     handled = 0
     async for fill in fills:
         print(
@@ -159,7 +171,8 @@ async def handle_fills(
         handled += 1
         if max_fills is not None and handled >= max_fills:
             return
-        if fill.market_id == book.market_id:
+        if fill.order_id in book.resting:
+            book.resting.discard(fill.order_id)  # a second partial fill asks nothing more
             book.dirty.set()
 
 
@@ -171,9 +184,8 @@ async def watch_switch(switch: KeepAlive) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     half, size = Decimal(args.half_spread), Decimal(args.size)
-    # Pace REST calls to your tier's limits; these are Pro's.
-    limit = RateLimit(per_second=10, per_minute=600)
-    async with Client(os.environ["POLYSIM_API_KEY"], rate_limit=limit) as client:
+    # rate_limit="auto" (the default) paces REST calls to the key's tier.
+    async with Client(os.environ["POLYSIM_API_KEY"], rate_limit="auto") as client:
         book = await pick_market(client, args.market)
         print(f"market {book.market_id} mid {book.mid}", flush=True)
         since = await asyncio.to_thread(load_checkpoint, args.checkpoint)
@@ -184,6 +196,14 @@ async def main(args: argparse.Namespace) -> None:
                 client.orders.keepalive(interval=args.heartbeat, label="market-maker") as switch,
                 client.prices.stream([book.market_id]) as prices,
             ):
+                # Saved before the first quote: a fill while the bot is down before it
+                # handled one is delivered after a restart, not lost.
+                assert fills.checkpoint is not None
+                await asyncio.to_thread(save_checkpoint, args.checkpoint, fills.checkpoint)
+                # Start clean: quotes an earlier run left (on any market) are cancelled.
+                swept = await client.orders.cancel_all()
+                if swept.canceled:
+                    print(f"cancelled {len(swept.canceled)} order(s) left resting", flush=True)
                 book.dirty.set()  # the first quotes
                 await run_until_one_ends(
                     quoter(client, book, half, size),
@@ -211,6 +231,20 @@ async def run_until_one_ends(*jobs: Coroutine[Any, Any, None]) -> None:
         task.result()  # raise what failed
 
 
+async def run(args: argparse.Namespace) -> None:
+    """Run the bot; Ctrl-C and SIGTERM stop it cleanly (its quotes are cancelled)."""
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C stays KeyboardInterrupt
+            loop.add_signal_handler(sig, main_task.cancel)
+    try:
+        await main(args)
+    except asyncio.CancelledError:
+        print("interrupted", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--market", default=None, help="condition id (default: pick one)")
@@ -219,4 +253,5 @@ if __name__ == "__main__":
     parser.add_argument("--heartbeat", type=float, default=10.0, help="switch interval, seconds")
     parser.add_argument("--checkpoint", type=Path, default=Path("mm_checkpoint.json"))
     parser.add_argument("--max-fills", type=int, default=None, help="stop after N fills")
-    asyncio.run(main(parser.parse_args()))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(parser.parse_args()))

@@ -188,14 +188,17 @@ class StreamPolicy:
         backoff_base: first wait after a drop, in seconds; doubles per
             consecutive failure, each wait shortened at random by up to half.
         backoff_max: ceiling of one wait.
-        stable_after: a connection that stayed up this long resets the backoff.
+        stable_after: a connection that stayed up this long resets the backoff
+            (unless it was dropped for silence after a ping, or, on the price
+            stream, for a subscription left unanswered for ``open_timeout``).
         max_failures: consecutive failed connections (without a stable one in
             between) after which the stream ends with :class:`StreamClosedError`;
             ``None`` retries forever.
         ping_interval: idle seconds before a JSON ping is sent.
         ping_timeout: seconds to wait for any frame after a ping before the
             socket is taken for dead and replaced.
-        open_timeout: seconds allowed for the WebSocket handshake.
+        open_timeout: seconds allowed for the WebSocket handshake (and, on the price
+            stream, for the server to acknowledge a subscribe or unsubscribe).
         reconcile_interval: seconds between REST checks while connected, which
             catch fills that never reached the socket; ``None`` checks only after
             reconnects.

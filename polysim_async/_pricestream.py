@@ -6,13 +6,18 @@ ids (the server's cap per connection). Each lane is kept connected by a
 :class:`~polysim_async._wsloop.Supervisor`, the code the executions stream
 uses: the same token reuse, handshake timeout, pings, backoff, 4001 handling
 and ``process_exception`` rule. The server forgets subscriptions with the
-connection, so every (re)connection starts by subscribing the lane's whole set.
+connection, so every (re)connection starts by subscribing the lane's whole set;
+after a reconnection's subscription is answered, the lane's REST prices
+(``POST /v1/prices/batch``) fill in the changes made while it was down.
 
 Every subscribe or unsubscribe frame is answered, in order, by one
 ``subscribed`` frame (or an ``error`` frame, a refusal), so the lane keeps the
 frames it sent in a queue and pairs each answer with the oldest. A caller of
 :meth:`PriceStream.subscribe` waits for its answer; one whose connection drops
-first waits for the answer to the next connection's subscription.
+first waits for the answer to the next connection's subscription. A frame left
+unanswered for ``policy.open_timeout`` (checked every half of it) drops the
+connection as a failed one (toward ``max_failures``), and the next connection
+subscribes again.
 
 Buffering ("latest price wins"): the stream keeps, per market, only the newest
 tick not yet read, and hands markets out in the order their unread ticks first
@@ -34,24 +39,29 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
+from ._clock import Clock
 from ._codec import encode
 from ._config import StreamPolicy
 from ._errors import (
+    APIStatusError,
     ClientClosedError,
+    DecodeError,
     InvalidArgumentError,
     NetworkError,
     StreamClosedError,
     SubscriptionLimitError,
     SubscriptionRefusedError,
+    TransportError,
     readable,
 )
 from ._requester import Requester
-from ._tasks import cancel_and_wait
+from ._tasks import cancel_and_wait, consume_outcome
 from ._tiers import tier_book, ws_connection_limit
 from ._transport import WebSocket
 from ._validation import check_str
 from ._wsloop import Drop, SocketStats, Supervisor, TokenCache, pump, socket_count
 from .models.executions import FrameError
+from .models.markets import MarketPrice
 from .models.orders import WsToken
 from .models.prices import (
     MAX_PRICE_SUBSCRIPTIONS,
@@ -83,9 +93,12 @@ class PriceStreamStats(SocketStats):
         ignored: ticks of markets not (or no longer) subscribed.
         errors: ``error`` frames received (each is logged as a WARNING).
         unreadable: frames that could not be read (counted, logged, skipped).
+        healed: ticks made from ``POST /v1/prices/batch`` after a reconnection,
+            for markets whose price changed while the connection was down.
     """
 
     ticks: int = 0
+    healed: int = 0
     coalesced: int = 0
     ignored: int = 0
     errors: int = 0
@@ -134,6 +147,8 @@ class _Command:
     action: Literal["subscribe", "unsubscribe"]
     markets: list[str]
     waiters: list[asyncio.Future[None]]
+    sent_at: float = 0.0  # the clock's time it was sent
+    heal: bool = False  # a reconnection's subscription: read REST prices once answered
 
 
 def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
@@ -145,12 +160,21 @@ def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = 
                 waiter.set_exception(error)
 
 
+def _answer() -> asyncio.Future[None]:
+    """A future for a server's answer; its error never goes unretrieved (a caller
+    that stopped waiting leaves it behind)."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiter.add_done_callback(consume_outcome)
+    return waiter
+
+
 @dataclass(eq=False)
 class _Lane:
     """One connection of the stream: its markets, its socket, its unanswered frames."""
 
     number: int
     supervisor: Supervisor
+    clock: Clock
     markets: dict[str, None] = field(default_factory=dict)
     ws: WebSocket | None = None
     sent: deque[_Command] = field(default_factory=deque)
@@ -158,6 +182,7 @@ class _Lane:
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
+    connected: bool = False  # a connection was opened before (the next one heals)
 
     async def send_text(self, text: str) -> None:
         """Send a frame on the current socket (one sender at a time).
@@ -181,6 +206,7 @@ class _Lane:
         async with self.lock:
             ws = self.ws
             if ws is not None:
+                cmd.sent_at = self.clock.now()
                 self.sent.append(cmd)
                 text = encode(PriceCommand(action=cmd.action, markets=cmd.markets)).decode()
                 try:
@@ -232,6 +258,7 @@ class PriceStream:
         *,
         requester: Requester,
         mint: Callable[[], Awaitable[WsToken]],
+        fetch: Callable[[list[str]], Awaitable[list[MarketPrice]]],
         user_agent: str,
         markets: list[str],
         policy: StreamPolicy,
@@ -239,6 +266,7 @@ class PriceStream:
     ) -> None:
         self._requester = requester
         self._policy = policy
+        self._fetch = fetch
         self._rng = rng or random.Random()
         self._headers = {"User-Agent": user_agent}
         self._initial = markets
@@ -250,6 +278,9 @@ class PriceStream:
         self._lane_of: dict[str, _Lane] = {}
         self._numbered = 0
         self._latest: dict[str, PriceTick] = {}
+        self._seen: dict[str, PriceTick] = {}  # the last tick of each market, read or not
+        # The answer each market's subscription in flight waits for (later callers share it).
+        self._inflight: dict[str, asyncio.Future[None]] = {}
         self._ready = asyncio.Event()
         self._plan = asyncio.Lock()
         self._entered = False
@@ -272,7 +303,9 @@ class PriceStream:
 
         Transient failures meanwhile are retried as the policy says, so this
         may wait through an outage (bound it with ``asyncio.timeout`` or
-        ``policy.max_failures``).
+        ``policy.max_failures``). A connection whose subscription is not
+        acknowledged within ``policy.open_timeout``, or that goes silent after
+        a ping, counts as a failed connection however long it stayed open.
 
         Raises:
             ClientClosedError: the stream was entered before.
@@ -312,6 +345,7 @@ class PriceStream:
         self._sockets.held -= len(lanes)
         self._lane_of.clear()
         self._latest.clear()
+        self._seen.clear()
         self._ready.set()
         closed = ClientClosedError("the price stream was closed")
         for lane in lanes:
@@ -368,8 +402,13 @@ class PriceStream:
         to new connections, within the tier's ``max_ws_connections`` (learned
         from ``GET /v1/keys/tiers`` and the key's tier, once per client, and
         counting the connections of this client's other streams). Markets
-        already subscribed are left as they are. If a connection drops before
-        its answer, this waits for the reconnection's subscription.
+        already subscribed are left as they are; one whose subscription another
+        caller is still waiting for is waited for too (this returns only once
+        the server acknowledged it). If a connection drops before
+        its answer, this waits for the reconnection's subscription; an answer
+        that does not come within ``policy.open_timeout`` drops the connection
+        (a failed one, toward ``max_failures``) and the reconnection subscribes
+        again.
 
         Raises:
             InvalidArgumentError: a bare string or a bad id (nothing sent).
@@ -404,6 +443,7 @@ class PriceStream:
             for market_id in dict.fromkeys(ids):
                 lane = self._lane_of.pop(market_id, None)
                 self._latest.pop(market_id, None)
+                self._seen.pop(market_id, None)
                 if lane is not None:
                     del lane.markets[market_id]
                     gone.setdefault(lane, []).append(market_id)
@@ -411,7 +451,7 @@ class PriceStream:
                 if not lane.markets:
                     await self._close_lane(lane)
                     continue
-                waiter = asyncio.get_running_loop().create_future()
+                waiter = _answer()
                 waiters.append(waiter)
                 await lane.command(_Command("unsubscribe", markets, [waiter]))
         await self._settle(waiters)
@@ -432,29 +472,38 @@ class PriceStream:
         """Place ``ids`` on connections and send their subscriptions; return the waiters."""
         async with self._plan:
             self._check_open()
-            new = [m for m in dict.fromkeys(ids) if m not in self._lane_of]
+            wanted = dict.fromkeys(ids)
+            new = [m for m in wanted if m not in self._lane_of]
+            # Markets another caller is subscribing: wait for the same answer.
+            waiters = list(
+                dict.fromkeys(
+                    waiter
+                    for m in wanted
+                    if (waiter := self._inflight.get(m)) is not None and not waiter.done()
+                )
+            )
             if not new:
-                return []
+                return waiters
             added, fresh = spread(
                 [len(lane.markets) for lane in self._lanes], len(new), MAX_PRICE_SUBSCRIPTIONS
             )
             if fresh:
                 await self._check_room(len(fresh), len(self._lane_of) + len(new))
                 self._check_open()
-            loop = asyncio.get_running_loop()
-            waiters: list[asyncio.Future[None]] = []
             queue = iter(new)
             for lane, count in zip(list(self._lanes), added, strict=True):
                 if count:
                     markets = [next(queue) for _ in range(count)]
                     self._assign(lane, markets)
-                    waiter = loop.create_future()
+                    waiter = self._answer_for(markets)
                     waiters.append(waiter)
                     await lane.command(_Command("subscribe", markets, [waiter]))
+            loop = asyncio.get_running_loop()
             for size in fresh:
                 lane = self._open_lane()
-                self._assign(lane, [next(queue) for _ in range(size)])
-                waiter = loop.create_future()
+                markets = [next(queue) for _ in range(size)]
+                self._assign(lane, markets)
+                waiter = self._answer_for(markets)
                 waiters.append(waiter)
                 lane.waiting.append(waiter)
                 lane.task = loop.create_task(self._run_lane(lane))
@@ -480,6 +529,20 @@ class PriceStream:
             available=max(0, limit - others),
         )
 
+    def _answer_for(self, markets: list[str]) -> asyncio.Future[None]:
+        """A future for the answer to subscribing ``markets``, shared by later callers."""
+        waiter = _answer()
+        for market_id in markets:
+            self._inflight[market_id] = waiter
+
+        def done(future: asyncio.Future[None]) -> None:
+            for market_id in markets:
+                if self._inflight.get(market_id) is future:
+                    del self._inflight[market_id]
+
+        waiter.add_done_callback(done)
+        return waiter
+
     def _assign(self, lane: _Lane, markets: list[str]) -> None:
         for market_id in markets:
             lane.markets[market_id] = None
@@ -497,7 +560,7 @@ class PriceStream:
             stats=self.stats,
             rng=self._rng,
         )
-        lane = _Lane(self._numbered, supervisor)
+        lane = _Lane(self._numbered, supervisor, self._requester.clock)
         self._lanes.append(lane)
         self._sockets.held += 1
         return lane
@@ -510,15 +573,14 @@ class PriceStream:
             await cancel_and_wait([lane.task])
 
     async def _settle(self, waiters: list[asyncio.Future[None]]) -> None:
-        """Wait for every answer; raise the first failure (every one is retrieved)."""
+        """Wait for every answer; raise the first failure (every one is retrieved).
+
+        Cancellation stops this caller's wait only: another caller may wait for
+        the same answer.
+        """
         if not waiters:
             return
-        try:
-            await asyncio.wait(waiters)
-        except BaseException:
-            for waiter in waiters:
-                waiter.cancel()
-            raise
+        await asyncio.wait(waiters)
         errors = [waiter.exception() for waiter in waiters]
         for error in errors:
             if error is not None:
@@ -546,20 +608,38 @@ class PriceStream:
     async def _session(self, lane: _Lane, ws: WebSocket, reason: str, since: float) -> Drop:
         """Subscribe the lane's whole set, then read frames until the socket ends."""
         lane.ws = ws
+        heal, lane.connected = lane.connected, True
         try:
             if lane.markets:
                 waiters, lane.waiting = lane.waiting, []
-                await lane.command(_Command("subscribe", list(lane.markets), waiters))
+                cmd = _Command("subscribe", list(lane.markets), waiters, heal=heal)
+                await lane.command(cmd)
             return await pump(
                 ws,
                 clock=self._requester.clock,
                 policy=self._policy,
                 on_frame=functools.partial(self._on_frame, lane),
                 send=lane.send_text,
+                every=self._policy.open_timeout / 2,
+                duty=functools.partial(self._check_answered, lane),
             )
         finally:
             lane.ws = None
             lane.roll_over()
+
+    async def _check_answered(self, lane: _Lane) -> Drop | None:
+        """Drop the connection when its oldest frame went unanswered for ``open_timeout``.
+
+        A server that keeps the socket open (even answering pings) but never
+        acknowledges a subscription is not working: the drop counts as a failed
+        connection toward ``max_failures``, and the reconnection subscribes again.
+        """
+        if not lane.sent:
+            return None
+        oldest, limit = lane.sent[0], self._policy.open_timeout
+        if self._requester.clock.now() - oldest.sent_at < limit:
+            return None
+        return Drop(None, f"a {oldest.action} was not acknowledged within {limit:g} s", failed=True)
 
     async def _on_frame(self, lane: _Lane, data: str | bytes) -> None:
         try:
@@ -572,7 +652,15 @@ class PriceStream:
             self._offer(frame)
         elif isinstance(frame, SubscribedFrame):
             if lane.sent:
-                _resolve(lane.sent.popleft().waiters)
+                answered = lane.sent.popleft()
+                _resolve(answered.waiters)
+                if answered.heal:
+                    await self._heal(answered.markets)
+                    # The time spent reading REST was ours, not the server's: frames
+                    # still unanswered get their full ``open_timeout`` from now.
+                    now = self._requester.clock.now()
+                    for cmd in lane.sent:
+                        cmd.sent_at = max(cmd.sent_at, now)
         elif isinstance(frame, PriceErrorFrame):
             self.stats.errors += 1
             message = readable(frame.message or "", 200)
@@ -595,13 +683,49 @@ class PriceStream:
                 current.cancel()
             raise refused
 
-    def _offer(self, tick: PriceTick) -> None:
+    async def _heal(self, markets: list[str]) -> None:
+        """After a reconnection's subscription is answered: offer a tick for every
+        market whose REST price differs from its last tick (or that had none).
+
+        Runs before the connection's next frame is read, so any tick the socket
+        brings afterwards (a newer price) replaces the one made here. A failed
+        read is logged and skipped (the next tick of each market still comes).
+        """
+        ids = [market_id for market_id in markets if market_id in self._lane_of]
+        if not ids:
+            return
+        try:
+            rows = await self._fetch(ids)
+        except (APIStatusError, DecodeError, TransportError) as exc:
+            logger.warning("cannot read prices missed while reconnecting (%s)", exc)
+            return
+        for row in rows:
+            key, seen = row.condition_id, self._seen.get(row.condition_id)
+            if row.buy is None and row.sell is None:
+                continue  # no price cached
+            if seen is not None and (seen.buy, seen.sell) == (row.buy, row.sell):
+                continue  # unchanged
+            tick = PriceTick(
+                market_id=key,
+                condition_id=key,
+                buy=row.buy,
+                sell=row.sell,
+                outcomes=row.outcomes,
+                source="rest",
+            )
+            if self._offer(tick, counted=False):
+                self.stats.healed += 1
+
+    def _offer(self, tick: PriceTick, *, counted: bool = True) -> bool:
+        """Queue ``tick`` for the consumer; return whether its market is subscribed."""
         key = tick.condition_id or tick.market_id
         if key not in self._lane_of:
-            self.stats.ignored += 1
-            return
-        self.stats.ticks += 1
+            self.stats.ignored += counted
+            return False
+        self.stats.ticks += counted
+        self._seen[key] = tick
         if key in self._latest:
             self.stats.coalesced += 1  # replacing a key keeps its place in line
         self._latest[key] = tick
         self._ready.set()
+        return True

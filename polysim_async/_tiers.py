@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from ._codec import decode
-from ._errors import APIStatusError, TransportError
+from ._errors import APIStatusError, DecodeError, TransportError
 from ._requester import Requester
 from ._validation import wallet_param
 from .models.keys import Me, TierLimits
@@ -128,7 +128,8 @@ async def tier_limits(requester: Requester) -> TierLimits | None:
 
     A lookup that fails for a transient reason (transport error, 429, 5xx) is
     logged and tried again on the next call; one the server refuses (another
-    4xx) is not asked again. Either way this returns ``None`` and the caller
+    4xx) or answers with a body that cannot be read (``DecodeError``) is not
+    asked again. Either way this returns ``None`` and the caller
     sends the request as it is.
 
     Cancellation propagates unchanged.
@@ -145,8 +146,10 @@ async def tier_limits(requester: Requester) -> TierLimits | None:
                 await fetch_tiers(requester)
             if book.tier is None:
                 await fetch_me(requester)
-        except (APIStatusError, TransportError) as exc:
-            if isinstance(exc, APIStatusError) and exc.status < 500 and exc.status != 429:
+        except (APIStatusError, DecodeError, TransportError) as exc:
+            if isinstance(exc, DecodeError) or (
+                isinstance(exc, APIStatusError) and exc.status < 500 and exc.status != 429
+            ):
                 book.refused = True
             logger.debug("cannot learn the tier's limits (%s); the server will decide", exc)
     return book.row()

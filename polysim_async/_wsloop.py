@@ -6,7 +6,9 @@ fresh) → the handshake (bounded by ``open_timeout`` on the client's clock) →
 the stream's own *session* on the open socket → the drop. Then it goes round
 again: at once with a new token after close 4001 (or a handshake refused with
 401/403), else after a jittered exponential backoff that resets once a
-connection stayed up ``stable_after`` seconds. What a failure does is decided
+connection stayed up ``stable_after`` seconds and worked (one dropped for
+silence after a ping, or whose subscription was never acknowledged, is a
+failure toward ``max_failures`` however long it lasted). What a failure does is decided
 by ``StreamPolicy.process_exception`` (by default: reconnect after what
 ``is_transient`` names, end with anything else, bugs included); a 404
 handshake (no such WebSocket) ends it at once.
@@ -85,11 +87,17 @@ class SocketStats:
 
 @dataclass(frozen=True)
 class Drop:
-    """How a connection ended: the close code (``None`` if it broke), why, and the error."""
+    """How a connection ended: the close code (``None`` if it broke), why, and the error.
+
+    ``failed``: the connection was not working (silent after a ping, or a
+    subscription never acknowledged), so it counts as a failed connection
+    toward ``max_failures`` however long it stayed open.
+    """
 
     code: int | None
     reason: str
     error: BaseException | None = None
+    failed: bool = False
 
 
 class _NoEndpoint(StreamClosedError):
@@ -251,7 +259,12 @@ class Supervisor:
                 escalate(self.process, exc)
                 drop = Drop(None, f"{type(exc).__name__}: {exc}", exc)
             offline_since = clock.now()
-            stable = opened is not None and offline_since - opened >= policy.stable_after
+            # A connection that never worked is a failure however long it lasted.
+            stable = (
+                opened is not None
+                and not drop.failed
+                and offline_since - opened >= policy.stable_after
+            )
             if stable:
                 failures = 0
             rejected = drop.code == _TOKEN_INVALID or isinstance(drop.error, _TokenRejected)
@@ -294,12 +307,14 @@ class Supervisor:
         timer = asyncio.ensure_future(self._clock.sleep(self._policy.open_timeout))
         try:
             await asyncio.wait({handshake, timer}, return_when=asyncio.FIRST_COMPLETED)
+            # Still inside the ``try``: a cancellation while the timer winds down
+            # must close a socket that has already opened.
+            await cancel_and_wait([timer])
         except BaseException:
             # Cancelled (the stream is closing): a socket that opened meanwhile is closed.
             await _discard(handshake)
             await cancel_and_wait([timer])
             raise
-        await cancel_and_wait([timer])
         if not handshake.done():
             await _discard(handshake)
             raise ConnectTimeoutError("the WebSocket handshake timed out")
@@ -320,7 +335,7 @@ async def pump(
     on_frame: Callable[[str | bytes], Awaitable[None]],
     send: Callable[[str], Awaitable[None]] | None = None,
     every: float | None = None,
-    duty: Callable[[], Awaitable[None]] | None = None,
+    duty: Callable[[], Awaitable[Drop | None]] | None = None,
     soon: Callable[[], bool] | None = None,
 ) -> Drop:
     """Read frames until the socket ends, pinging when idle.
@@ -329,7 +344,9 @@ async def pump(
         on_frame: called with every frame, in order, before the next is read.
         send: how to send the ping (``ws.send`` unless the stream serialises its sends).
         every: seconds between calls of ``duty`` (``None``: never periodically).
-        duty: a periodic task run between frames (the executions stream's REST check).
+        duty: a periodic task run between frames (the executions stream's REST
+            check, the price stream's acknowledgement check); a :class:`Drop` it
+            returns ends the read loop with that drop.
         soon: asked before each read; while it returns true, ``duty`` also runs
             as soon as no frame is waiting (the frames already received are read
             first, so a burst of triggers costs one run). ``duty`` must make it
@@ -337,8 +354,9 @@ async def pump(
 
     Returns:
         How the socket ended: closed by the server (its code and reason), broken,
-        or silent for ``ping_timeout`` after a ping. Errors of ``on_frame`` and
-        ``duty`` propagate; so does cancellation.
+        or silent for ``ping_timeout`` after a ping (a failed connection
+        whatever its duration), or what ``duty`` returned. Errors of
+        ``on_frame`` and ``duty`` propagate; so does cancellation.
     """
     send = send or ws.send
     next_due = None if every is None or duty is None else clock.now() + every
@@ -346,7 +364,8 @@ async def pump(
     while True:
         now = clock.now()
         if next_due is not None and duty is not None and now >= next_due:
-            await duty()
+            if (ended := await duty()) is not None:
+                return ended
             now = clock.now()
             next_due = now + (every or 0.0)
         deadline = answer_due if answer_due is not None else ping_due
@@ -358,13 +377,14 @@ async def pump(
             data = await ws.receive(0.0 if urgent else max(0.0, deadline - now))
         except ReadTimeoutError:
             if urgent and duty is not None:
-                await duty()
+                if (ended := await duty()) is not None:
+                    return ended
                 if next_due is not None:
                     next_due = clock.now() + (every or 0.0)
                 continue
             now = clock.now()
             if answer_due is not None and now >= answer_due:
-                return Drop(None, "no frame within ping_timeout after a ping")
+                return Drop(None, "no frame within ping_timeout after a ping", failed=True)
             if answer_due is None and now >= ping_due:
                 answer_due = now + policy.ping_timeout
                 try:

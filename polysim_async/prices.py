@@ -90,7 +90,13 @@ class PricesAPI:
         after a jittered exponential backoff (close 4002, too many connections,
         included); transient failures reconnect, anything else ends the stream
         (``policy.process_exception`` decides). After every reconnect the
-        connection subscribes its whole set again (the server forgets it).
+        connection subscribes its whole set again (the server forgets it);
+        once that is acknowledged, the prices of its markets are read with
+        :meth:`batch`, and a market whose price differs from its last tick
+        (or that had none) gets a tick made from it (``source="rest"``, no
+        ``emit_ts_ms``; counted in ``stats.healed``), so a change made while
+        the connection was down is not missed. A subscription left unanswered
+        for ``policy.open_timeout`` drops the connection as a failed one.
         A JSON ping is sent after ``policy.ping_interval`` idle seconds.
         ``policy.reconcile_interval`` and ``policy.lookback`` do not apply.
 
@@ -119,6 +125,7 @@ class PricesAPI:
         return PriceStream(
             requester=self._r,
             mint=self._mint,
+            fetch=self.batch,
             user_agent=self._user_agent,
             markets=ids,
             policy=policy,

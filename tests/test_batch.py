@@ -232,6 +232,21 @@ class TestBatchSize:
         assert info.value.code == "BATCH_LIMIT_EXCEEDED"
         assert len(sent(mock, "/v1/orders/batch")) == 1
 
+    @pytest.mark.parametrize(
+        "body", ['[{"tier": "pro", "max_batch_size": "many"}]', '{"tiers": 5}', "<html>"]
+    )
+    async def test_an_unreadable_tier_table_lets_the_server_decide(
+        self, mock: Routes, body: str
+    ) -> None:
+        mock.get(url("/v1/keys/tiers"), body=body, headers={"x-ratelimit-tier": "pro"})
+        mock.post(BATCH, payload={"results": [placed(i) for i in range(6)]}, repeat=True)
+        async with make_client() as client:
+            assert await client.orders.batch_limit() is None
+            assert await client.orders.batch_limit() is None  # not asked again
+            result = await client.orders.place_many([ENTRY] * 6)
+        assert len(result.results) == 6
+        assert len(calls(mock, "GET")) == 1
+
 
 class TestCancelMarket:
     @pytest.mark.parametrize(

@@ -18,6 +18,10 @@ async def test_mints_a_token_with_an_empty_body(mock: Routes) -> None:
     assert token == ps.WsToken(token="jwt.abc", expires_in=60)
     [(method, _, kwargs)] = calls(mock)
     assert method == "POST" and sent_json(kwargs) == {}
+    # The live token is never shown.
+    for shown in (repr(token), str(token), f"{token}", repr([token])):
+        assert "jwt.abc" not in shown and "expires_in=60" in shown
+    assert "jwt.abc" not in repr(list(token.__rich_repr__()))
 
 
 @pytest.mark.parametrize("field", ["token", "ws_token", "access_token", "jwt"])

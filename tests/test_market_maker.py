@@ -39,6 +39,13 @@ async def start_bot(env: dict[str, str], *args: str) -> asyncio.subprocess.Proce
     )  # fmt: skip
 
 
+async def reap(bot: asyncio.subprocess.Process) -> None:
+    """Kill the bot if it is still running (a failed test leaves no process behind)."""
+    if bot.returncode is None:
+        bot.kill()
+        await bot.wait()
+
+
 async def line_with(proc: asyncio.subprocess.Process, text: str, seen: list[str]) -> str:
     """Read the bot's output until a line containing ``text`` (all lines kept in ``seen``)."""
     assert proc.stdout is not None
@@ -92,10 +99,21 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
     env = bot_env(sb.url, sb.api_key)
     checkpoint = tmp_path / "mm.json"
     args = ("--market", market, "--checkpoint", str(checkpoint), "--max-fills", "1")
+    # A quote an earlier run left on another market is swept at startup.
+    other = sb.market_ids[1]
+    await client.orders.place(
+        market_id=other, side="BUY", outcome="Yes", order_type="LIMIT", price="0.01",
+        quantity=5, time_in_force="GTC",
+    )  # fmt: skip
+    assert len(await resting(client, other)) == 1
     out: list[str] = []
     bot = await start_bot(env, *args)
     try:
         await line_with(bot, "quoting bid=0.48 ask=0.52", out)
+        # The checkpoint is saved before the first quote (a fill from here on survives a crash).
+        assert checkpoint.exists()
+        assert any("cancelled 1 order(s) left resting" in line for line in out)
+        assert await resting(client, other) == []
         # The ask is written as BUY No at 1 - 0.52.
         assert await resting(client, market) == [("No", Decimal("0.48")), ("Yes", Decimal("0.48"))]
         assert sb.heartbeats()[0]["client_label"] == "market-maker"
@@ -109,9 +127,7 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
         code = await asyncio.wait_for(bot.wait(), WAIT)
         rest = (await bot.stdout.read()).decode()  # type: ignore[union-attr]
     finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
+        await reap(bot)
     assert code == 0, "\n".join(out) + rest
     assert "stopped; no open orders left" in rest
     assert await resting(client, market) == []  # a clean exit takes its quotes down
@@ -126,11 +142,24 @@ async def test_market_maker_quotes_requotes_and_handles_each_fill_once(
         second = await line_with(bot, "fill order=", out)
         assert await asyncio.wait_for(bot.wait(), WAIT) == 0
     finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
+        await reap(bot)
     assert " Yes @ " in second and second.split()[1] != first_fill
     assert sum("fill order=" in line for line in out) == 1
+    assert await resting(client, market) == []
+
+    # SIGTERM (like Ctrl-C) stops it cleanly: quotes cancelled, exit 0, no traceback.
+    bot = await start_bot(env, "--market", market, "--checkpoint", str(checkpoint))
+    out = []
+    try:
+        await line_with(bot, "quoting bid=", out)
+        assert len(await resting(client, market)) == 2
+        bot.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(bot.wait(), WAIT)
+        rest = (await bot.stdout.read()).decode()  # type: ignore[union-attr]
+    finally:
+        await reap(bot)
+    assert code == 0 and "Traceback" not in rest, rest
+    assert "stopped; no open orders left" in rest and "interrupted" in rest
     assert await resting(client, market) == []
 
 
@@ -168,9 +197,7 @@ async def test_market_maker_killed_with_sigkill_leaves_no_open_orders(tmp_path: 
                 bot.send_signal(signal.SIGKILL)  # no finally, no goodbye: only the switch is left
                 await bot.wait()
             finally:
-                if bot.returncode is None:
-                    bot.kill()
-                    await bot.wait()
+                await reap(bot)
             assert len(await resting(client, market)) == 2  # still resting right after
 
             async def none_left() -> bool:

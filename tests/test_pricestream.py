@@ -24,6 +24,7 @@ import pytest
 
 import polysim_async as ps
 from polysim_async._pricestream import spread
+from polysim_async._wsloop import socket_count
 from polysim_async.models.executions import FrameError
 from polysim_async.models.prices import decode_price_frame
 
@@ -62,6 +63,12 @@ class Feed:
         self.handshakes = 0
         self.reject_tokens = False
         self.answer_pings = True
+        self.unanswered = 0  # leave this many subscribe/unsubscribe frames unanswered
+        self.hold_answers = False  # keep answers in ``held`` until ``release()``
+        self.prices: dict[str, str] = {}  # each market's current price (REST reads it)
+        self.serve_batch = True  # else POST /v1/prices/batch answers 404
+        self.batch_reads: list[list[str]] = []
+        self.held: list[tuple[ps.MockWebSocket, str]] = []
         self.pings = 0
         self.refuse: str | None = None  # answer the next subscribe with this error
         self.fail_handshakes: Exception | None = None  # raise this on every handshake
@@ -82,6 +89,16 @@ class Feed:
             token = f"tok{self.minted}"
             self.tokens.add(token)
             return ps.Response.from_json({"token": token, "expires_in": 60})
+        if request.path == "/v1/prices/batch" and self.serve_batch:
+            wanted = json.loads(request.body or b"{}")["market_ids"]
+            self.batch_reads.append(wanted)
+            rows = [
+                {"condition_id": m, "buy": p, "sell": str(Decimal(1) - Decimal(p))}
+                if (p := self.prices.get(m)) is not None
+                else {"condition_id": m}
+                for m in wanted
+            ]
+            return ps.Response.from_json(rows)
         if request.path == "/v1/keys/tiers":
             self.tier_lookups += 1
             return ps.Response.from_json(TIERS, headers={"x-ratelimit-tier": self.tier})
@@ -114,6 +131,9 @@ class Feed:
                 ws.send(json.dumps({"type": "pong", "ts": 1}))
             return
         held = self.subs[ws]
+        if self.unanswered:
+            self.unanswered -= 1
+            return
         if action == "subscribe":
             if self.refuse is not None:
                 ws.send(json.dumps({"type": "error", "message": self.refuse}))
@@ -127,10 +147,22 @@ class Feed:
         else:
             for m in markets:
                 held.pop(m, None)
-        ws.send(json.dumps({"type": "subscribed", "markets": list(held)}))
+        answer = json.dumps({"type": "subscribed", "markets": list(held)})
+        if self.hold_answers:
+            self.held.append((ws, answer))
+        else:
+            ws.send(answer)
+
+    def release(self) -> None:
+        """Send the answers held back, in order."""
+        self.hold_answers = False
+        for ws, answer in self.held:
+            ws.send(answer)
+        self.held = []
 
     async def tick(self, market_id: str, price: str) -> None:
         """Push a price frame to every connection subscribed to ``market_id``."""
+        self.prices[market_id] = price
         other = str(Decimal(1) - Decimal(price))
         frame = json.dumps(
             {"type": "price", "market_id": market_id, "condition_id": market_id,
@@ -214,6 +246,13 @@ def test_price_frames_decode_with_exact_prices_and_odd_frames_are_told_apart() -
         decode_price_frame('{"type":"price","buy":"0.5"}')  # no market_id
     with pytest.raises(FrameError):
         decode_price_frame("not json")
+    # emit_ts_ms outside 1970..9999 is refused at decode (emitted_at could not convert it).
+    for ms in (99999999999999999999, -(10**16), 10**15, -1):
+        with pytest.raises(FrameError, match="emit_ts_ms"):
+            decode_price_frame(f'{{"type":"price","market_id":"0xa","emit_ts_ms":{ms}}}')
+    last = decode_price_frame('{"type":"price","market_id":"0xa","emit_ts_ms":253402300799999}')
+    assert isinstance(last, ps.PriceTick) and last.emitted_at is not None
+    assert last.emitted_at.year == 9999
 
 
 # -- on the mock feed, virtual time ------------------------------------------------------
@@ -373,6 +412,57 @@ async def test_subscribe_and_unsubscribe_while_running() -> None:
 
 
 @virtual
+async def test_prices_changed_while_reconnecting_are_read_from_rest_once_resubscribed() -> None:
+    async with (
+        running() as (feed, client),
+        client.prices.stream(["0xa", "0xb", "0xc"], policy=FAST) as prices,
+    ):
+        await feed.tick("0xa", "0.60")
+        await feed.tick("0xc", "0.20")
+        assert [t.buy for t in await take(prices, 2)] == [Decimal("0.60"), Decimal("0.20")]
+        assert feed.batch_reads == []  # the first connection reads nothing
+        await feed.close_all()
+        # While it is down: 0xb gets its first price, 0xc moves, 0xa stays.
+        feed.prices.update({"0xb": "0.70", "0xc": "0.25"})
+        healed = await take(prices, 2)
+        assert [(t.market_id, t.buy, t.source) for t in healed] == [
+            ("0xb", Decimal("0.70"), "rest"),
+            ("0xc", Decimal("0.25"), "rest"),
+        ]
+        assert healed[0].sell == Decimal("0.30") and healed[0].emit_ts_ms is None
+        assert feed.batch_reads == [["0xa", "0xb", "0xc"]] and prices.stats.healed == 2
+        assert prices.stats.ticks == 2  # frames received; healed ticks are counted apart
+        # A tick the socket brings afterwards still wins.
+        await feed.tick("0xc", "0.26")
+        assert [t.buy for t in await take(prices, 1)] == [Decimal("0.26")]
+        # A REST read that fails is logged and skipped; the stream goes on.
+        feed.serve_batch = False
+        feed.prices["0xa"] = "0.65"
+        await feed.close_all()
+        await until(lambda: prices.stats.connects == 3 and feed.subscribed() != [])
+        await feed.tick("0xb", "0.71")
+        assert [(t.market_id, t.buy) for t in await take(prices, 1)] == [("0xb", Decimal("0.71"))]
+        assert prices.stats.healed == 2
+
+
+@virtual
+async def test_a_second_subscribe_of_a_market_in_flight_waits_for_the_same_answer() -> None:
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=FAST) as prices:
+        feed.hold_answers = True
+        first = asyncio.ensure_future(prices.subscribe(["0xq"]))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(prices.subscribe(["0xa", "0xq"]))
+        await asyncio.sleep(0.01)
+        assert len(feed.held) == 1 and not first.done() and not second.done()
+        first.cancel()  # the first caller gives up: the second still waits for the answer
+        await asyncio.sleep(0.01)
+        assert not second.done()
+        feed.release()
+        await second
+        assert feed.subscribed() == [["0xa", "0xq"]] and prices.markets == ["0xa", "0xq"]
+
+
+@virtual
 async def test_subscribe_while_a_connection_is_down_waits_for_its_resubscription() -> None:
     async with (
         running() as (feed, client),
@@ -509,6 +599,44 @@ async def test_max_failures_and_process_exception_end_the_stream() -> None:
             await feed.close_all(1011)
             with pytest.raises(ps.ConnectError):
                 await take(prices, 1)
+
+
+@virtual
+async def test_silent_or_unacknowledging_connections_are_failures_whatever_their_length() -> None:
+    policy = ps.StreamPolicy(
+        backoff_base=0.1,
+        backoff_max=0.1,
+        stable_after=1.0,
+        ping_interval=5.0,
+        ping_timeout=5.0,
+        open_timeout=5.0,
+        max_failures=1,
+        reconcile_interval=None,
+    )
+    # Never acknowledged (pings answered): entering gives up after open_timeout per connection.
+    feed = Feed()
+    feed.unanswered = 1000
+    async with running(feed) as (_, client):
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(ps.StreamClosedError, match=r"2 failed.*not acknowledged within 5 s"):
+            async with client.prices.stream(["0xa"], policy=policy):
+                pass
+        assert feed.handshakes == 2 and feed.pings >= 1 and feed.open_sockets == []
+        assert asyncio.get_running_loop().time() - start < 2 * 2 * policy.open_timeout
+    # Entered, then a later subscription goes unanswered: the connection is dropped
+    # and resubscribed; answered again, subscribe() returns.
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=policy) as prices:
+        feed.unanswered = 1
+        await prices.subscribe(["0xb"])
+        assert prices.stats.connects == 2
+        assert feed.subscribed() == [["0xa", "0xb"]]
+    # Acknowledged, then silent: each connection lasts ping_interval + ping_timeout
+    # (longer than stable_after) yet counts as failed, so max_failures ends the stream.
+    async with running() as (feed, client), client.prices.stream(["0xa"], policy=policy) as prices:
+        feed.answer_pings = False
+        with pytest.raises(ps.StreamClosedError, match=r"2 failed.*ping_timeout"):
+            await take(prices, 1, timeout=100)
+        assert prices.stats.connects == 2
 
 
 @virtual
@@ -663,6 +791,22 @@ async def test_sandbox_drops_and_token_expiry_heal_with_resubscription() -> None
     assert any(e.wait == 0 for e in events) and any(e.wait > 0 for e in events)
 
 
+async def test_sandbox_a_price_change_while_reconnecting_is_delivered() -> None:
+    async with sandboxed() as (sb, client):
+        a, b = sb.market_ids[0], sb.market_ids[1]
+        async with client.prices.stream([a, b], policy=SANDBOX) as prices:
+            sb.ws_drop_after(1)
+            sb.set_price(a, "0.61")  # this frame is sent, then the socket drops
+            sb.set_price(b, "0.77")  # moves while the client is disconnected
+            got: dict[str, Decimal | None] = {}
+            while got.get(b) != Decimal("0.77"):
+                tick = (await take(prices, 1))[0]
+                got[tick.market_id] = tick.buy
+                if tick.market_id == a:
+                    sb.clear_faults()
+            assert prices.stats.healed >= 1
+
+
 async def test_sandbox_a_4002_cap_backs_off_until_the_other_connection_goes() -> None:
     from polysim_async.sandbox import Sandbox
 
@@ -707,3 +851,38 @@ async def test_sandbox_no_aiohttp_error_is_chained_when_the_server_is_gone() -> 
         seen.append(error)
         error = error.__cause__ or error.__context__
     assert not [e for e in seen if isinstance(e, aiohttp.ClientError)], seen
+
+
+class _SlowTimerClock(LoopClock):
+    """A clock whose cancelled sleeps take a while to end (``release`` lets them go)."""
+
+    def __init__(self) -> None:
+        self.winding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.sleep(max(0.0, seconds))
+        except asyncio.CancelledError:
+            self.winding.set()
+            await self.release.wait()
+            raise
+
+
+@virtual
+async def test_cancelled_right_after_the_handshake_the_socket_is_closed() -> None:
+    # The handshake's timer is still winding down when the stream is cancelled:
+    # the socket that already opened must be closed, and no connection counted.
+    clock = _SlowTimerClock()
+    async with running(clock=clock) as (feed, client):
+        stream = client.prices.stream(["0xa"], policy=FAST)
+        entering = asyncio.ensure_future(stream.__aenter__())
+        await until(clock.winding.is_set)
+        assert len(feed.sockets) == 1 and not feed.sockets[0].closed
+        entering.cancel()
+        await asyncio.sleep(0)
+        clock.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await entering
+        assert feed.open_sockets == [] and stream.connections == 0
+        assert socket_count(client._requester).held == 0

@@ -485,6 +485,26 @@ async def test_idle_socket_is_pinged_and_a_silent_one_replaced() -> None:
 
 
 @virtual
+async def test_a_server_gone_silent_counts_as_failed_connections_whatever_their_length() -> None:
+    # Each silent connection lasts ping_interval + ping_timeout, longer than
+    # stable_after; it still failed, so max_failures ends the stream.
+    policy = ps.StreamPolicy(
+        backoff_base=0.001,
+        backoff_max=0.001,
+        stable_after=1.0,
+        ping_interval=5.0,
+        ping_timeout=5.0,
+        max_failures=2,
+        reconcile_interval=None,
+    )
+    async with running() as (ex, client), client.executions.stream(policy=policy) as fills:
+        ex.answer_pings = False
+        with pytest.raises(ps.StreamClosedError, match=r"3 failed connections.*ping_timeout"):
+            await take(fills, 1, timeout=100)
+        assert ex.connects == 3
+
+
+@virtual
 async def test_unreadable_fill_frame_is_healed_from_rest() -> None:
     async with running() as (ex, client):
         async with client.executions.stream(policy=FAST, gaps=True) as fills:

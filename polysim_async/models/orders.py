@@ -5,6 +5,8 @@ API.md §4.2 and §4.5. Status-like fields the docs call unstable stay plain str
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from .common import Money, MoneyStruct, Side, Traced, UTCDateTime, WireEnum
@@ -148,7 +150,20 @@ class CancelAllResult(Traced, kw_only=True, frozen=True):
 
 
 class WsToken(msgspec.Struct, kw_only=True, frozen=True):
-    """A short-lived WebSocket token from ``POST /v1/keys/ws-token``."""
+    """A short-lived WebSocket token from ``POST /v1/keys/ws-token``.
+
+    ``repr`` and ``str`` mask the token (it opens the account's streams until it
+    expires); read ``.token`` to use it.
+    """
 
     token: str
     expires_in: int = 60
+
+    def __repr__(self) -> str:
+        # The token opens the account's WebSockets until it expires: never shown.
+        return f"WsToken(token='…', expires_in={self.expires_in})"
+
+    __str__ = __repr__
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("token", "…"), ("expires_in", self.expires_in)]

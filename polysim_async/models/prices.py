@@ -14,13 +14,14 @@ a connection holds at most :data:`MAX_PRICE_SUBSCRIPTIONS` condition ids.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
 from .common import Money, MoneyStruct, UTCDateTime
 from .executions import _NOT_JSON, ConnectedFrame, FrameError, PongFrame, _frame_type, _why
 from .markets import OutcomePrice
+from .trading import _MAX_EPOCH_MS
 
 __all__ = [
     "MAX_PRICE_SUBSCRIPTIONS",
@@ -51,7 +52,9 @@ class PriceTick(MoneyStruct, kw_only=True, frozen=True, tag="price", tag_field="
     ``best_ask`` and ``last_trade`` come only when the upstream book had them.
     ``source`` is a provenance label (``websocket``, ``gamma_poller``,
     ``updown_resolved_*`` …), not a stable enum. ``emit_ts_ms`` is the server's
-    broadcast time; ``updated_at`` is when the price was cached (earlier).
+    broadcast time (a frame whose ``emit_ts_ms`` lies outside 1970..9999 is
+    unreadable, so :attr:`emitted_at` never fails); ``updated_at`` is when the
+    price was cached (earlier).
     """
 
     market_id: str
@@ -67,7 +70,7 @@ class PriceTick(MoneyStruct, kw_only=True, frozen=True, tag="price", tag_field="
     active: bool | None = None
     closed: bool | None = None
     source: str | None = None
-    emit_ts_ms: int | None = None
+    emit_ts_ms: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH_MS)] | None = None
     updated_at: UTCDateTime | None = None
     ws_updated_at: UTCDateTime | None = None
 

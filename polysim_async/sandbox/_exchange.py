@@ -23,7 +23,7 @@ Rules (API.md §4.5, simplified where the docs leave room):
   mid takes one seeded random step of -1, 0 or +1 tick (when the walk is on),
   resting orders are matched, and every wallet is snapshotted for the equity curve.
 * Dead-man's switch (API.md O8): a heartbeat registration that lapses cancels
-  every pending order of its user's API wallet (``cancelled_reason``
+  every pending order of its user's account, in every wallet (``cancelled_reason``
   ``"heartbeat_expired"``), at its expiry instant, in time order with the hourly
   events (a lapse before an hour's walk cancels before the walk can fill).
 * Every mid a market takes is recorded (its price history, for candles) and
@@ -466,13 +466,16 @@ class Exchange:
         return self._next_hour if expiry is None else min(self._next_hour, expiry + 1)
 
     def lapse(self, reg: Registration, at_us: int | None = None) -> int:
-        """A registration lapsed (at ``at_us``, default now): cancel its user's pending
-        API-wallet orders; return how many."""
+        """A registration lapsed (at ``at_us``, default now): cancel every pending order
+        of its user's account, in every wallet (API.md O8); return how many."""
         user = self.state.users.get(reg.user_id)
-        if user is None or user.api_wallet_id is None:
+        if user is None:
             return 0
-        wallet = self.state.wallets[user.api_wallet_id]
-        orders = sorted(wallet.pending.values(), key=lambda o: o.order_id)
+        wallets = [self.state.wallets[wallet_id] for wallet_id in user.wallet_ids]
+        orders = sorted(
+            (order for wallet in wallets for order in wallet.pending.values()),
+            key=lambda o: o.order_id,
+        )
         for order in orders:
             self.cancel(order, reason="heartbeat_expired", at_us=at_us)
         return len(orders)

@@ -9,7 +9,7 @@ documented ("Pydantic validation envelope"), read the way Pydantic's lax mode
 reads it: an integral number or a string of digits is an integer, extra keys are
 ignored. Registrations and their lapses live in :mod:`._heartbeats` and
 :meth:`._exchange.Exchange.catch_up`: a lapse cancels every pending order of
-the API wallet, on the simulated clock (tests advance it) and, with a flowing
+the account (every wallet, API.md O8), on the simulated clock (tests advance it) and, with a flowing
 clock, as real time passes (the sandbox's timed-event loop).
 """
 

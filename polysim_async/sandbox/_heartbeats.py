@@ -6,7 +6,7 @@ registration lapses once the clock is strictly past its expiry (a beat landing o
 the expiry instant itself still counts, as documented: refreshes and the sweep
 never race). A lapse retires the registration; what it cancels is decided by
 the caller (:meth:`._exchange.Exchange.catch_up`: every pending order of the
-user's API wallet, whatever the label).
+user's account, in every wallet, whatever the label).
 """
 
 from __future__ import annotations

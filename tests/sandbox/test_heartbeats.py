@@ -62,18 +62,23 @@ def test_the_grace_is_exact_for_odd_intervals() -> None:
     assert book.pop_lapsed(reg.expires_us + 1) == [reg] and len(book) == 0
 
 
-async def test_a_lapse_cancels_every_pending_api_order_whatever_the_label(
+async def test_a_lapse_cancels_every_pending_order_of_the_account_whatever_the_label(
     api: Api, sb: Sandbox
 ) -> None:
     ids = [await _rest(sb) for _ in range(3)]
+    # API.md O8: all pending orders of the account, its other wallets included.
+    _, _, lab = await api.trader("POST", "/me/wallets", json={"label": "lab"})
+    lab_order = await _rest(sb, wallet_id=lab["id"])
     _, account_id = await api.new_account()
-    partner_order = await _rest(sb, account_id=account_id)  # not the API wallet: untouched
+    partner_order = await _rest(sb, account_id=account_id)  # another user: untouched
     await api.trader("POST", "/heartbeats", json={"interval_ms": 60_000, "client_label": "slow"})
     await api.trader("POST", "/heartbeats", json={"interval_ms": 2000, "client_label": "fast"})
     sb.advance(3)  # exactly 2 s + 1 s grace: not lapsed yet
     assert {await _status(api, i) for i in ids} == {("PENDING", None)}
     sb.advance(0.001)
     assert {await _status(api, i) for i in ids} == {("CANCELLED", "heartbeat_expired")}
+    _, _, row = await api.trader("GET", f"/orders/{lab_order}?wallet_id={lab['id']}")
+    assert (row["status"], row["cancelled_reason"]) == ("CANCELLED", "heartbeat_expired")
     _, _, row = await api.trader("GET", f"/orders/{ids[0]}")
     assert row["cancelled_at"] == "2026-06-01T00:00:03.000001Z"  # the expiry instant, on the clock
     assert sb.account_state(account_id)["balance"] == "9999.00"  # its 1.00 still reserved
