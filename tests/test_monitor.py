@@ -233,7 +233,8 @@ async def test_a_decision_made_but_not_handed_out_is_announced_after_a_restart()
         async with client.partner.accounts.monitor(["a"], state=state) as m:
             events = [e async for e in m]
         assert kinds(events) == ["breach"]
-        assert fleet.reads["a"] and len(fleet.reads["a"]) == 1  # decided: not read again
+        # decided: read once more on resume (a reset?), not again
+        assert len(fleet.reads["a"]) == 2
 
 
 @virtual
@@ -300,14 +301,37 @@ async def test_a_transient_error_is_read_again_and_a_permanent_one_ends_the_moni
 
 
 @virtual
-async def test_an_unknown_account_or_bad_stored_rules_end_the_monitor_with_a_clear_error() -> None:
+async def test_an_unknown_account_or_bad_stored_rules_are_reported_and_the_others_judged() -> (
+    None
+):
     async with fleet_client() as (fleet, client):
+        t0 = now()
         fleet.add("a", rules={"max_drawdown_pct": "lots"})
+        fleet.add("b", rules={"max_drawdown_pct": 150})
+        fleet.add("hot", equity=falling(t0, "10", after=30))
+        ids = ["nope", "a", "b", "hot"]
+        async with client.partner.accounts.monitor(ids, close_on_breach=True) as m:
+            events = [e async for e in m]
+            assert m.stats.errors == 3
+        errors = {e.account_id: e for e in events if e.kind == "error"}
+        assert set(errors) == {"nope", "a", "b"}
+        assert errors["nope"].error is not None and "NotFoundError" in errors["nope"].error
+        assert errors["a"].verdict is None and "account a" in str(errors["a"])
+        assert "max_drawdown_pct" in str(errors["b"])
+        # the real breach among them is still found and closed
+        assert kinds(events, "hot")[-2:] == ["breach", "closed"]
+        assert fleet.accounts["hot"]["status"] == "closed"
+        assert set(fleet.closes) == {"hot"}
+        assert kinds(events, "nope") == ["error"]  # reported once, not read again
+
+
+@virtual
+async def test_a_fleet_wide_failure_still_ends_the_monitor() -> None:
+    async with fleet_client() as (fleet, client):
+        fleet.add("a")
+        fleet.fail_reads["a"].append((401, "UNAUTHORIZED"))
         async with client.partner.accounts.monitor(["a"]) as m:
-            with pytest.raises(ps.InvalidArgumentError, match="account a"):
-                await m.__anext__()
-        async with client.partner.accounts.monitor(["nope"]) as m:
-            with pytest.raises(ps.NotFoundError):
+            with pytest.raises(ps.AuthenticationError):
                 await m.__anext__()
 
 
