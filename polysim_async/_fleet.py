@@ -47,9 +47,7 @@ __all__ = [
 ]
 
 #: What a :class:`MonitorEvent` reports.
-EventKind = Literal[
-    "fill", "sample", "warning", "breach", "passed", "closed", "error", "restarted"
-]
+EventKind = Literal["fill", "sample", "warning", "breach", "passed", "closed", "error", "restarted"]
 #: The last decision handed to the consumer.
 Announced = Literal["in_progress", "failed", "passed", "closed"]
 
@@ -110,7 +108,8 @@ class MonitorEvent(msgspec.Struct, kw_only=True, frozen=True):
             detail = f"equity={m.equity} {v.status}" + (f" headroom {rooms}" if rooms else "")
         elif self.kind == "warning":
             detail = " ".join(
-                f"{w.rule} {w.used_pct:.2f}% of its allowance used (value {w.value}, limit {w.limit})"
+                f"{w.rule} {w.used_pct:.2f}% of its allowance used"
+                f" (value {w.value}, limit {w.limit})"
                 for w in self.warnings
             )
         elif self.kind == "breach":
@@ -296,7 +295,18 @@ class Watched:
         saved = self.evaluator.state
         if rules == saved.rules or not self.active:
             return False
-        self.evaluator = Evaluator.restore(msgspec.structs.replace(saved, rules=rules))
+        start = saved.starting_balance
+        floor = Evaluator(rules, starting_balance=start, opened_at=saved.opened_at).state.floor
+        if floor is not None and rules.max_drawdown_mode != "static":
+            # The trailing floor under the new limit, from the high-water marks kept.
+            high = (
+                saved.high_water_mark if rules.max_drawdown_mode == "trailing" else saved.eod_high
+            )
+            trailed = high - (start - floor)
+            if rules.max_drawdown_lock_at_start:
+                trailed = min(trailed, start)
+            floor = max(floor, trailed)
+        self.evaluator = Evaluator.restore(msgspec.structs.replace(saved, rules=rules, floor=floor))
         return True
 
     def is_reset(self, state: AccountState, at: datetime) -> bool:

@@ -212,7 +212,6 @@ class _ServerTime:
         return max(self._newest, wall + self._offset)
 
 
-
 class _Pacer:
     """Hands out starts at most ``rate`` per second on ``clock``, with no burst credit."""
 
