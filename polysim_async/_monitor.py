@@ -647,7 +647,8 @@ class FleetMonitor:
                 self._server.observe(state.updated_at)
                 at, mono = self._server.now(), self._clock.now()
                 history: list[Trade] = []
-                if aid not in self._watched or aid in self._rechecks:
+                known = self._watched.get(aid)
+                if known is None or (aid in self._rechecks and known.is_reset(state, at)):
                     opened = opened_at_of(state, at)
                     if opened < at:
                         history = await self._history(aid, opened)
