@@ -6,7 +6,9 @@ on a terminal (start-up progress, then the counts); ``--state FILE`` resumes fro
 and keeps a checkpoint (saved after each decision, at most once a second
 otherwise, and on every exit, Ctrl-C included). Ends by itself when every
 account is decided: exit 3 if one breached, 1 if one could not be judged (an
-``error`` line: unknown id, stored rules that are not a rule set), else 0.
+``error`` line: unknown id, stored rules that are not a rule set), else 0. In
+JSON each verdict is written as ``polysim evaluate`` writes one (``*_pct`` to 2
+dp, durations in seconds).
 
 A ``--state`` file records the ``--shard`` it was written for (a
 ``{"shard": [i, n], "monitor": {...}}`` wrapper; a plain checkpoint has none):
@@ -27,6 +29,7 @@ from polysim_async_cli import EXIT_API_ERROR, EXIT_CHECK_FAILED, EXIT_USAGE, Com
 
 from .._fleet import MonitorEvent, MonitorState
 from .._monitor import FleetMonitor
+from ._evaluate import verdict_object
 from ._inputs import _read, account_ids
 from ._main import Context
 from ._output import Feed
@@ -100,6 +103,15 @@ def _save(path: Path, state: MonitorState, shard: tuple[int, int] | None) -> Non
     os.replace(tmp, path)  # atomic: a crash never leaves half a file
 
 
+def _event_object(event: MonitorEvent) -> object:
+    """``event`` as JSON-ready builtins; its verdict as ``polysim evaluate`` writes one
+    (``*_pct`` to 2 dp, durations in seconds)."""
+    data: dict[str, object] = msgspec.json.decode(msgspec.json.encode(event))
+    if event.verdict is not None:
+        data["verdict"] = verdict_object(event.verdict)
+    return data
+
+
 def _status(monitor: FleetMonitor) -> str:
     s = monitor.stats
     if not s.ready:
@@ -126,7 +138,7 @@ async def monitor(ctx: Context) -> int:
         else "without --state the high-water marks and day references are lost"
         " (run with --state FILE to resume next time)"
     )
-    feed = Feed(ctx.out, str)
+    feed = Feed(ctx.out, str, _event_object)
     async with ctx.client("partner") as client:
         fleet = client.partner.accounts.monitor(
             ids, close_on_breach=args.close_on_breach, state=saved, shard=shard

@@ -15,6 +15,14 @@ from polysim_async._shard import shard_of
 from ._support import Running, ThreadSandbox, polysim, polysim_here
 
 
+def _pcts(value: object, key: str = "") -> list[object]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _pcts(v, k)]
+    if isinstance(value, list):
+        return [p for v in value for p in _pcts(v, key)]
+    return [value] if key.endswith("_pct") and value is not None else []
+
+
 def _saved(path: Path) -> ps.MonitorState:
     return msgspec.convert(msgspec.json.decode(path.read_bytes())["monitor"], ps.MonitorState)
 
@@ -50,6 +58,9 @@ def test_monitor_closes_the_breach_reports_the_pass_exits_3_and_resumes_from_its
     assert decisions.index((loser, "breach")) < decisions.index((loser, "closed"))
     breach = next(e for e in events if e["kind"] == "breach")
     assert breach["verdict"]["breaches"][0]["rule"] == "max_loss"
+    # as `polysim evaluate` writes verdicts: durations in seconds, percentages to 2 dp
+    assert isinstance(breach["verdict"]["samples"]["longest_gap"], (int, float))
+    assert all(len(str(v).split(".")[-1]) <= 2 for v in _pcts(breach["verdict"]))
     assert sandbox.call(lambda: sandbox.sb.account_state(loser))["status"] == "closed"
     assert sandbox.call(lambda: sandbox.sb.account_state(winner))["status"] == "active"
     saved = _saved(state)
