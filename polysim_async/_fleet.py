@@ -41,11 +41,13 @@ __all__ = [
     "MonitorEvent",
     "MonitorState",
     "Watched",
+    "error_event",
     "opened_at_of",
+    "stored_opened_at",
 ]
 
 #: What a :class:`MonitorEvent` reports.
-EventKind = Literal["fill", "sample", "warning", "breach", "passed", "closed"]
+EventKind = Literal["fill", "sample", "warning", "breach", "passed", "closed", "error", "restarted"]
 #: The last decision handed to the consumer.
 Announced = Literal["in_progress", "failed", "passed", "closed"]
 
@@ -65,28 +67,39 @@ class MonitorEvent(msgspec.Struct, kw_only=True, frozen=True):
             newly at least ``warn_at_pct`` used, in ``warnings``), ``"breach"`` (the
             account failed: ``verdict.breaches``), ``"passed"`` (it passed), or
             ``"closed"`` (the account is closed: by the monitor after a breach, with
-            ``close_on_breach``, or found closed by a sample; it is no longer watched).
+            ``close_on_breach``, or found closed by a sample; it is no longer watched),
+            ``"error"`` (this account cannot be judged: unknown id, stored rules that
+            are not a rule set, another permanent 4xx on it, in ``error``; it is no
+            longer watched, the others are), or ``"restarted"`` (a decided account
+            was found active again with a new ``metadata.opened_at`` or starting
+            balance, i.e. reset: a new attempt is judged from here, from scratch).
         at: when it happened: the fill's ``filled_at``, the sample's instant, the
             breach's or pass's instant, or when the close was seen.
-        verdict: the account's verdict after the event.
+        verdict: the account's verdict after the event (``None`` for an ``"error"``
+            on an account never judged).
         trade: the fill (``"fill"`` only).
         state: the account state the server answered (``"sample"``, and ``"closed"``
             when the monitor closed the account or a sample found it closed).
         warnings: the limits that newly crossed ``warn_at_pct`` (``"warning"`` only).
+        error: what went wrong (``"error"`` only): the error's type and message.
     """
 
     account_id: str
     kind: EventKind
     at: UTCDateTime
-    verdict: Verdict
+    verdict: Verdict | None
     trade: Trade | None = None
     state: AccountState | None = None
     warnings: tuple[RuleWarning, ...] = ()
+    error: str | None = None
 
     def __str__(self) -> str:
         """``<at> <account_id> <kind> <detail>`` on one line."""
-        v, m = self.verdict, self.verdict.metrics
         head = f"{self.at.isoformat(timespec='seconds')} {self.account_id} {self.kind}"
+        v = self.verdict
+        if v is None or self.kind == "error":
+            return f"{head} {self.error}"
+        m = v.metrics
         if self.kind == "fill" and self.trade is not None:
             t = self.trade
             detail = f"{t.side.value} {t.raw_quantity} {t.outcome} @ {t.raw_price} {t.market_id}"
@@ -95,12 +108,16 @@ class MonitorEvent(msgspec.Struct, kw_only=True, frozen=True):
             detail = f"equity={m.equity} {v.status}" + (f" headroom {rooms}" if rooms else "")
         elif self.kind == "warning":
             detail = " ".join(
-                f"{w.rule} {w.used_pct:.0f}% used ({w.value} of {w.limit})" for w in self.warnings
+                f"{w.rule} {w.used_pct:.2f}% of its allowance used"
+                f" (value {w.value}, limit {w.limit})"
+                for w in self.warnings
             )
         elif self.kind == "breach":
             detail = " ".join(f"{b.rule} value={b.value} limit={b.limit}" for b in v.breaches)
         elif self.kind == "passed":
             detail = f"profit={m.profit} ({m.profit_pct:.2f}%)"
+        elif self.kind == "restarted":
+            detail = "a new attempt (the account was reset), judged from scratch"
         else:
             status = self.state.status.value if self.state is not None else "closed"
             detail = f"status={status} verdict={v.status}"
@@ -150,6 +167,25 @@ def opened_at_of(state: AccountState, at: datetime) -> datetime:
             if parsed.tzinfo is not None and parsed.utcoffset() is not None and parsed <= at:
                 return parsed
     return at
+
+
+def stored_opened_at(state: AccountState) -> str | None:
+    """The account's ``metadata["opened_at"]`` as stored, if it is a string."""
+    stored = (state.metadata or {}).get("opened_at")
+    return stored if isinstance(stored, str) else None
+
+
+def error_event(
+    account_id: str, at: datetime, exc: BaseException, verdict: Verdict | None = None
+) -> MonitorEvent:
+    """An ``"error"`` event for an account that cannot be judged (``exc`` says why)."""
+    return MonitorEvent(
+        account_id=account_id,
+        kind="error",
+        at=at,
+        verdict=verdict,
+        error=f"{type(exc).__name__}: {exc}",
+    )
 
 
 class Watched:
@@ -251,6 +287,40 @@ class Watched:
         for trade in history:
             self._judge_fill(trade)
         return self, self.sample(state, at)
+
+    def with_rules(self, rules: RuleSet) -> bool:
+        """Judge from now on by ``rules`` when they differ from the evaluator's, keeping
+        everything the evaluator learned (high-water mark, day references, trading
+        days, fills). Only an undecided account changes. Returns whether it changed."""
+        saved = self.evaluator.state
+        if rules == saved.rules or not self.active:
+            return False
+        start = saved.starting_balance
+        floor = Evaluator(rules, starting_balance=start, opened_at=saved.opened_at).state.floor
+        if floor is not None and rules.max_drawdown_mode != "static":
+            # The trailing floor under the new limit, from the high-water marks kept.
+            high = (
+                saved.high_water_mark if rules.max_drawdown_mode == "trailing" else saved.eod_high
+            )
+            trailed = high - (start - floor)
+            if rules.max_drawdown_lock_at_start:
+                trailed = min(trailed, start)
+            floor = max(floor, trailed)
+        self.evaluator = Evaluator.restore(msgspec.structs.replace(saved, rules=rules, floor=floor))
+        return True
+
+    def is_reset(self, state: AccountState, at: datetime) -> bool:
+        """Whether ``state`` (read at ``at``) is a new attempt of this decided account:
+        active again with another ``metadata.opened_at`` or starting balance."""
+        saved = self.evaluator.state
+        return state.status.value == "active" and (
+            state.starting_balance != saved.starting_balance
+            or (stored_opened_at(state) is not None and opened_at_of(state, at) != saved.opened_at)
+        )
+
+    def error(self, at: datetime, exc: BaseException) -> MonitorEvent:
+        """An ``"error"`` event: this account can no longer be judged."""
+        return error_event(self.account_id, at, exc, self.evaluator.verdict(at))
 
     # -- what the monitor asks --------------------------------------------------------
 

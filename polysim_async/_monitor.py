@@ -40,7 +40,7 @@ import socket
 import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -49,14 +49,18 @@ from ._checkpoints import CheckpointStore, Lease
 from ._clock import Cancellable, Clock
 from ._config import MAX_PAGE_SIZE, ProcessException, RateLimit, backoff
 from ._errors import (
+    APIStatusError,
+    AuthenticationError,
     ClientClosedError,
     InvalidArgumentError,
     LeaseLostError,
     OrdersNotCancelledError,
+    PermissionDeniedError,
     RateLimitError,
     StoreUnavailableError,
+    TransportError,
 )
-from ._fleet import MonitorEvent, MonitorState, Watched, opened_at_of
+from ._fleet import MonitorEvent, MonitorState, Watched, error_event, opened_at_of
 from ._retry import retry_if_transient
 from ._schedule import SampleScheduler
 from ._shard import check_shard, select_shard
@@ -64,7 +68,7 @@ from ._tasks import aclose_iterator, cancel_and_wait
 from ._validation import check_int, path_id
 from ._watch import DEFAULT_WATCH_INTERVAL, TradeWatch, Walk
 from .models.partner import AccountState, Trade, TradePage
-from .models.streams import AccountTrade
+from .models.streams import AccountTrade, Watermark
 from .rules import RuleSet
 
 __all__ = [
@@ -90,6 +94,8 @@ MIN_STALENESS = 60.0
 _RESERVE = 0.1  # the scheduler's reserve for day-boundary bursts
 _WATCH_CONCURRENCY = 4
 _MAX_BACKOFF = 60.0
+#: Seconds a monitor that never read anything keeps trying an unreachable server.
+STARTUP_GRACE = 60.0
 
 Get = Callable[[str], Awaitable[AccountState]]
 
@@ -104,7 +110,7 @@ class MonitorStats:
             trade feed starts when every account started (:attr:`ready`).
         samples: account states read and judged.
         fills: fills judged.
-        warnings, breaches, passed, closed: events of those kinds produced.
+        warnings, breaches, passed, closed, errors: events of those kinds produced.
         retries: reads and closes that failed transiently and were tried again.
         max_staleness: the longest time between two samples of one account (seconds
             on the client's clock), since its first sample.
@@ -118,6 +124,7 @@ class MonitorStats:
     breaches: int = 0
     passed: int = 0
     closed: int = 0
+    errors: int = 0
     retries: int = 0
     max_staleness: float = 0.0
 
@@ -149,11 +156,60 @@ class _Closed:
 
 
 @dataclass(frozen=True)
+class _Failed:
+    account_id: str
+    error: BaseException
+
+
+@dataclass(frozen=True)
 class _End:
     error: BaseException | None
 
 
-_Input = _Sampled | _Filled | _Closed | _End
+_Input = _Sampled | _Filled | _Closed | _Failed | _End
+
+
+def _account_only(exc: BaseException) -> bool:
+    """Whether ``exc`` concerns one account only (the others can still be judged):
+    a permanent 4xx other than 401/403/429, or stored rules that are not a rule set."""
+    if isinstance(exc, InvalidArgumentError):
+        return True
+    return (
+        isinstance(exc, APIStatusError)
+        and 400 <= exc.status < 500
+        and not isinstance(exc, (AuthenticationError, PermissionDeniedError, RateLimitError))
+    )
+
+
+class _ServerTime:
+    """The server's clock as the monitor knows it, never ahead of it.
+
+    Every server instant seen (an account's ``updated_at``, a fill's
+    ``filled_at``) is a lower bound of the server's time when it was seen, so
+    ``wall + max(instant - wall at seeing)`` never runs ahead of a server clock
+    that ticks with ours, and is never before the newest instant seen.
+    """
+
+    def __init__(self, wall: Callable[[], datetime]) -> None:
+        self._wall = wall
+        self._offset: timedelta | None = None
+        self._newest: datetime | None = None
+
+    def observe(self, at: datetime | None) -> None:
+        if at is None:
+            return
+        offset = at - self._wall()
+        if self._offset is None or offset > self._offset:
+            self._offset = offset
+        if self._newest is None or at > self._newest:
+            self._newest = at
+
+    def now(self) -> datetime:
+        """The server's time (this machine's before anything was seen)."""
+        wall = self._wall()
+        if self._offset is None or self._newest is None:
+            return wall
+        return max(self._newest, wall + self._offset)
 
 
 class _Pacer:
@@ -266,6 +322,11 @@ class FleetMonitor:
             if budget is not None
             else BUDGET_SHARE * client_rate / workers
         )
+        if spend > client_rate:
+            raise InvalidArgumentError(
+                f"budget={spend:g} requests/s is above the client's rate limit of "
+                f"{client_rate:g}/s: the monitor could not keep fill_interval or staleness"
+            )
         if fill_interval is None:
             fill_interval = max(DEFAULT_WATCH_INTERVAL, count / (FILL_SHARE * spend))
         fill_interval = _positive("fill_interval", fill_interval)
@@ -283,7 +344,7 @@ class FleetMonitor:
             raise InvalidArgumentError(
                 f"{count} accounts cannot each be sampled every {staleness:g}s at "
                 f"{sample_rate:g} samples/s (after the trade feed's share): raise staleness "
-                f"(at least {count / capacity:.0f}s) or budget"
+                f"(at least {math.ceil(count / capacity)}s) or budget"
             )
         self._scheduler = SampleScheduler(
             budget=sample_rate,
@@ -311,6 +372,10 @@ class FleetMonitor:
             maxsize=check_int("queue_size", queue_size, low=1)
         )
         self._watched: dict[str, Watched] = {}
+        self._server = _ServerTime(self._wall)
+        self._rechecks: set[str] = set()  # decided accounts read once more (a reset?)
+        self._reached = False  # a read succeeded since start-up
+        self._outage_since: float | None = None  # first network failure of an outage
         if state is not None:
             self._restore(state)
         self._events: collections.deque[MonitorEvent] = collections.deque()
@@ -471,7 +536,9 @@ class FleetMonitor:
                 await self.aclose()
                 raise
         event = self._events.popleft()
-        self._watched[event.account_id].handed_out(event)
+        w = self._watched.get(event.account_id)
+        if w is not None:
+            w.handed_out(event)
         return event
 
     # -- start-up -------------------------------------------------------------------
@@ -480,21 +547,27 @@ class FleetMonitor:
         wanted = set(self._ids)
         for aid, progress in state.accounts.items():
             if aid in wanted:
-                self._watched[aid] = Watched.restore(aid, progress)
+                w = self._watched[aid] = Watched.restore(aid, progress)
+                if self._rules is not None:
+                    w.with_rules(self._rules)
 
     async def _begin(self) -> None:
-        now, wall = self._clock.now(), self._wall()
+        now = self._clock.now()
         for aid in self._ids:
             w = self._watched.get(aid)
             if w is None:
                 self._scheduler.add(aid, now=now)
                 continue
             self.stats.started += 1
-            self._emit(w.unannounced(wall))
+            self._server.observe(w.evaluator.state.clock)
+            self._emit(w.unannounced(self._server.now()))
             if w.active:
                 self._scheduler.add(aid, now=now, next_boundary=self._mono(w.next_day_start))
             else:
                 self._after_decision(w)
+                if not w.closed:  # read once more: it may have been reset since
+                    self._rechecks.add(aid)
+                    self._scheduler.add(aid, now=now)
         self._spawn(self._sampler)
         if self.stats.ready:
             await self._start_watch()
@@ -510,9 +583,14 @@ class FleetMonitor:
             await self._clock.sleep(self._lease_ttl / 3)
 
     async def _start_watch(self) -> None:
-        """Poll the trade feeds of the accounts still judged, from their watermarks."""
+        """Poll the trade feeds of the accounts still judged, from their watermarks (a
+        running watch is replaced: a reset account joined; fills it already queued are
+        recognised by their watermark and not judged twice)."""
         self._watch_due = False
         self._sample_pacer.rate = self._sample_rate
+        old, self._watch = self._watch, None
+        if old is not None:
+            await old.aclose()
         marks = {aid: w.watermark for aid, w in self._watched.items() if w.active}
         if not marks:
             return
@@ -566,18 +644,22 @@ class FleetMonitor:
         try:
             try:
                 state = await self._get(aid)
-                at, mono = self._wall(), self._clock.now()
-                if state.updated_at is not None and state.updated_at > at:
-                    at = state.updated_at  # the server's clock runs ahead of ours
+                self._server.observe(state.updated_at)
+                at, mono = self._server.now(), self._clock.now()
                 history: list[Trade] = []
-                if aid not in self._watched:
+                known = self._watched.get(aid)
+                if known is None or (aid in self._rechecks and known.is_reset(state, at)):
                     opened = opened_at_of(state, at)
                     if opened < at:
                         history = await self._history(aid, opened)
             except Exception as exc:
-                self._delay(aid, exc)
+                await self._delay(aid, exc)
                 return
             self._failures.pop(aid, None)
+            self._reached = True
+            if self._outage_since is not None:
+                self._outage_since = None
+                logger.warning("monitor: the server answers again")
             await self._queue.put(_Sampled(aid, state, at, mono, history))
         finally:
             self._slots.release()
@@ -605,17 +687,34 @@ class FleetMonitor:
         found.reverse()
         return found
 
-    def _delay(self, aid: str, exc: Exception) -> None:
-        """A read failed: raise what ``process_exception`` makes of it, or read again later."""
-        fatal = self._process(exc)
-        if fatal is exc:
+    async def _fail(self, aid: str, exc: BaseException) -> None:
+        """``exc`` concerns ``aid`` only: report it (an ``"error"`` event); else raise it."""
+        if not _account_only(exc):
             raise exc
+        await self._queue.put(_Failed(aid, exc))
+
+    async def _delay(self, aid: str, exc: Exception) -> None:
+        """A read failed: report or raise what ``process_exception`` makes of it, or
+        read again later."""
+        fatal = self._process(exc)
         if fatal is not None:
-            raise fatal from exc
+            if fatal is not exc and fatal.__cause__ is None:
+                fatal.__cause__ = exc
+            await self._fail(aid, fatal)
+            return
         self._failures[aid] += 1
         self.stats.retries += 1
         delay = self._backoff(aid, exc)
-        logger.warning("monitor: account %s read again in %.2fs after %s", aid, delay, exc)
+        if isinstance(exc, TransportError):  # the server, not the account: said once
+            now = self._clock.now()
+            if self._outage_since is None:
+                self._outage_since = now
+                logger.warning("monitor: the server is unreachable (%s); reading again", exc)
+            if not self._reached and now - self._outage_since >= STARTUP_GRACE:
+                raise exc  # nothing ever succeeded: the server is not there
+            logger.debug("monitor: account %s read again in %.2fs after %s", aid, delay, exc)
+        else:
+            logger.warning("monitor: account %s read again in %.2fs after %s", aid, delay, exc)
         self._timers[aid] = self._clock.call_at(self._clock.now() + delay, partial(self._due, aid))
 
     def _backoff(self, aid: str, exc: Exception) -> float:
@@ -637,10 +736,11 @@ class FleetMonitor:
                 # A close is idempotent and each attempt cancels another batch of orders.
                 if not isinstance(exc, OrdersNotCancelledError):
                     fatal = self._process(exc)
-                    if fatal is exc:
-                        raise
                     if fatal is not None:
-                        raise fatal from exc
+                        if fatal is not exc and fatal.__cause__ is None:
+                            fatal.__cause__ = exc
+                        await self._fail(aid, fatal)
+                        return
                 self._failures[aid] += 1
                 self.stats.retries += 1
                 delay = self._backoff(aid, exc)
@@ -648,7 +748,8 @@ class FleetMonitor:
                 await self._clock.sleep(delay)
                 continue
             self._failures.pop(aid, None)
-            await self._queue.put(_Closed(aid, state, self._wall()))
+            self._server.observe(state.updated_at)
+            await self._queue.put(_Closed(aid, state, self._server.now()))
             return
 
     async def _paced_walk(self, aid: str, first_page_size: int) -> AsyncGenerator[TradePage, None]:
@@ -708,24 +809,68 @@ class FleetMonitor:
         elif isinstance(item, _Filled):
             aid = item.item.account_id
             w = self._watched.get(aid)
-            if w is not None and w.active:
-                self._emit(w.fill(item.item.trade, self._wall()))
+            self._server.observe(item.item.trade.filled_at)
+            trade = item.item.trade
+            if w is not None and w.active and Watermark.of(trade) > w.watermark:
+                self._emit(w.fill(trade, self._server.now()))
                 self._after(w)
         elif isinstance(item, _Closed):
             self._closing.discard(item.account_id)
             self._emit(self._watched[item.account_id].closed_now(item.state, item.at))
+        elif isinstance(item, _Failed):
+            self._on_failure(item.account_id, item.error)
+
+    def _on_failure(self, aid: str, exc: BaseException) -> None:
+        """``aid`` cannot be judged: say so and watch the others."""
+        self._closing.discard(aid)
+        self._rechecks.discard(aid)
+        w = self._watched.get(aid)
+        at = self._server.now()
+        if w is None:
+            self.stats.started += 1  # counted, so the trade feed of the others starts
+            self._watch_due = self.stats.ready
+        if aid in self._scheduler:
+            self._scheduler.discard(aid)
+        self.stats.errors += 1
+        self._emit([w.error(at, exc) if w is not None else error_event(aid, at, exc)])
 
     def _on_sample(self, item: _Sampled) -> None:
         aid = item.account_id
         w = self._watched.get(aid)
-        if w is None:
-            w, events = Watched.start(
-                aid, item.state, item.at, rules=self._rules, history=item.history
-            )
-            self._watched[aid] = w
-            self.stats.started += 1
+        prefix: list[MonitorEvent] = []
+        if w is not None and aid in self._rechecks:
+            self._rechecks.discard(aid)
+            if w.active or not w.is_reset(item.state, item.at):
+                if not w.active:
+                    self._scheduler.discard(aid)
+                return
+            w = None  # a reset: judge the new attempt
+            prefix = [
+                MonitorEvent(
+                    account_id=aid, kind="restarted", at=item.at, verdict=None, state=item.state
+                )
+            ]
             self._watch_due = self.stats.ready
+        if w is None:
+            try:
+                w, events = Watched.start(
+                    aid, item.state, item.at, rules=self._rules, history=item.history
+                )
+            except InvalidArgumentError as exc:
+                self._on_failure(aid, exc)
+                return
+            if not prefix:
+                self.stats.started += 1
+                self._watch_due = self.stats.ready
+            self._watched[aid] = w
+            events = prefix + events
         elif w.active:
+            if self._rules is None:  # stored rules changed on the server apply from here
+                try:
+                    w.with_rules(RuleSet.from_wire(item.state.rules))
+                except InvalidArgumentError as exc:
+                    self._on_failure(aid, exc)
+                    return
             events = w.sample(item.state, item.at)
         else:
             return  # decided while this read was in flight
@@ -785,5 +930,5 @@ class FleetMonitor:
         return datetime.fromtimestamp(self._clock.wall(), timezone.utc)
 
     def _mono(self, at: datetime) -> float:
-        """The client-clock time of the instant ``at``."""
-        return self._clock.now() + (at.timestamp() - self._clock.wall())
+        """The client-clock time of the server instant ``at``."""
+        return self._clock.now() + (at - self._server.now()).total_seconds()

@@ -580,11 +580,13 @@ class PartnerAccounts:
         ``verdict`` after it): ``"sample"`` for each account state read, ``"fill"``
         for each new fill, ``"warning"`` when a limit becomes at least
         ``warn_at_pct`` used, ``"breach"`` and ``"passed"`` when an account is
-        decided, ``"closed"`` when it is closed. Each account is judged by an
+        decided, ``"closed"`` when it is closed, ``"error"`` when one account cannot
+        be judged (the others still are), ``"restarted"`` when a decided account was
+        reset. Each account is judged by an
         :class:`Evaluator` from its stored ``rules`` (``RuleSet.from_wire``) unless
         ``rules`` is given, from its starting balance, and from when it opened:
         ``metadata["opened_at"]`` (ISO 8601; its fills since then are read first)
-        or else the monitor's first read of it.
+        or else the monitor's first read of it, on the server's clock.
 
         Samples (``accounts.get``) go where the risk is: an account whose headroom
         to a limit is small for how fast its equity moves is read more often than
@@ -601,7 +603,9 @@ class PartnerAccounts:
                 ``ORDERS_NOT_CANCELLED``) and yield ``"closed"``.
             state: a saved :attr:`FleetMonitor.state`: accounts in it continue with
                 their high-water marks, day references, trading days and fill
-                watermarks; the others start afresh.
+                watermarks (``rules`` and changed stored rules apply; a decided
+                account is read once more in case it was reset); the others start
+                afresh.
             shard: ``(i, n)``: watch only the accounts worker ``i`` of ``n`` owns
                 (a stable hash of the id); run ``n`` workers with the same ``n``.
             store: a :class:`CheckpointStore` holding this shard's checkpoint under
@@ -613,7 +617,8 @@ class PartnerAccounts:
             name: the store key of this fleet's checkpoint.
             budget: requests per second the monitor spends, samples and trade-feed
                 polls together. Default: 80% of the client's per-second budget (40/s
-                on the partner's 50/s), divided by ``n`` with a shard.
+                on the partner's 50/s), divided by ``n`` with a shard. Above the
+                client's rate limit: refused.
             staleness: the longest an account may go without a sample, in seconds.
                 Default: twice the time one read of every account takes at the
                 sample rate, at least 60 s.
@@ -642,9 +647,10 @@ class PartnerAccounts:
                 ``staleness`` (the message says what would) — at once.
             While iterating: ClientClosedError outside ``async with``; the error
             that ended the monitor (AuthenticationError, PermissionDeniedError,
-            NotFoundError for an unknown account, ValidationError, DecodeError,
-            InvalidArgumentError naming an account whose stored rules are not a
-            rule set, LeaseLostError when another worker took the shard over).
+            DecodeError, LeaseLostError when another worker took the shard over,
+            a network error when no read ever succeeded for 60 s). An unknown
+            account, stored rules that are not a rule set or another permanent
+            4xx on one account is an ``"error"`` event instead.
 
         Cancellation: leaving the ``async with`` or cancelling the consumer cancels
         and awaits every task; with a ``store`` the last checkpoint is saved and

@@ -48,6 +48,7 @@ class Fleet:
         self.refuse_close: Counter[str] = Counter()  # 409 ORDERS_NOT_CANCELLED this many times
         self.fail_reads: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.next_id = 1
+        self.skew = 0.0  # the server's clock minus the machine's, in seconds
 
     def add(
         self,
@@ -86,7 +87,7 @@ class Fleet:
                 "quantity": "2.0000",
                 "notional": "1.00",
                 "fee": "0.00",
-                "filled_at": iso(self.clock.wall()),
+                "filled_at": iso(self.clock.wall() + self.skew),
                 "client_order_id": None,
                 "realized_pnl": pnl,
             }
@@ -102,7 +103,7 @@ class Fleet:
             "unrealized_pnl": "0.00",
             "realized_pnl": None,
             "open_positions": [],
-            "updated_at": iso(self.clock.wall()),
+            "updated_at": iso(self.clock.wall() + self.skew),
         }
 
     def handle(self, request: ps.Request) -> ps.Response:

@@ -14,9 +14,10 @@ import msgspec
 import pytest
 
 import polysim_async as ps
+from polysim_async._monitor import STARTUP_GRACE
 from polysim_async._shard import in_shard
 
-from ._fleet import ShiftedClock, events_until, fleet_client, kinds
+from ._fleet import BASE, LoopClock, ShiftedClock, events_until, fleet_client, kinds
 from ._helpers import virtual
 
 
@@ -233,7 +234,8 @@ async def test_a_decision_made_but_not_handed_out_is_announced_after_a_restart()
         async with client.partner.accounts.monitor(["a"], state=state) as m:
             events = [e async for e in m]
         assert kinds(events) == ["breach"]
-        assert fleet.reads["a"] and len(fleet.reads["a"]) == 1  # decided: not read again
+        # decided: read once more on resume (a reset?), not again
+        assert len(fleet.reads["a"]) == 2
 
 
 @virtual
@@ -300,14 +302,35 @@ async def test_a_transient_error_is_read_again_and_a_permanent_one_ends_the_moni
 
 
 @virtual
-async def test_an_unknown_account_or_bad_stored_rules_end_the_monitor_with_a_clear_error() -> None:
+async def test_an_unknown_account_or_bad_stored_rules_are_reported_and_the_others_judged() -> None:
     async with fleet_client() as (fleet, client):
+        t0 = now()
         fleet.add("a", rules={"max_drawdown_pct": "lots"})
+        fleet.add("b", rules={"max_drawdown_pct": 150})
+        fleet.add("hot", equity=falling(t0, "10", after=30))
+        ids = ["nope", "a", "b", "hot"]
+        async with client.partner.accounts.monitor(ids, close_on_breach=True) as m:
+            events = [e async for e in m]
+            assert m.stats.errors == 3
+        errors = {e.account_id: e for e in events if e.kind == "error"}
+        assert set(errors) == {"nope", "a", "b"}
+        assert errors["nope"].error is not None and "NotFoundError" in errors["nope"].error
+        assert errors["a"].verdict is None and "account a" in str(errors["a"])
+        assert "max_drawdown_pct" in str(errors["b"])
+        # the real breach among them is still found and closed
+        assert kinds(events, "hot")[-2:] == ["breach", "closed"]
+        assert fleet.accounts["hot"]["status"] == "closed"
+        assert set(fleet.closes) == {"hot"}
+        assert kinds(events, "nope") == ["error"]  # reported once, not read again
+
+
+@virtual
+async def test_a_fleet_wide_failure_still_ends_the_monitor() -> None:
+    async with fleet_client() as (fleet, client):
+        fleet.add("a")
+        fleet.fail_reads["a"].append((401, "UNAUTHORIZED"))
         async with client.partner.accounts.monitor(["a"]) as m:
-            with pytest.raises(ps.InvalidArgumentError, match="account a"):
-                await m.__anext__()
-        async with client.partner.accounts.monitor(["nope"]) as m:
-            with pytest.raises(ps.NotFoundError):
+            with pytest.raises(ps.AuthenticationError):
                 await m.__anext__()
 
 
@@ -396,3 +419,129 @@ def _row(fleet: object, order_id: int) -> dict[str, object]:
         "outcome": "Yes", "price": "0.5000", "quantity": "2.0000", "notional": "1.00",
         "fee": "0.00", "filled_at": "", "client_order_id": None, "realized_pnl": None,
     }  # fmt: skip
+
+
+# -- the server's clock, not the machine's ---------------------------------------------------
+SKEW = -180 * 86400.0  # the server's clock runs 180 days behind the machine's
+
+
+@virtual
+async def test_an_account_opened_a_minute_ago_on_the_servers_clock_is_not_failed_as_inactive() -> (
+    None
+):
+    clock = ShiftedClock(datetime(2027, 1, 15, 12, tzinfo=timezone.utc))
+    async with fleet_client(clock) as (fleet, client):
+        fleet.skew = SKEW
+        opened = datetime.fromtimestamp(clock.wall() + SKEW - 60, timezone.utc)
+        fleet.add(
+            "a",
+            rules={"max_drawdown_pct": 10, "inactivity_days": 30},
+            metadata={"opened_at": opened.isoformat()},
+        )
+        monitor = client.partner.accounts.monitor(["a"], close_on_breach=True, fill_interval=5)
+        async with monitor:
+            t0 = now()
+            events = await events_until(monitor, lambda ev: now() > t0 + 300)
+        assert set(kinds(events)) == {"sample"}
+        assert fleet.accounts["a"]["status"] == "active" and not fleet.closes
+        server_now = clock.wall() + SKEW
+        assert all(abs(e.at.timestamp() - server_now) < 400 for e in events)  # server time
+
+
+@virtual
+async def test_without_opened_at_the_opening_is_the_servers_time_so_its_fills_count() -> None:
+    clock = ShiftedClock(datetime(2027, 1, 15, 12, tzinfo=timezone.utc))
+    async with fleet_client(clock) as (fleet, client):
+        fleet.skew = SKEW
+        fleet.add("a", rules={"min_trading_days": 1, "profit_target_pct": 1})
+        monitor = client.partner.accounts.monitor(["a"], fill_interval=5)
+        async with monitor:
+            await events_until(monitor, lambda ev: monitor.stats.ready)
+            order = fleet.fill("a")  # filled on the server's clock, after the opening
+            events = await events_until(monitor, lambda ev: "fill" in kinds(ev))
+        fill = events[-1]
+        assert fill.trade is not None and fill.trade.order_id == order
+        assert fill.verdict is not None and fill.verdict.metrics.trading_days == 1
+        saved = monitor.state.accounts["a"].evaluator
+        assert abs(saved.opened_at.timestamp() - (clock.wall() + SKEW)) < 100
+
+
+# -- resets, rule changes, budget, outages ---------------------------------------------------
+@virtual
+async def test_a_reset_account_is_watched_again_after_a_resume() -> None:
+    clock = ShiftedClock(datetime(2027, 1, 15, 12, tzinfo=timezone.utc))
+    async with fleet_client(clock) as (fleet, client):
+        fleet.add("a", equity="8000.00", metadata={"opened_at": "2027-01-15T11:00:00+00:00"})
+        async with client.partner.accounts.monitor(["a"]) as m:
+            assert kinds([e async for e in m]) == ["sample", "breach"]
+            state = m.state
+        # the firm resets the account: a new attempt, a new opening
+        fleet.add("a", equity="10000.00", metadata={"opened_at": iso_now(clock)})
+        async with client.partner.accounts.monitor(["a"], state=state, fill_interval=5) as m:
+            t0 = now()
+            events = await events_until(m, lambda ev: now() > t0 + 120)
+        assert kinds(events)[:2] == ["restarted", "sample"]
+        assert events[1].verdict is not None and events[1].verdict.status == "in_progress"
+        assert len(fleet.reads["a"]) > 2  # watched again
+        # a decided account that was not reset is read once on resume, then left alone
+        fleet.add("b", equity="8000.00", metadata={"opened_at": "2027-01-15T11:00:00+00:00"})
+        async with client.partner.accounts.monitor(["b"]) as m:
+            assert kinds([e async for e in m]) == ["sample", "breach"]
+            state = m.state
+        reads, polls = len(fleet.reads["b"]), fleet.polls["b"]
+        async with client.partner.accounts.monitor(["b"], state=state) as m:
+            assert [e async for e in m] == []
+        assert len(fleet.reads["b"]) == reads + 1
+        assert fleet.polls["b"] == polls  # cheap: no walk of its fills
+
+
+def iso_now(clock: ps.Clock) -> str:
+    return datetime.fromtimestamp(clock.wall(), timezone.utc).isoformat()
+
+
+@virtual
+async def test_rules_given_on_resume_and_stored_rules_changed_on_the_server_apply() -> None:
+    async with fleet_client() as (fleet, client):
+        fleet.add("a", equity="9500.00")  # 5% down: inside the stored 10%
+        async with client.partner.accounts.monitor(["a"]) as m:
+            assert (await m.__anext__()).kind == "sample"
+            state = m.state
+        tighter = ps.RuleSet(max_drawdown_pct=Decimal(4))
+        async with client.partner.accounts.monitor(["a"], state=state, rules=tighter) as m:
+            events = await events_until(m, lambda ev: "breach" in kinds(ev))
+        assert events[-1].verdict is not None
+        assert events[-1].verdict.breaches[0].rule == "max_loss"
+        # the stored rules change on the server: the next read judges by them
+        fleet.accounts["a"]["rules"] = {"max_drawdown_pct": 4}
+        async with client.partner.accounts.monitor(["a"], state=state) as m:
+            events = await events_until(m, lambda ev: "breach" in kinds(ev))
+        assert kinds(events) == ["sample", "breach"]
+        assert m.state.accounts["a"].evaluator.rules == tighter
+
+
+@virtual
+async def test_a_budget_above_the_clients_rate_limit_is_refused() -> None:
+    async with fleet_client() as (_fleet, client):
+        with pytest.raises(ps.InvalidArgumentError, match="rate limit of 50/s"):
+            client.partner.accounts.monitor(["a"], budget=60)
+        assert client.partner.accounts.monitor(["a"], budget=50).budget == 50
+
+
+@virtual
+async def test_an_unreachable_server_ends_the_monitor_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def down(request: ps.Request) -> ps.Response:
+        raise ps.ConnectError("connection refused")
+
+    transport = ps.MockTransport(down)
+    async with ps.Client("tk_x", BASE, transport=transport, clock=LoopClock()) as client:
+        ids = [f"a{i}" for i in range(20)]
+        t0 = now()
+        async with client.partner.accounts.monitor(ids) as m:
+            with pytest.raises(ps.ConnectError):
+                await m.__anext__()
+        assert now() - t0 < STARTUP_GRACE + 120
+    outage = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(outage) == 1
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "read again" in r.msg]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -137,3 +137,31 @@ async def test_the_example_closes_a_breach_saves_its_state_and_resumes(tmp_path:
         assert " breach " not in out and " closed " not in out
         again = msgspec.json.decode(state.read_bytes(), type=ps.MonitorState)
         assert again.accounts[ids[0]].evaluator.samples > saved.accounts[ids[0]].evaluator.samples
+
+
+async def test_judged_on_the_sandboxes_clock_far_from_the_machines() -> None:
+    """An account opened a minute ago on the server's clock (200 days behind this machine's)
+    is not failed for 30 days of inactivity: the monitor judges at the server's time."""
+    start = datetime.now(timezone.utc) - timedelta(days=200)
+    async with (
+        Sandbox(seed=3, start=start) as sb,
+        ps.Client(sb.tenant_key, sb.url) as client,
+    ):
+        user = await client.partner.users.register("clock-owner", "clock@example.com")
+        rules = ps.RuleSet(max_drawdown_pct=Decimal(10), inactivity_days=30)
+        account = await client.partner.accounts.create(
+            user_id=user.user_id,
+            external_id="clock-1",
+            stage="challenge",
+            starting_balance="10000.00",
+            rules=rules,
+            metadata={"opened_at": (sb.now() - timedelta(minutes=1)).isoformat()},
+        )
+        monitor = client.partner.accounts.monitor([account.account_id], close_on_breach=True)
+        async with monitor:
+            first = await asyncio.wait_for(monitor.__anext__(), 30)
+        assert first.kind == "sample"
+        assert first.verdict is not None and first.verdict.status == "in_progress"
+        assert abs((first.at - sb.now()).total_seconds()) < 60
+        state = await client.partner.accounts.get(account.account_id)
+        assert state.status.value == "active"

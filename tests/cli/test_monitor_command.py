@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -11,7 +12,19 @@ import msgspec
 import polysim_async as ps
 from polysim_async._shard import shard_of
 
-from ._support import Running, ThreadSandbox, polysim
+from ._support import Running, ThreadSandbox, polysim, polysim_here
+
+
+def _pcts(value: object, key: str = "") -> list[object]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _pcts(v, k)]
+    if isinstance(value, list):
+        return [p for v in value for p in _pcts(v, key)]
+    return [value] if key.endswith("_pct") and value is not None else []
+
+
+def _saved(path: Path) -> ps.MonitorState:
+    return msgspec.convert(msgspec.json.decode(path.read_bytes())["monitor"], ps.MonitorState)
 
 
 def _holding(sandbox: ThreadSandbox, market: str, outcome: str, rules: dict[str, object]) -> str:
@@ -45,9 +58,12 @@ def test_monitor_closes_the_breach_reports_the_pass_exits_3_and_resumes_from_its
     assert decisions.index((loser, "breach")) < decisions.index((loser, "closed"))
     breach = next(e for e in events if e["kind"] == "breach")
     assert breach["verdict"]["breaches"][0]["rule"] == "max_loss"
+    # as `polysim evaluate` writes verdicts: durations in seconds, percentages to 2 dp
+    assert isinstance(breach["verdict"]["samples"]["longest_gap"], (int, float))
+    assert all(len(str(v).split(".")[-1]) <= 2 for v in _pcts(breach["verdict"]))
     assert sandbox.call(lambda: sandbox.sb.account_state(loser))["status"] == "closed"
     assert sandbox.call(lambda: sandbox.sb.account_state(winner))["status"] == "active"
-    saved = msgspec.json.decode(state.read_bytes(), type=ps.MonitorState)
+    saved = _saved(state)
     assert saved.accounts[loser].closed and saved.accounts[winner].announced == "passed"
 
     again = polysim(*argv, "--table", env=sandbox.env())  # everything decided: nothing new
@@ -75,8 +91,11 @@ def test_monitor_stops_on_ctrl_c_with_its_state_saved(
     finally:
         running.kill()
     assert json.loads(first)["kind"] == "sample"
-    assert stopped.code == 130 and stopped.one_error_line() == "polysim monitor: interrupted"
-    saved = msgspec.json.decode(state.read_bytes(), type=ps.MonitorState)
+    assert stopped.code == 130
+    hint = stopped.one_error_line()
+    assert hint.startswith("polysim monitor: interrupted; to resume, run the same command again:")
+    assert f"--state {state}" in hint
+    saved = _saved(state)
     assert saved.accounts[quiet].evaluator.samples >= 1
 
 
@@ -85,7 +104,7 @@ def test_monitor_refuses_a_state_file_that_is_not_a_checkpoint(
 ) -> None:
     bad = tmp_path / "state.json"
     bad.write_text('{"accounts": 5}')
-    done = polysim("monitor", "some-account", "--state", str(bad), env=sandbox.env())
+    done = polysim("monitor", str(uuid.uuid4()), "--state", str(bad), env=sandbox.env())
     assert done.code == 2
     assert "is not a monitor checkpoint" in done.one_error_line()
 
@@ -102,3 +121,46 @@ def test_monitor_with_a_shard_judges_only_the_accounts_it_owns(sandbox: ThreadSa
     breached = [e["account_id"] for e in events if e["kind"] == "breach"]
     assert sorted(breached) == sorted(owned)
     assert {e["account_id"] for e in events} == set(owned)
+
+
+def test_monitor_reports_an_unjudgeable_account_on_its_line_and_still_closes_the_breach(
+    sandbox: ThreadSandbox, tmp_path: Path
+) -> None:
+    market = sandbox.call(lambda: sandbox.sb.create_market(question="Errors?", price="0.50"))
+    loser = _holding(sandbox, market, "Yes", {"max_drawdown_pct": 10})
+    bad_rules = sandbox.account(rules={"max_drawdown_pct": 150})
+    unknown = str(uuid.uuid4())
+    sandbox.call(lambda: sandbox.sb.set_price(market, "0.30"))
+    done = polysim(
+        "monitor", unknown, bad_rules, loser, "--close-on-breach", "--jsonl", env=sandbox.env()
+    )
+    assert done.code == 1, done.err  # something could not be judged: graver than a breach
+    events = [json.loads(line) for line in done.lines]
+    errors = {e["account_id"]: e["error"] for e in events if e["kind"] == "error"}
+    assert set(errors) == {unknown, bad_rules}
+    assert "NotFoundError" in errors[unknown] and "max_drawdown_pct" in errors[bad_rules]
+    assert (loser, "closed") in [(e["account_id"], e["kind"]) for e in events]
+    assert sandbox.call(lambda: sandbox.sb.account_state(loser))["status"] == "closed"
+
+
+def test_monitor_refuses_an_id_that_is_not_a_uuid_naming_its_line(
+    sandbox: ThreadSandbox, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{uuid.uuid4()}\n# a comment\nnot-an-id\n")
+    done = polysim_here("monitor", "--accounts-file", str(ids), env=sandbox.env())
+    assert done.code == 2
+    assert f"--accounts-file {ids} line 3: 'not-an-id' is not an account id" in done.err
+
+
+def test_monitor_refuses_a_state_file_of_another_shard(
+    sandbox: ThreadSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(msgspec.json.encode({"monitor": ps.MonitorState(), "shard": [0, 2]}))
+    done = polysim_here(
+        "monitor", str(uuid.uuid4()), "--shard", "1/2", "--state", str(state), env=sandbox.env()
+    )
+    assert done.code == 2
+    assert "belongs to --shard 0/2, not --shard 1/2" in done.err
+    assert msgspec.json.decode(state.read_bytes())["shard"] == [0, 2]  # untouched
