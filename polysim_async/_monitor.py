@@ -65,7 +65,7 @@ from ._retry import retry_if_transient
 from ._schedule import SampleScheduler
 from ._shard import check_shard, select_shard
 from ._tasks import aclose_iterator, cancel_and_wait
-from ._validation import check_int, path_id
+from ._validation import account_id_list, check_int
 from ._watch import DEFAULT_WATCH_INTERVAL, TradeWatch, Walk
 from .models.partner import AccountState, Trade, TradePage
 from .models.streams import AccountTrade, Watermark
@@ -287,13 +287,7 @@ class FleetMonitor:
         lease_ttl: float,
         process_exception: ProcessException | None,
     ) -> None:
-        if isinstance(account_ids, (str, bytes)):
-            raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
-        ids = list(account_ids)
-        for aid in ids:
-            path_id("account_id", aid)
-        if len(set(ids)) != len(ids):
-            raise InvalidArgumentError("account_ids contains duplicates")
+        ids = account_id_list(account_ids)
         if rules is not None and not isinstance(rules, RuleSet):
             raise InvalidArgumentError(
                 f"rules must be a RuleSet (or None for each account's stored rules), got {rules!r}"

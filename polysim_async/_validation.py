@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import decimal
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -137,6 +137,23 @@ def path_id(name: str, value: object) -> str:
         # or climb the segment: close("..") would POST to /v1/partner/close.
         raise InvalidArgumentError(f"{name} must not be {text!r}")
     return quote(text, safe="")
+
+
+def account_id_list(account_ids: Iterable[str]) -> list[str]:
+    """The distinct account ids of ``account_ids`` as a list, each checked as a path id.
+
+    Raises:
+        InvalidArgumentError: one string given instead of an iterable of ids, an
+            id that is not one, or the same id twice.
+    """
+    if isinstance(account_ids, (str, bytes)):
+        raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
+    ids = list(account_ids)
+    for aid in ids:
+        path_id("account_id", aid)
+    if len(set(ids)) != len(ids):
+        raise InvalidArgumentError("account_ids contains duplicates")
+    return ids
 
 
 def wallet_number(wallet_id: int) -> int:

@@ -61,7 +61,7 @@ from ._leases import DEFAULT_LEASE_TTL, check_store
 from ._retry import retry_if_transient
 from ._shard import Shard, check_shard, select_shard
 from ._tasks import aclose_iterator, cancel_and_wait, wake
-from ._validation import check_int, path_id
+from ._validation import account_id_list, check_int
 from .models.partner import Trade, TradePage
 from .models.streams import AccountTrade, Watermark
 
@@ -181,13 +181,7 @@ class TradeWatch:
         key: str | None = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
-        if isinstance(account_ids, (str, bytes)):
-            raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
-        ids = list(account_ids)
-        for aid in ids:
-            path_id("account_id", aid)
-        if len(set(ids)) != len(ids):
-            raise InvalidArgumentError("account_ids contains duplicates")
+        ids = account_id_list(account_ids)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
             raise InvalidArgumentError(f"interval must be a positive number, got {interval!r}")
         if process_exception is not None and not callable(process_exception):

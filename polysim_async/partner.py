@@ -27,6 +27,7 @@ from ._pagination import flatten, walk_cursor, walk_cursor_prefetch
 from ._requester import Requester
 from ._shard import Shard, check_shard, select_shard
 from ._validation import (
+    account_id_list,
     check_enum,
     check_int,
     check_mapping,
@@ -407,13 +408,7 @@ class PartnerAccounts:
         Leaving the ``async with`` (normally, by ``break``, an error or
         cancellation) cancels and awaits every worker; nothing is left running.
         """
-        if isinstance(account_ids, (str, bytes)):
-            raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
-        ids = list(account_ids)
-        for aid in ids:
-            path_id("account_id", aid)
-        if len(set(ids)) != len(ids):
-            raise InvalidArgumentError("account_ids contains duplicates")
+        ids = account_id_list(account_ids)
         if cursors is not None and not isinstance(cursors, Mapping):
             raise InvalidArgumentError(f"cursors must be a mapping, got {cursors!r}")
         starts = dict(cursors or {})

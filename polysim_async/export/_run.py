@@ -44,7 +44,7 @@ from .._leases import DEFAULT_LEASE_TTL, LeaseKeeper, check_store
 from .._requester import Requester
 from .._shard import Shard, check_shard, select_shard
 from .._tasks import aclose_iterator
-from .._validation import check_enum, check_int, check_str, path_id
+from .._validation import account_id_list, check_enum, check_int, check_str
 from .._version import __version__
 from ..models.common import Side
 from ._errors import ExportDirectoryError, ExportError
@@ -467,17 +467,6 @@ class _Leased:
         await self.keeper.put(key, value, name=self.name)
 
 
-def _account_ids(account_ids: Iterable[str]) -> list[str]:
-    if isinstance(account_ids, (str, bytes)):
-        raise InvalidArgumentError("account_ids must be an iterable of ids, not one string")
-    ids = list(account_ids)
-    for aid in ids:
-        path_id("account_id", aid)
-    if len(set(ids)) != len(ids):
-        raise InvalidArgumentError("account_ids contains duplicates")
-    return ids
-
-
 async def run_export(
     accounts: PartnerAccounts,
     requester: Requester,
@@ -520,7 +509,7 @@ async def run_export(
         ExportError: accounts failed (after the others were exported, with
             ``on_error="continue"``). OSError: writing failed.
     """
-    ids = _account_ids(account_ids)
+    ids = account_id_list(account_ids)
     if shard is not None:
         ids = select_shard(ids, check_shard(shard))
     check_store(checkpoints, key, what="export")
